@@ -1,0 +1,285 @@
+/*
+ * hbus.h - the public C API of libhbus.
+ *
+ * A tiny API over shared-memory queue rings, in the spirit of liburing: the
+ * rings live in files that hbusd creates; a client receives a file descriptor
+ * (SCM_RIGHTS) and maps it.  Every function returns 0 (or a non-negative
+ * count where documented) on success and a negative errno-style code on
+ * failure.  No function aborts on bad input.
+ *
+ * Threading: producer calls on one hbus_queue handle are safe from many
+ * threads and processes at once.  Consumer calls on one handle are not
+ * thread-safe (the handle keeps the consumer's unacked count, as a liburing
+ * ring keeps its own cursors): open one handle per consuming thread.
+ */
+#ifndef HBUS_H
+#define HBUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HBUS_VERSION_STRING "0.1.0"
+
+/* ---------------------------------------------------------------- limits */
+
+#define HBUS_NAME_MAX           255u        /* exchange/queue names, routing keys */
+#define HBUS_QUEUE_CAPACITY_MIN 2u
+#define HBUS_QUEUE_CAPACITY_MAX (1u << 24)
+#define HBUS_SLOT_SIZE_MIN      8u
+#define HBUS_SLOT_SIZE_MAX      (1u << 20)  /* data bytes per slot (meta + body) */
+#define HBUS_OWNER_MAX          0xffffffu   /* owner ids are 24-bit, 0 is "nobody" */
+
+/* ----------------------------------------------------------- queue rings */
+
+enum hbus_overflow {
+	HBUS_OVERFLOW_REJECT    = 0, /* a producer on a full queue gets -ENOBUFS */
+	HBUS_OVERFLOW_DROP_HEAD = 1, /* the oldest READY message is discarded */
+};
+
+enum hbus_ack_mode {
+	HBUS_ACK_AUTO   = 0, /* claim = done; hbus_queue_ack only returns the slot */
+	HBUS_ACK_MANUAL = 1, /* slot stays CLAIMED until ack/nack */
+};
+
+/* Why a message left a queue without being consumed (dead-letter reasons). */
+enum hbus_dead_reason {
+	HBUS_DEAD_REJECTED = 1, /* nack without requeue */
+	HBUS_DEAD_EXPIRED  = 2, /* message TTL passed */
+	HBUS_DEAD_MAXLEN   = 3, /* dropped by drop-head overflow */
+};
+
+#define HBUS_MSG_REDELIVERED 0x0001u
+
+struct hbus_queue_config {
+	uint32_t capacity;  /* slots, a power of two */
+	uint32_t slot_size; /* data bytes per slot: encoded meta + body */
+	uint32_t overflow;  /* enum hbus_overflow */
+	uint32_t ttl_ms;    /* 0 = no TTL */
+	int32_t numa_node;  /* -1 = no preference */
+};
+
+/* How a process uses a queue handle. */
+struct hbus_queue_opts {
+	uint32_t owner;    /* 1..HBUS_OWNER_MAX: names this process in slot states */
+	uint32_t ack_mode; /* enum hbus_ack_mode */
+	uint32_t prefetch; /* manual mode: max unacked messages, 0 = capacity */
+};
+
+/* A message to enqueue.  meta is an encoded hbus_meta block (may be empty). */
+struct hbus_out {
+	const void *body;
+	uint32_t body_len;
+	uint16_t meta_len;
+	uint16_t flags;
+	const void *meta;
+	uint64_t send_ts_ns; /* producer's timestamp (CLOCK_REALTIME ns), 0 = none */
+};
+
+/* A consumed message: a zero-copy view into shared memory, valid until it is
+ * acked or nacked.  pos is the delivery tag. */
+struct hbus_msg {
+	const uint8_t *body;
+	const uint8_t *meta;
+	uint32_t body_len;
+	uint16_t meta_len;
+	uint16_t flags;
+	uint64_t send_ts_ns;
+	uint64_t enq_ts_ns; /* set only when the queue has a TTL */
+	uint64_t pos;
+};
+
+/* A slot reserved for in-place writing (zero-copy publish). */
+struct hbus_reservation {
+	uint8_t *data;  /* slot_size writable bytes: meta first, then body */
+	uint32_t cap;
+	uint64_t pos;
+};
+
+struct hbus_queue_stats {
+	/* producer side */
+	uint64_t enqueued;          /* accepted messages (excluding requeues) */
+	uint64_t dropped_overflow;  /* refused: queue full (reject, or no room) */
+	uint64_t dropped_oversize;  /* refused: larger than a slot */
+	uint64_t dropped_head;      /* accepted, then discarded by drop-head */
+	uint64_t aborted;           /* reservations abandoned or left by a dead producer */
+	/* consumer side */
+	uint64_t delivered;         /* claims handed to consumers (incl. redeliveries) */
+	uint64_t acked;             /* manual acks */
+	uint64_t released;          /* auto-mode slot returns (and dead auto consumers) */
+	uint64_t requeued;          /* nack(requeue) and recovery republishes */
+	uint64_t rejected;          /* nack without requeue */
+	uint64_t expired;           /* TTL expiries */
+	uint64_t dead_lettered;     /* messages handed to the dead-letter hook */
+	/* snapshot */
+	uint64_t head, tail;        /* consumer and producer cursors */
+	uint32_t capacity, slot_size;
+};
+
+typedef struct hbus_queue hbus_queue;
+
+/* Called (in the process that drops the message) before a message leaves the
+ * queue for a dead-letter reason; the view is valid only during the call. */
+typedef void (*hbus_dead_fn)(void *ctx, hbus_queue *q, const struct hbus_msg *m,
+			     enum hbus_dead_reason reason);
+
+/* Create a queue file at path (mode 0600, must not exist), sized and reserved
+ * up front (fallocate), placed on cfg->numa_node.  On success *fd_out is an
+ * open read-write descriptor.  -ENOSPC when the hugepage pool / tmpfs is full. */
+int hbus_queue_create(const char *path, const char *name,
+		      const struct hbus_queue_config *cfg, int *fd_out);
+
+/* Map a queue from a descriptor (the fd is dup'ed; the caller keeps its own).
+ * Checks magic, layout version and every size field: -EPROTO on a foreign or
+ * corrupt file, -EPROTONOSUPPORT on another layout version. */
+int hbus_queue_open_fd(int fd, const struct hbus_queue_opts *opts, hbus_queue **out);
+int hbus_queue_close(hbus_queue *q);
+
+int hbus_queue_name(const hbus_queue *q, const char **name);
+int hbus_queue_config_get(const hbus_queue *q, struct hbus_queue_config *cfg);
+int hbus_queue_set_dead_letter(hbus_queue *q, hbus_dead_fn fn, void *ctx);
+
+/* Producer.  enqueue: 0, -EMSGSIZE (counted), -ENOBUFS (full, counted).
+ * enqueue_burst: number enqueued (stops at the first failure), or negative
+ * errno when none was. */
+int hbus_queue_enqueue(hbus_queue *q, const struct hbus_out *m);
+int hbus_queue_enqueue_burst(hbus_queue *q, const struct hbus_out *m, unsigned n);
+int hbus_queue_reserve(hbus_queue *q, struct hbus_reservation *r);
+int hbus_queue_commit(hbus_queue *q, const struct hbus_reservation *r,
+		      uint16_t meta_len, uint32_t body_len, uint16_t flags, uint64_t send_ts_ns);
+int hbus_queue_abort(hbus_queue *q, const struct hbus_reservation *r);
+
+/* Consumer.  consume: 0, -EAGAIN (empty), -EBUSY (prefetch limit reached).
+ * consume_burst: number claimed (0 when empty or at the prefetch limit).
+ * wait: spins briefly, then sleeps on the queue's futex until a message may
+ * be ready: 0, or -ETIMEDOUT; timeout_ms < 0 waits forever. */
+int hbus_queue_consume(hbus_queue *q, struct hbus_msg *m);
+int hbus_queue_consume_burst(hbus_queue *q, struct hbus_msg *m, unsigned n);
+int hbus_queue_wait(hbus_queue *q, int timeout_ms);
+int hbus_queue_consume_wait(hbus_queue *q, struct hbus_msg *m, int timeout_ms);
+
+/* ack: manual mode acks, auto mode returns the slot.  -ESTALE when the tag is
+ * not held by this handle's owner (already acked, or recovered). */
+int hbus_queue_ack(hbus_queue *q, const struct hbus_msg *m);
+int hbus_queue_ack_burst(hbus_queue *q, const struct hbus_msg *m, unsigned n);
+/* nack: requeue = republish with HBUS_MSG_REDELIVERED (-EAGAIN if the queue is
+ * full: the message stays claimed, retry later); else dead-letter (REJECTED). */
+int hbus_queue_nack(hbus_queue *q, const struct hbus_msg *m, int requeue);
+
+int hbus_queue_stats(const hbus_queue *q, struct hbus_queue_stats *s);
+/* READY messages a consumer could claim now (approximate under concurrency). */
+int hbus_queue_depth(const hbus_queue *q, uint64_t *depth);
+
+struct hbus_recovery {
+	uint32_t skipped;     /* WRITING slots turned into skips */
+	uint32_t requeued;    /* manual CLAIMED slots republished as redelivered */
+	uint32_t released;    /* auto CLAIMED slots returned */
+	uint32_t pending;     /* claimed slots that could not be republished yet */
+};
+/* Recover the slots a dead owner held.  Returns 0, or -EAGAIN when some
+ * slots are still pending (queue full): call again later. */
+int hbus_queue_recover_owner(hbus_queue *q, uint32_t dead_owner, struct hbus_recovery *out);
+
+/* ------------------------------------------------------- message metadata */
+/*
+ * Exchange, routing key and headers travel in front of the body, in the
+ * same encoding in a queue slot and in a wire frame (docs/PROTOCOL.md):
+ *   u8 exchange_len, exchange, u8 key_len, key, u16le header_count,
+ *   header_count x { u8 name_len, name, u16le value_len, value }
+ */
+#define HBUS_HEADERS_MAX 64u
+
+struct hbus_header {
+	const char *name;
+	const char *value;
+	uint8_t name_len;
+	uint16_t value_len;
+};
+
+struct hbus_meta {
+	const char *exchange;
+	const char *routing_key;
+	uint8_t exchange_len;
+	uint8_t routing_key_len;
+	uint16_t header_count;
+	struct hbus_header headers[HBUS_HEADERS_MAX];
+};
+
+/* Encoded size of m, or negative errno (-EINVAL on a length past a limit). */
+int hbus_meta_size(const struct hbus_meta *m);
+/* Encode into buf; returns bytes written or -ENOSPC / -EINVAL. */
+int hbus_meta_encode(const struct hbus_meta *m, uint8_t *buf, size_t cap);
+/* Decode (pointers point into buf); -EBADMSG on any length past len. */
+int hbus_meta_decode(const uint8_t *buf, size_t len, struct hbus_meta *m);
+
+/* -------------------------------------------------------- wire frames */
+/*
+ * The UDP payload format (docs/PROTOCOL.md), little-endian:
+ *   frame header (24 bytes): u32 magic "HBUS", u8 version, u8 flags,
+ *     u16 msg_count, u32 stream_id, u32 reserved (0), u64 first_seq
+ *   msg_count x message: u32 record_len (bytes after this field),
+ *     u64 send_ts_ns, u16 meta_len, u16 flags, u32 body_len, meta, body
+ * Message i of a frame has sequence number first_seq + i.
+ */
+#define HBUS_WIRE_MAGIC    0x53554248u /* "HBUS" little-endian */
+#define HBUS_WIRE_VERSION  1u
+#define HBUS_WIRE_HDR_LEN  24u
+#define HBUS_WIRE_MSG_HDR_LEN 20u
+
+struct hbus_wire_frame {
+	uint32_t stream_id;
+	uint16_t msg_count;
+	uint8_t version;
+	uint8_t flags;
+	uint64_t first_seq;
+	const uint8_t *msgs; /* first message record */
+	size_t msgs_len;
+};
+
+struct hbus_wire_msg {
+	uint64_t seq;
+	uint64_t send_ts_ns;
+	uint16_t flags;
+	uint16_t meta_len;
+	uint32_t body_len;
+	const uint8_t *meta;
+	const uint8_t *body;
+};
+
+struct hbus_wire_iter {
+	const uint8_t *p, *end;
+	uint64_t next_seq;
+	uint16_t left;
+};
+
+/* Validate a frame header: 0, -EBADMSG (truncated or lengths), -EPROTO (bad
+ * magic), -EPROTONOSUPPORT (other version). */
+int hbus_wire_decode(const uint8_t *buf, size_t len, struct hbus_wire_frame *f);
+int hbus_wire_iter_init(const struct hbus_wire_frame *f, struct hbus_wire_iter *it);
+/* 1 = *m filled, 0 = end of frame, -EBADMSG = a record runs past the frame
+ * (every later message of the frame is dropped too). */
+int hbus_wire_iter_next(struct hbus_wire_iter *it, struct hbus_wire_msg *m);
+
+struct hbus_wire_encoder {
+	uint8_t *buf;
+	size_t cap, len;
+	uint16_t count;
+};
+int hbus_wire_encoder_init(struct hbus_wire_encoder *e, uint8_t *buf, size_t cap,
+			   uint32_t stream_id, uint64_t first_seq);
+/* -ENOSPC when the message does not fit (the frame stays valid). */
+int hbus_wire_encoder_add(struct hbus_wire_encoder *e, const struct hbus_meta *meta,
+			  const void *body, uint32_t body_len, uint64_t send_ts_ns, uint16_t flags);
+/* Returns the frame length. */
+int hbus_wire_encoder_finish(struct hbus_wire_encoder *e);
+
+/* ------------------------------------------------------------- utilities */
+const char *hbus_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HBUS_H */

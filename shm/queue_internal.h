@@ -1,0 +1,69 @@
+/*
+ * queue_internal.h - the process-local queue handle and the slot helpers
+ * shared by queue.c (produce/consume/ack) and queue_recover.c.
+ */
+#ifndef HBUS_QUEUE_INTERNAL_H
+#define HBUS_QUEUE_INTERNAL_H
+
+#include "hbus.h"
+#include "queue_layout.h"
+#include "shm_file.h"
+
+struct hbus_queue {
+	struct hbus_queue_hdr *hdr;
+	uint8_t *slots;
+	/* Copied from the header once, after validation: a process never
+	 * trusts sizes in shared memory twice. */
+	uint64_t mask;
+	uint32_t shift;
+	uint32_t stride;
+	uint32_t slot_size;
+	uint32_t overflow;
+	uint64_t ttl_ns;
+	/* This handle's identity and consumer state. */
+	uint32_t owner;
+	uint32_t ack_mode;
+	uint32_t prefetch;
+	uint32_t unacked;
+	hbus_dead_fn dead_fn;
+	void *dead_ctx;
+	struct hbus_map map;
+	int fd;
+};
+
+static inline struct hbus_slot *slot_at(const struct hbus_queue *q, uint64_t pos)
+{
+	return (struct hbus_slot *)(q->slots + (pos & q->mask) * q->stride);
+}
+
+static inline uint64_t pos_lap(const struct hbus_queue *q, uint64_t pos)
+{
+	return (pos >> q->shift) & SLOT_LAP_MASK;
+}
+
+#define RELAXED memory_order_relaxed
+#define ACQUIRE memory_order_acquire
+#define RELEASE memory_order_release
+#define SEQ_CST memory_order_seq_cst
+
+static inline void counter_add(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_fetch_add_explicit(c, n, RELAXED);
+}
+
+/* Move a cursor from pos to pos + 1 unless someone already did. */
+static inline void cursor_help(_Atomic uint64_t *cursor, uint64_t pos)
+{
+	uint64_t expect = pos;
+	atomic_compare_exchange_strong_explicit(cursor, &expect, pos + 1, RELAXED, RELAXED);
+}
+
+uint64_t hbus_now_ns(void);
+void queue_fill_msg(const struct hbus_queue *q, struct hbus_slot *s, uint64_t pos,
+		    struct hbus_msg *m);
+void queue_wake(struct hbus_queue *q);
+/* Republish the message held in claimed slot pos (state `held`) at the tail
+ * with HBUS_MSG_REDELIVERED and free the old slot.  -EAGAIN when full. */
+int queue_republish(struct hbus_queue *q, uint64_t pos, uint64_t held);
+
+#endif

@@ -1,0 +1,38 @@
+/*
+ * util.c - small helpers shared by every part of libhbus.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "hbus.h"
+
+/*
+ * hbus functions return negative errno codes.  Some codes mean something
+ * more precise in hbus than libc's generic text ("No buffer space available"
+ * for a full queue helps nobody), so those get hbus wording; everything else
+ * falls back to libc.  strerrordesc_np() returns a static string, so this is
+ * thread-safe, unlike strerror().
+ */
+const char *hbus_strerror(int err)
+{
+	if (err < 0)
+		err = -err;
+
+	switch (err) {
+	case 0:               return "success";
+	case ENOBUFS:         return "queue full";
+	case EMSGSIZE:        return "message larger than slot";
+	case EPROTO:          return "not an hbus file / bad magic";
+	case EPROTONOSUPPORT: return "unsupported layout version";
+	case EBADMSG:         return "malformed";
+	case ESTALE:          return "delivery tag not held";
+	case EBUSY:           return "prefetch limit reached";
+	case EAGAIN:          return "would block (queue empty or full)";
+	case ENOSPC:          return "no space left (buffer, frame or hugepage pool full)";
+	case ETIMEDOUT:       return "timed out";
+	default:              break;
+	}
+
+	const char *s = strerrordesc_np(err);
+	return s ? s : "unknown error";
+}

@@ -1,0 +1,105 @@
+/*
+ * testutil.h - helpers shared by the Criterion suites.
+ *
+ * Queue files are created under /dev/shm and unlinked as soon as they are
+ * open, so nothing is left behind even when a test fails or crashes.
+ */
+#ifndef HBUS_TESTUTIL_H
+#define HBUS_TESTUTIL_H
+
+#include <criterion/criterion.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hbus.h"
+
+/* FNV-1a: the payload checksum the tests carry end to end. */
+static inline uint32_t tu_fnv1a(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	uint32_t h = 2166136261u;
+	while (n--)
+		h = (h ^ *b++) * 16777619u;
+	return h;
+}
+
+/* Create an unlinked queue file; returns its descriptor. */
+static inline int tu_queue_fd(uint32_t capacity, uint32_t slot_size, uint32_t overflow,
+			      uint32_t ttl_ms)
+{
+	static int seq;
+	struct hbus_queue_config cfg = {
+		.capacity = capacity, .slot_size = slot_size, .overflow = overflow,
+		.ttl_ms = ttl_ms, .numa_node = -1,
+	};
+	char path[128];
+	int fd = -1, rc;
+
+	snprintf(path, sizeof(path), "/dev/shm/hbus-test-%d-%d", (int)getpid(), seq++);
+	unlink(path);
+	rc = hbus_queue_create(path, "test", &cfg, &fd);
+	cr_assert_eq(rc, 0, "hbus_queue_create: %s", hbus_strerror(rc));
+	unlink(path);
+	return fd;
+}
+
+static inline hbus_queue *tu_open(int fd, uint32_t owner, uint32_t ack_mode, uint32_t prefetch)
+{
+	struct hbus_queue_opts o = { .owner = owner, .ack_mode = ack_mode, .prefetch = prefetch };
+	hbus_queue *q = NULL;
+	int rc = hbus_queue_open_fd(fd, &o, &q);
+
+	cr_assert_eq(rc, 0, "hbus_queue_open_fd: %s", hbus_strerror(rc));
+	return q;
+}
+
+/* A test message: id and checksum of its body travel inside the body. */
+struct tu_payload {
+	uint32_t producer;
+	uint32_t seq;
+	uint32_t sum; /* fnv1a of fill[] */
+	uint8_t fill[20];
+};
+
+static inline void tu_payload_make(struct tu_payload *p, uint32_t producer, uint32_t seq)
+{
+	unsigned i;
+	p->producer = producer;
+	p->seq = seq;
+	for (i = 0; i < sizeof(p->fill); i++)
+		p->fill[i] = (uint8_t)(producer * 31 + seq * 7 + i);
+	p->sum = tu_fnv1a(p->fill, sizeof(p->fill));
+}
+
+static inline int tu_payload_ok(const struct hbus_msg *m, struct tu_payload *out)
+{
+	if (m->body_len != sizeof(*out))
+		return 0;
+	memcpy(out, m->body, sizeof(*out));
+	return out->sum == tu_fnv1a(out->fill, sizeof(out->fill));
+}
+
+static inline int tu_enqueue_id(hbus_queue *q, uint32_t producer, uint32_t seq)
+{
+	struct tu_payload p;
+	struct hbus_out o = { .body = &p, .body_len = sizeof(p) };
+
+	tu_payload_make(&p, producer, seq);
+	return hbus_queue_enqueue(q, &o);
+}
+
+/* Back off in a polling loop: there are only two cores. */
+static inline void tu_backoff(unsigned *spins)
+{
+	if (++*spins < 64)
+		__builtin_ia32_pause();
+	else if (*spins < 256)
+		sched_yield();
+	else
+		usleep(50);
+}
+
+#endif
