@@ -276,6 +276,59 @@ int hbus_wire_encoder_add(struct hbus_wire_encoder *e, const struct hbus_meta *m
 /* Returns the frame length. */
 int hbus_wire_encoder_finish(struct hbus_wire_encoder *e);
 
+/* ------------------------------------------------- bus client (session) */
+/*
+ * A client holds one session with hbusd on its Unix socket
+ * (<run_dir>/<bus>.sock; run_dir = opts->run_dir, else $HBUS_RUN_DIR, else
+ * /run/hbus).  The session is how hbusd knows the process is alive: when
+ * it closes (the process died), hbusd recovers the slots its owner id holds.
+ * Queue files arrive as descriptors over the socket; routing happens in
+ * process on the shared routing table.  If hbusd goes away, open queues
+ * keep working and the client reconnects when it is back.
+ */
+typedef struct hbus_client hbus_client;
+typedef struct hbus_router hbus_router;
+struct hbus_rtable;
+
+struct hbus_client_opts {
+	const char *bus;      /* NULL: $HBUS_BUS, else "default" */
+	const char *run_dir;  /* NULL: $HBUS_RUN_DIR, else /run/hbus */
+	const char *role;     /* "client" (default) or "dataplane" */
+};
+
+int hbus_connect(const struct hbus_client_opts *opts, hbus_client **out);
+int hbus_close(hbus_client *c);
+int hbus_client_owner(const hbus_client *c, uint32_t *owner);
+/* The AMQP reply code (e.g. 404) and message of the last refused request. */
+int hbus_client_error(const hbus_client *c, int *amqp_code, const char **message);
+/* One raw JSON request/reply (what the hbus command uses): 0 when hbusd
+ * answered ok, -EREMOTEIO when it refused (see hbus_client_error). */
+int hbus_call(hbus_client *c, const char *json_request, char *reply, size_t cap);
+
+/* Publish through an exchange, routed in process.  Returns the number of
+ * queues the message was enqueued on (0 = unroutable, counted). */
+int hbus_publish(hbus_client *c, const char *exchange, const char *key,
+		 const struct hbus_header *headers, unsigned header_count,
+		 const void *body, uint32_t body_len);
+
+/* Register as a consumer of queue and get a handle on it (owner = the
+ * session's owner id). */
+int hbus_consume_open(hbus_client *c, const char *queue, uint32_t ack_mode, uint32_t prefetch,
+		      hbus_queue **out);
+int hbus_consume_close(hbus_client *c, hbus_queue *q);
+
+/* A router is per-thread routing state: a reader slot on the routes file
+ * and the thread's qid -> queue handle map.  Per burst: begin (pick the
+ * active table generation), look up (route.h), enqueue on
+ * hbus_router_queue(qid), end. */
+int hbus_router_open(hbus_client *c, hbus_router **out);
+int hbus_router_close(hbus_router *r);
+const struct hbus_rtable *hbus_router_begin(hbus_router *r);
+/* The handle for qid; opens it through the session on first use (slow
+ * path, once per queue).  NULL when the queue is gone or not permitted. */
+hbus_queue *hbus_router_queue(hbus_router *r, uint32_t qid);
+void hbus_router_end(hbus_router *r);
+
 /* ------------------------------------------------------------- utilities */
 const char *hbus_strerror(int err);
 

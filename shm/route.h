@@ -1,0 +1,139 @@
+/*
+ * route.h - the compiled routing table: how hbusd builds it, how it is
+ * published in shared memory by generation, and the one lookup that serves
+ * local publishers and the dataplane alike.
+ *
+ * CONTRACT between the routing module (shm/route*.c) and its users (hbusd,
+ * the client library, hbus-dataplane).  Change only with all of them.
+ *
+ * The table is immutable once published and position-independent (offsets
+ * only): hbusd compiles the whole topology into a byte buffer, copies it
+ * into the inactive half of the routes file and flips the active
+ * generation.  A reader picks the active generation once per burst and
+ * advertises it in its reader slot; hbusd reuses a half only when no live
+ * reader still advertises the generation in it.
+ */
+#ifndef HBUS_ROUTE_H
+#define HBUS_ROUTE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hbus.h"
+
+enum hbus_xtype {
+	HBUS_X_DIRECT  = 0,
+	HBUS_X_FANOUT  = 1,
+	HBUS_X_TOPIC   = 2,
+	HBUS_X_HEADERS = 3,
+};
+
+#define HBUS_ROUTE_NONE      UINT32_MAX
+#define HBUS_ROUTE_MAX_QIDS  1024u   /* queues one publish can reach */
+#define HBUS_ROUTE_READERS   256u    /* reader slots in the routes file */
+
+/* ------------------------------------------------------ compile (hbusd) */
+
+struct hbus_rc_exchange {
+	const char *name;       /* "" is the default exchange (implicit: need not be listed) */
+	uint32_t type;          /* enum hbus_xtype */
+	const char *alternate;  /* alternate exchange name or NULL */
+};
+
+struct hbus_rc_queue {
+	const char *name;
+	uint32_t qid;                  /* hbusd's stable id: a client asks hbusd for qid's fd */
+	const char *dead_letter_exchange; /* NULL = none */
+	const char *dead_letter_key;      /* NULL = keep the message's key */
+};
+
+struct hbus_rc_binding {
+	const char *source;            /* exchange */
+	const char *dest;              /* queue or exchange name */
+	uint32_t dest_is_exchange;
+	const char *key;               /* binding key (topic pattern for topic) */
+	const struct hbus_header *headers; /* headers exchange arguments */
+	uint16_t header_count;
+	uint8_t match_all;             /* x-match: 1 = all, 0 = any */
+};
+
+/* Raw UDP ingress: datagrams to ip:port go to exchange with key, untouched. */
+struct hbus_rc_udpmap {
+	uint32_t ip_be;                /* IPv4, network byte order (unicast or group) */
+	uint16_t port;                 /* host byte order */
+	const char *exchange;
+	const char *key;
+};
+
+struct hbus_rc_input {
+	const struct hbus_rc_exchange *exchanges; unsigned n_exchanges;
+	const struct hbus_rc_queue *queues;       unsigned n_queues;
+	const struct hbus_rc_binding *bindings;   unsigned n_bindings;
+	const struct hbus_rc_udpmap *udpmaps;     unsigned n_udpmaps;
+};
+
+/* Compile into buf.  *used = bytes written.  -ENOSPC: buf too small (*used
+ * then says how much is needed); -EINVAL: a binding names an unknown
+ * exchange or queue, or a name is too long. */
+int hbus_route_compile(const struct hbus_rc_input *in, void *buf, size_t cap, size_t *used);
+
+/* ------------------------------------------------ lookup (every reader) */
+
+struct hbus_rtable; /* opaque, lives inside the routes file */
+
+/* Exchange id by name (len bytes, "" = default exchange): 0 or -ENOENT. */
+int hbus_route_exchange(const struct hbus_rtable *t, const char *name, size_t len, uint32_t *xid);
+int hbus_route_exchange_type(const struct hbus_rtable *t, uint32_t xid, uint32_t *type);
+
+/*
+ * Route one message: fills qids[] with distinct queue ids (at most max),
+ * following exchange-to-exchange bindings (cycle-safe) and the alternate
+ * exchange when nothing matched.  Returns the count (0 = unroutable), or
+ * -ENOENT for an unknown xid.  headers may be NULL.  No allocation, no
+ * syscalls, no locks.
+ */
+int hbus_route_lookup(const struct hbus_rtable *t, uint32_t xid, const char *key, size_t key_len,
+		      const struct hbus_meta *headers, uint32_t *qids, unsigned max);
+
+struct hbus_route_queue_info {
+	const char *name;
+	uint32_t dlx_xid;              /* HBUS_ROUTE_NONE = no dead-letter exchange */
+	const char *dlx_key; size_t dlx_key_len; /* dlx_key NULL = keep key */
+};
+int hbus_route_queue_info(const struct hbus_rtable *t, uint32_t qid, struct hbus_route_queue_info *qi);
+/* Highest qid + 1 in this table (sizes a reader's qid -> queue handle map). */
+uint32_t hbus_route_qid_limit(const struct hbus_rtable *t);
+
+/* Raw UDP mapping for ip:port: 0 with xid and key, or -ENOENT. */
+int hbus_route_udpmap(const struct hbus_rtable *t, uint32_t ip_be, uint16_t port, uint32_t *xid,
+		      const char **key, size_t *key_len);
+/* Iterate the mapped multicast groups (for IGMP joins): returns the number
+ * of distinct multicast ip_be written to groups[] (at most max). */
+unsigned hbus_route_mcast_groups(const struct hbus_rtable *t, uint32_t *groups, unsigned max);
+
+/* ------------------------------------ routes file (shared memory, by generation) */
+
+struct hbus_routes; /* process-local handle on a mapped routes file */
+
+/* hbusd: create the routes file with two halves of table_cap bytes each. */
+int hbus_routes_create(const char *path, size_t table_cap, int *fd_out, struct hbus_routes **out);
+/* hbusd after a restart, and every reader: map and check an existing file. */
+int hbus_routes_open_fd(int fd, struct hbus_routes **out);
+int hbus_routes_close(struct hbus_routes *r);
+
+/* hbusd: copy a compiled table into the free half and make it active.
+ * -EBUSY when a live reader still uses the free half (retry after
+ * hbus_routes_reap); -EMSGSIZE when len exceeds table_cap. */
+int hbus_routes_publish(struct hbus_routes *r, const void *table, size_t len, uint64_t *gen_out);
+/* hbusd: clear reader slots whose owner is dead (called on session close). */
+int hbus_routes_reap(struct hbus_routes *r, uint32_t dead_owner);
+uint64_t hbus_routes_generation(const struct hbus_routes *r);
+
+/* Readers: take a slot once (owner = session owner id), then per burst
+ * acquire the active table (advertising its generation) and release it. */
+int hbus_routes_reader_attach(struct hbus_routes *r, uint32_t owner, unsigned *slot);
+int hbus_routes_reader_detach(struct hbus_routes *r, unsigned slot);
+const struct hbus_rtable *hbus_routes_acquire(struct hbus_routes *r, unsigned slot, uint64_t *gen);
+void hbus_routes_release(struct hbus_routes *r, unsigned slot);
+
+#endif
