@@ -12,6 +12,8 @@
 
 #include "pkt.h"
 
+_Static_assert(sizeof(struct hbus_pkt) <= 64, "hbus_pkt stays within one cache line");
+
 /* ------------------------------------------------- big-endian loads */
 
 static inline uint16_t ld_be16(const uint8_t *p)
@@ -26,38 +28,45 @@ static inline uint32_t ld_be32(const uint8_t *p)
 
 /* ---------------------------------------------------------- checksums */
 
-/* One's-complement add of a 64-bit word: the carry goes back in at bit 0. */
-static inline uint64_t add_carry64(uint64_t acc, uint64_t w)
-{
-	acc += w;
-	return acc + (acc < w);
-}
-
+/*
+ * The one's-complement sum only matters modulo 0xffff, and 2^16 = 1 modulo
+ * 0xffff, so adding 32-bit words as plain integers into 64-bit accumulators
+ * and folding at the end equals RFC 1071's 16-bit loop.  Two accumulators
+ * and no carry handling keep the dependency chains short (~1 cycle per 8
+ * bytes); they cannot overflow below 2^31 iterations (32 GiB).
+ */
 uint32_t hbus_csum_partial(const void *buf, size_t len, uint32_t sum)
 {
 	const uint8_t *p = buf;
-	uint64_t acc = sum;
+	uint64_t a = sum, b = 0;
 
-	/* 2^64 = 1 modulo 0xffff, so summing 64-bit words with end-around
-	 * carry gives the same folded result as RFC 1071's 16-bit loop. */
-	while (len >= 8) {
+	while (len >= 16) {
+		uint64_t w0, w1;
+		memcpy(&w0, p, 8);
+		memcpy(&w1, p + 8, 8);
+		a += (w0 & 0xffffffffu) + (w0 >> 32);
+		b += (w1 & 0xffffffffu) + (w1 >> 32);
+		p += 16;
+		len -= 16;
+	}
+	if (len >= 8) {
 		uint64_t w;
 		memcpy(&w, p, 8);
-		acc = add_carry64(acc, w);
+		a += (w & 0xffffffffu) + (w >> 32);
 		p += 8;
 		len -= 8;
 	}
 	if (len >= 4) {
 		uint32_t w;
 		memcpy(&w, p, 4);
-		acc = add_carry64(acc, w);
+		b += w;
 		p += 4;
 		len -= 4;
 	}
 	if (len >= 2) {
 		uint16_t w;
 		memcpy(&w, p, 2);
-		acc = add_carry64(acc, w);
+		a += w;
 		p += 2;
 		len -= 2;
 	}
@@ -66,11 +75,13 @@ uint32_t hbus_csum_partial(const void *buf, size_t len, uint32_t sum)
 		 * host byte order. */
 		uint16_t w = 0;
 		memcpy(&w, p, 1);
-		acc = add_carry64(acc, w);
+		b += w;
 	}
-	acc = (acc >> 32) + (acc & 0xffffffffu);
-	acc = (acc >> 32) + (acc & 0xffffffffu);
-	return (uint32_t)acc;
+	a += b;                                /* < 2^63: no overflow */
+	a = (a >> 32) + (a & 0xffffffffu);     /* < 2^33 */
+	a = (a >> 32) + (a & 0xffffffffu);     /* <= 2^32 */
+	a = (a >> 32) + (a & 0xffffffffu);     /* < 2^32 */
+	return (uint32_t)a;
 }
 
 uint16_t hbus_csum_fold(uint32_t sum)
@@ -90,7 +101,14 @@ uint16_t hbus_ipv4_hdr_csum(const void *ip_hdr, size_t hdr_len)
 static inline uint32_t pseudo_sum(const uint8_t *addrs, uint8_t proto, const uint8_t *len_be)
 {
 	const uint8_t tail[4] = { 0, proto, len_be[0], len_be[1] };
-	return hbus_csum_partial(tail, sizeof(tail), hbus_csum_partial(addrs, 8, 0));
+	uint64_t a;
+	uint32_t t;
+	memcpy(&a, addrs, 8);
+	memcpy(&t, tail, 4);
+	a = (a & 0xffffffffu) + (a >> 32) + t; /* < 2^34 */
+	a = (a >> 32) + (a & 0xffffffffu);
+	a = (a >> 32) + (a & 0xffffffffu);
+	return (uint32_t)a;
 }
 
 uint16_t hbus_ipv4_udp_csum(uint32_t src_ip, uint32_t dst_ip, const void *udp, size_t udp_len)
@@ -134,7 +152,8 @@ static uint32_t mcast_find(const struct hbus_mcast_set *s, uint32_t group)
 
 void hbus_mcast_set_init(struct hbus_mcast_set *s)
 {
-	memset(s, 0, sizeof(*s));
+	if (s)
+		memset(s, 0, sizeof(*s));
 }
 
 int hbus_mcast_set_add(struct hbus_mcast_set *s, uint32_t group)

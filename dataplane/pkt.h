@@ -120,6 +120,7 @@ enum hbus_pkt_drop {
  * logs; "unknown" for a value out of range. */
 const char *hbus_pkt_drop_name(unsigned reason);
 
+/* 64 bytes: one cache line, cleared once per frame. */
 struct hbus_pkt {
 	uint8_t verdict;      /* enum hbus_pkt_verdict */
 	uint8_t drop;         /* enum hbus_pkt_drop, NONE unless verdict is DROP */
@@ -128,6 +129,7 @@ struct hbus_pkt {
 	uint16_t vlan_tci;    /* whole TCI (PCP, DEI, VID); VID = tci & 0xfff */
 	uint16_t l3_off;      /* offset of the ARP or IPv4 header */
 	uint16_t l4_off;      /* offset of the UDP/IGMP header (IPv4 only) */
+	uint8_t igmp_version; /* IGMP query: 1, 2 or 3 (RFC 3376 section 7.1) */
 
 	/* UDP and IGMP */
 	uint32_t src_ip, dst_ip;
@@ -142,7 +144,6 @@ struct hbus_pkt {
 	/* IGMP query */
 	uint32_t igmp_group;         /* 0 = general query */
 	uint32_t igmp_max_resp_ds;   /* max response time, tenths of a second */
-	uint8_t igmp_version;        /* 1, 2 or 3 (RFC 3376 section 7.1) */
 };
 
 enum hbus_pkt_dst_kind {

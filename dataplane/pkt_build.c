@@ -34,6 +34,8 @@ static inline void st_be32(uint8_t *p, uint32_t v)
 
 void hbus_mcast_mac(uint32_t group, uint8_t mac[6])
 {
+	if (!mac)
+		return;
 	mac[0] = 0x01;
 	mac[1] = 0x00;
 	mac[2] = 0x5e;
@@ -226,6 +228,8 @@ int hbus_build_igmpv3_report(uint8_t *buf, size_t cap, const struct hbus_build_l
 
 size_t hbus_udp_payload_off(const struct hbus_udp_spec *s)
 {
+	if (!s)
+		return 0;
 	return eth_len(s->vlan_present) + HBUS_IPV4_HDR_LEN + HBUS_UDP_HDR_LEN;
 }
 

@@ -84,10 +84,12 @@ int hbus_wire_iter_init(const struct hbus_wire_frame *f, struct hbus_wire_iter *
  * On -EBADMSG the iterator is parked at the end of the frame with it->left
  * still counting the undelivered messages (the bad one included) and
  * it->next_seq naming the first of them, so the caller can count the loss;
- * later calls keep returning -EBADMSG.
+ * later calls keep returning -EBADMSG.  (-EINVAL only for NULL arguments.)
  */
 int hbus_wire_iter_next(struct hbus_wire_iter *it, struct hbus_wire_msg *m)
 {
+	if (!it || !m)
+		return -EINVAL;
 	if (it->left == 0)
 		return 0;
 

@@ -1,0 +1,637 @@
+/*
+ * client.c - the bus client's session with hbusd: connect and hello,
+ * one-JSON-request / one-JSON-reply exchanges on the SOCK_SEQPACKET socket
+ * (docs/CONTROL.md), descriptors received with SCM_RIGHTS, reconnect after
+ * hbusd restarts, and consumer registration.
+ *
+ * Only the control path lives here; publishing and routing are router.c.
+ *
+ * Reconnect.  When hbusd goes away, queue handles and the mapped routing
+ * table stay valid (they are mappings, not requests), so publishing and
+ * consuming go on.  The next control request (or hbus_client_check) opens
+ * a new session.  hello asks for the old owner id back: a restarted hbusd
+ * that kept it for this process (an "orphan" it knew from its state file)
+ * resumes it, and then nothing changes for us.  Otherwise (the session
+ * ended while hbusd lived on and recovered it, or hbusd lost its state)
+ * the session has a new owner id: routers move their producer handles to
+ * it at their next burst; consumers are registered again here and their
+ * handles move to it at once, and whatever they held unacked under the old
+ * id is given back (redelivered, flagged) - hbusd has already done so for
+ * what it saw, this catches the rest - so an ack for such a message
+ * returns -ESTALE.  That is AMQP's rule: a delivery tag dies with its
+ * channel.
+ */
+#include "client_internal.h"
+#include "queue_internal.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CALL_TIMEOUT_MS     10000
+#define RECONNECT_PERIOD_NS 100000000ull /* at most 10 attempts a second */
+
+/* ------------------------------------------------------------ transport */
+
+static void session_drop_locked(hbus_client *c)
+{
+	if (c->sock >= 0) {
+		close(c->sock);
+		c->sock = -1;
+	}
+}
+
+static int send_locked(hbus_client *c, const char *text, size_t len)
+{
+	ssize_t n = send(c->sock, text, len, MSG_NOSIGNAL);
+
+	if (n < 0)
+		return -errno;
+	return (size_t)n == len ? 0 : -EMSGSIZE;
+}
+
+/*
+ * Receive one reply: peek at its length first (MSG_TRUNC reports the real
+ * size of a seqpacket record) so replies of any size fit, then take it with
+ * room for one descriptor.  Extra descriptors are closed, never leaked.
+ */
+static int recv_locked(hbus_client *c, char **text, int *fd)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(4 * sizeof(int))];
+	} ctl;
+	struct pollfd p = { .fd = c->sock, .events = POLLIN };
+	struct msghdr mh;
+	struct iovec iov;
+	struct cmsghdr *cm;
+	ssize_t len, n;
+	char one;
+	int rc;
+
+	*fd = -1;
+	rc = poll(&p, 1, CALL_TIMEOUT_MS);
+	if (rc == 0)
+		return -ETIMEDOUT;
+	if (rc < 0)
+		return -errno;
+	iov = (struct iovec){ .iov_base = &one, .iov_len = 1 };
+	mh = (struct msghdr){ .msg_iov = &iov, .msg_iovlen = 1 };
+	len = recvmsg(c->sock, &mh, MSG_PEEK | MSG_TRUNC);
+	if (len < 0)
+		return -errno;
+	if (len == 0)
+		return -ECONNRESET; /* hbusd closed the session */
+	*text = malloc((size_t)len + 1);
+	if (!*text)
+		return -ENOMEM;
+	iov = (struct iovec){ .iov_base = *text, .iov_len = (size_t)len };
+	mh = (struct msghdr){ .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf) };
+	n = recvmsg(c->sock, &mh, MSG_CMSG_CLOEXEC);
+	if (n != len) {
+		free(*text);
+		*text = NULL;
+		return n < 0 ? -errno : -EPROTO;
+	}
+	(*text)[len] = '\0';
+	for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t nfd = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < nfd; i++) {
+			int f;
+			memcpy(&f, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+			if (*fd < 0)
+				*fd = f;
+			else
+				close(f);
+		}
+	}
+	return 0;
+}
+
+static void set_error_locked(hbus_client *c, int code, const char *msg)
+{
+	c->err_code = code;
+	snprintf(c->err_msg, sizeof(c->err_msg), "%s", msg ? msg : "");
+}
+
+/* Parse a reply; 0 for ok, -EREMOTEIO (error recorded) or -EPROTO. */
+static int reply_parse_locked(hbus_client *c, const char *text, json_t **out)
+{
+	json_error_t jerr;
+	json_t *r = json_loads(text, 0, &jerr);
+
+	if (!r || !json_is_object(r)) {
+		json_decref(r);
+		set_error_locked(c, 0, "hbusd sent a reply that is not a JSON object");
+		return -EPROTO;
+	}
+	*out = r;
+	if (json_is_true(json_object_get(r, "ok")))
+		return 0;
+	set_error_locked(c, (int)json_integer_value(json_object_get(r, "code")),
+			 json_string_value(json_object_get(r, "error")));
+	return -EREMOTEIO;
+}
+
+static int session_open_locked(hbus_client *c);
+
+/*
+ * One exchange under the lock.  A request that could not be sent at all is
+ * retried once on a fresh session (hbusd never saw it); one whose reply was
+ * lost is not (hbusd may have applied it): the caller gets -ECONNRESET.
+ */
+static int request_text_locked(hbus_client *c, const char *text, json_t **reply, int *fd)
+{
+	char *rtext = NULL;
+	int rc, attempt, rfd = -1;
+
+	*reply = NULL;
+	for (attempt = 0; attempt < 2; attempt++) {
+		if (c->sock < 0) {
+			/* Requests made while opening a session (hello, consumer
+			 * registration) never open another one. */
+			if (c->in_hello)
+				return -ENOTCONN;
+			rc = session_open_locked(c);
+			if (rc)
+				return rc;
+		}
+		rc = send_locked(c, text, strlen(text));
+		if (rc == 0)
+			break;
+		if (rc != -EPIPE && rc != -ECONNRESET && rc != -ENOTCONN)
+			return rc;
+		session_drop_locked(c);
+		if (attempt == 0)
+			c->next_connect_ns = 0; /* one immediate retry is not a storm */
+	}
+	if (rc)
+		return rc;
+	rc = recv_locked(c, &rtext, &rfd);
+	if (rc) {
+		session_drop_locked(c);
+		return rc;
+	}
+	rc = reply_parse_locked(c, rtext, reply);
+	free(rtext);
+	if (fd)
+		*fd = rfd;
+	else if (rfd >= 0)
+		close(rfd);
+	return rc;
+}
+
+static int request_locked(hbus_client *c, json_t *req, json_t **reply, int *fd)
+{
+	char *text = json_dumps(req, JSON_COMPACT);
+	int rc;
+
+	if (fd)
+		*fd = -1;
+	if (!text)
+		return -ENOMEM;
+	rc = request_text_locked(c, text, reply, fd);
+	free(text);
+	return rc;
+}
+
+int client_request(hbus_client *c, json_t *req, json_t **reply, int *fd)
+{
+	int rc;
+
+	pthread_mutex_lock(&c->lock);
+	rc = request_locked(c, req, reply, fd);
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+/* ------------------------------------------------------------- session */
+
+/* Take the routes file that came with hello: keep the current mapping when
+ * it is the same file (hbusd adopted it), else map the new one. */
+static int routes_adopt_locked(hbus_client *c, int fd)
+{
+	struct client_routes *cr;
+	struct stat st;
+	int rc;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (c->routes && c->routes->dev == st.st_dev && c->routes->ino == st.st_ino)
+		return 0;
+	cr = calloc(1, sizeof(*cr));
+	if (!cr)
+		return -ENOMEM;
+	rc = hbus_routes_open_fd(fd, &cr->routes);
+	if (rc) {
+		free(cr);
+		return rc;
+	}
+	cr->dev = st.st_dev;
+	cr->ino = st.st_ino;
+	cr->next = c->routes;
+	c->routes = cr;
+	return 0;
+}
+
+/* Register a consumer with the current session and move its handle to the
+ * session's owner id (see the comment at the top of this file). */
+static int consumer_register_locked(hbus_client *c, struct client_consumer *cc)
+{
+	json_t *req, *reply = NULL;
+	int rc, fd = -1;
+
+	req = json_pack("{s:s, s:s, s:s, s:I, s:b}", "op", "consume", "queue", cc->queue,
+			"ack_mode", cc->ack_mode == HBUS_ACK_MANUAL ? "manual" : "auto",
+			"prefetch", (json_int_t)cc->prefetch, "exclusive", 0);
+	if (!req)
+		return -ENOMEM;
+	rc = request_locked(c, req, &reply, &fd);
+	json_decref(req);
+	if (fd >= 0)
+		close(fd);
+	if (rc == 0) {
+		const char *tag = json_string_value(json_object_get(reply, "consumer_tag"));
+		free(cc->tag);
+		cc->tag = tag ? strdup(tag) : NULL;
+	}
+	json_decref(reply);
+	return rc;
+}
+
+static void consumers_rejoin_locked(hbus_client *c, uint32_t new_owner)
+{
+	struct client_consumer *cc;
+
+	for (cc = c->consumers; cc; cc = cc->next) {
+		struct hbus_recovery rec;
+		uint32_t old = cc->q->owner;
+		int rc = consumer_register_locked(c, cc);
+
+		if (rc)
+			HBUS_WARN("consumer of queue '%s' not registered again: %s", cc->queue,
+				  rc == -EREMOTEIO ? c->err_msg : hbus_strerror(rc));
+		if (old == new_owner)
+			continue;
+		cc->q->owner = new_owner;
+		cc->q->unacked = 0; /* old delivery tags are void */
+		rc = hbus_queue_recover_owner(cc->q, old, &rec);
+		if (rc == -EAGAIN)
+			HBUS_WARN("queue '%s': %u unacked messages of the old session wait for room",
+				  cc->queue, rec.pending);
+	}
+}
+
+static int hello_locked(hbus_client *c)
+{
+	json_t *req, *reply = NULL;
+	json_int_t owner;
+	int rc, fd = -1;
+
+	uint32_t old = atomic_load_explicit(&c->owner, memory_order_relaxed);
+
+	req = json_pack("{s:s, s:s, s:i, s:I}", "op", "hello", "role", c->role, "version", 1,
+			"pid", (json_int_t)getpid());
+	if (!req)
+		return -ENOMEM;
+	/* Ask for our old owner id back: a restarted hbusd that kept it for
+	 * this very process (pid and start time) resumes it, and nothing we
+	 * hold is void. */
+	if (old)
+		json_object_set_new(req, "owner", json_integer(old));
+	rc = request_locked(c, req, &reply, &fd);
+	json_decref(req);
+	if (rc)
+		goto out;
+	owner = json_integer_value(json_object_get(reply, "owner"));
+	if (owner <= 0 || owner > (json_int_t)HBUS_OWNER_MAX || fd < 0) {
+		set_error_locked(c, 0, "hello reply without an owner id or routes descriptor");
+		rc = -EPROTO;
+		goto out;
+	}
+	rc = routes_adopt_locked(c, fd);
+	if (rc)
+		goto out;
+	atomic_store_explicit(&c->owner, (uint32_t)owner, memory_order_relaxed);
+	/* Resumed: hbusd kept our consumers and slots as they were. */
+	if ((uint32_t)owner != old)
+		consumers_rejoin_locked(c, (uint32_t)owner);
+	/* Release: a router that sees the new generation sees the new owner
+	 * and routes mapping. */
+	atomic_fetch_add_explicit(&c->session_gen, 1, memory_order_release);
+out:
+	if (fd >= 0)
+		close(fd);
+	json_decref(reply);
+	return rc;
+}
+
+static int session_open_locked(hbus_client *c)
+{
+	uint64_t now = hbus_now_ns();
+	int rc;
+
+	if (now < c->next_connect_ns)
+		return -ENOTCONN;
+	c->next_connect_ns = now + RECONNECT_PERIOD_NS;
+	c->sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (c->sock < 0)
+		return -errno;
+	if (connect(c->sock, (struct sockaddr *)&c->addr, sizeof(c->addr)) < 0) {
+		rc = -errno;
+		session_drop_locked(c);
+		return rc;
+	}
+	c->in_hello = 1;
+	rc = hello_locked(c);
+	c->in_hello = 0;
+	if (rc == 0 && c->sock < 0)
+		rc = -ENOTCONN; /* hbusd went away again during the hello */
+	if (rc)
+		session_drop_locked(c);
+	return rc;
+}
+
+int hbus_client_check(hbus_client *c)
+{
+	int rc = 0;
+
+	if (!c)
+		return -EINVAL;
+	pthread_mutex_lock(&c->lock);
+	if (c->sock >= 0) {
+		struct pollfd p = { .fd = c->sock, .events = POLLRDHUP };
+		if (poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR)))
+			session_drop_locked(c);
+	}
+	if (c->sock < 0) {
+		rc = session_open_locked(c);
+		if (rc == 0)
+			rc = 1;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+struct hbus_routes *client_routes_locked(hbus_client *c)
+{
+	return c->routes ? c->routes->routes : NULL;
+}
+
+static void thread_router_gone(void *r)
+{
+	hbus_router_close(r);
+}
+
+int hbus_connect(const struct hbus_client_opts *opts, hbus_client **out)
+{
+	return hbus_connect_err(opts, out, NULL, NULL, 0);
+}
+
+int hbus_connect_err(const struct hbus_client_opts *opts, hbus_client **out,
+		     int *amqp_code, char *msg, size_t cap)
+{
+	const char *bus = opts ? opts->bus : NULL, *dir = opts ? opts->run_dir : NULL;
+	const char *role = opts && opts->role ? opts->role : "client";
+	hbus_client *c;
+	int rc, n;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (!bus)
+		bus = getenv("HBUS_BUS");
+	if (!bus || !*bus)
+		bus = "default";
+	if (!dir)
+		dir = getenv("HBUS_RUN_DIR");
+	if (!dir || !*dir)
+		dir = "/run/hbus";
+	if (strlen(bus) > HBUS_NAME_MAX || strchr(bus, '/') ||
+	    (strcmp(role, "client") && strcmp(role, "dataplane")))
+		return -EINVAL;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->sock = -1;
+	c->addr.sun_family = AF_UNIX;
+	n = snprintf(c->addr.sun_path, sizeof(c->addr.sun_path), "%s/%s.sock", dir, bus);
+	if (n < 0 || (size_t)n >= sizeof(c->addr.sun_path)) {
+		free(c);
+		return -ENAMETOOLONG;
+	}
+	snprintf(c->bus, sizeof(c->bus), "%s", bus);
+	snprintf(c->role, sizeof(c->role), "%s", role);
+	pthread_mutex_init(&c->lock, NULL);
+	if (pthread_key_create(&c->tls, thread_router_gone) != 0) {
+		pthread_mutex_destroy(&c->lock);
+		free(c);
+		return -EAGAIN;
+	}
+	pthread_mutex_lock(&c->lock);
+	rc = session_open_locked(c);
+	pthread_mutex_unlock(&c->lock);
+	if (rc) {
+		if (amqp_code)
+			*amqp_code = c->err_code;
+		if (cap)
+			snprintf(msg, cap, "%s", c->err_msg);
+		hbus_close(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
+
+int hbus_close(hbus_client *c)
+{
+	struct client_consumer *cc;
+	struct client_routes *cr;
+
+	if (!c)
+		return -EINVAL;
+	/* Routers first: they hold reader slots on the routes mappings. */
+	router_destroy_all(c);
+	pthread_key_delete(c->tls);
+	while ((cc = c->consumers)) {
+		c->consumers = cc->next;
+		hbus_queue_close(cc->q);
+		free(cc->queue);
+		free(cc->tag);
+		free(cc);
+	}
+	/* Closing the session is what tells hbusd we are gone: it cancels
+	 * our consumers and gives back what they held. */
+	session_drop_locked(c);
+	while ((cr = c->routes)) {
+		c->routes = cr->next;
+		hbus_routes_close(cr->routes);
+		free(cr);
+	}
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+	return 0;
+}
+
+int hbus_client_owner(const hbus_client *c, uint32_t *owner)
+{
+	if (!c || !owner)
+		return -EINVAL;
+	*owner = atomic_load_explicit(&c->owner, memory_order_relaxed);
+	return 0;
+}
+
+int hbus_client_error(const hbus_client *c, int *amqp_code, const char **message)
+{
+	if (!c)
+		return -EINVAL;
+	if (amqp_code)
+		*amqp_code = c->err_code;
+	if (message)
+		*message = c->err_msg;
+	return 0;
+}
+
+int hbus_client_counters(const hbus_client *c, struct hbus_client_counters *out)
+{
+	if (!c || !out)
+		return -EINVAL;
+	out->published = atomic_load_explicit(&c->published, memory_order_relaxed);
+	out->unroutable = atomic_load_explicit(&c->unroutable, memory_order_relaxed);
+	out->refused = atomic_load_explicit(&c->refused, memory_order_relaxed);
+	return 0;
+}
+
+int hbus_call(hbus_client *c, const char *json_request, char *reply, size_t cap)
+{
+	json_t *r = NULL;
+	char *text;
+	int rc;
+
+	if (!c || !json_request || (!reply && cap))
+		return -EINVAL;
+	pthread_mutex_lock(&c->lock);
+	rc = request_text_locked(c, json_request, &r, NULL);
+	pthread_mutex_unlock(&c->lock);
+	if (!r)
+		return rc;
+	text = json_dumps(r, JSON_COMPACT);
+	json_decref(r);
+	if (!text)
+		return -ENOMEM;
+	if (cap) {
+		size_t len = strlen(text);
+		if (len >= cap && rc == 0)
+			rc = -ENOSPC; /* reply cut to fit: the caller's buffer was too small */
+		memcpy(reply, text, len < cap ? len + 1 : cap);
+		reply[cap - 1] = '\0';
+	}
+	free(text);
+	return rc;
+}
+
+/* ------------------------------------------------------------ consumers */
+
+int hbus_consume_open(hbus_client *c, const char *queue, uint32_t ack_mode, uint32_t prefetch,
+		      hbus_queue **out)
+{
+	struct hbus_queue_opts o = { .ack_mode = ack_mode, .prefetch = prefetch };
+	struct client_consumer *cc;
+	json_t *req, *reply = NULL;
+	int rc, fd = -1;
+
+	if (!c || !queue || !out || strlen(queue) > HBUS_NAME_MAX || ack_mode > HBUS_ACK_MANUAL)
+		return -EINVAL;
+	*out = NULL;
+	cc = calloc(1, sizeof(*cc));
+	if (!cc || !(cc->queue = strdup(queue))) {
+		free(cc);
+		return -ENOMEM;
+	}
+	cc->ack_mode = ack_mode;
+	cc->prefetch = prefetch;
+	cc->client = c;
+	req = json_pack("{s:s, s:s, s:s, s:I, s:b}", "op", "consume", "queue", queue,
+			"ack_mode", ack_mode == HBUS_ACK_MANUAL ? "manual" : "auto",
+			"prefetch", (json_int_t)prefetch, "exclusive", 0);
+	if (!req) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	pthread_mutex_lock(&c->lock);
+	rc = request_locked(c, req, &reply, &fd);
+	json_decref(req);
+	if (rc == 0 && fd < 0) {
+		set_error_locked(c, 0, "consume reply without a queue descriptor");
+		rc = -EPROTO;
+	}
+	if (rc == 0) {
+		const char *tag = json_string_value(json_object_get(reply, "consumer_tag"));
+		cc->qid = (uint32_t)json_integer_value(json_object_get(reply, "qid"));
+		cc->tag = tag ? strdup(tag) : NULL;
+		o.owner = atomic_load_explicit(&c->owner, memory_order_relaxed);
+		rc = hbus_queue_open_fd(fd, &o, &cc->q);
+	}
+	if (rc == 0) {
+		hbus_queue_set_dead_letter(cc->q, client_dead_letter, cc);
+		cc->next = c->consumers;
+		c->consumers = cc;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (fd >= 0)
+		close(fd);
+	json_decref(reply);
+	if (rc)
+		goto fail;
+	*out = cc->q;
+	return 0;
+fail:
+	free(cc->queue);
+	free(cc->tag);
+	free(cc);
+	return rc;
+}
+
+int hbus_consume_close(hbus_client *c, hbus_queue *q)
+{
+	struct client_consumer **pp, *cc;
+	json_t *req, *reply = NULL;
+	int rc = 0;
+
+	if (!c || !q)
+		return -EINVAL;
+	pthread_mutex_lock(&c->lock);
+	for (pp = &c->consumers; *pp && (*pp)->q != q; pp = &(*pp)->next)
+		;
+	cc = *pp;
+	if (!cc) {
+		pthread_mutex_unlock(&c->lock);
+		return -ENOENT;
+	}
+	*pp = cc->next;
+	/* A cancel that cannot reach hbusd is not an error: the dead session
+	 * already cancelled the consumer. */
+	if (cc->tag && (req = json_pack("{s:s, s:s}", "op", "cancel", "consumer_tag", cc->tag))) {
+		rc = request_locked(c, req, &reply, NULL);
+		json_decref(req);
+		json_decref(reply);
+		if (rc != -EREMOTEIO)
+			rc = 0;
+	}
+	pthread_mutex_unlock(&c->lock);
+	hbus_queue_close(cc->q);
+	free(cc->queue);
+	free(cc->tag);
+	free(cc);
+	return rc;
+}

@@ -1,0 +1,110 @@
+/*
+ * client_internal.h - the bus client's session state, shared by client.c
+ * (session, requests, reconnect, consumers) and router.c (routing,
+ * publishing, dead-lettering), and the few extra entry points the `hbus`
+ * command uses.  Not installed: the public API is hbus.h.
+ *
+ * Locking: c->lock guards the session socket and every field marked (L).
+ * The data path never takes it: a router notices a new session by one
+ * relaxed load of c->session_gen per burst and only then takes the lock to
+ * pick up the new owner id and routes mapping.
+ */
+#ifndef HBUS_CLIENT_INTERNAL_H
+#define HBUS_CLIENT_INTERNAL_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/un.h>
+
+#include "hbus.h"
+#include "route.h"
+
+/* A routes mapping retired by a reconnect that brought a different file.
+ * Kept mapped until hbus_close: a router of another thread may still be
+ * inside a burst on it. */
+struct client_routes {
+	struct hbus_routes *routes;
+	dev_t dev;
+	ino_t ino;
+	struct client_routes *next;
+};
+
+/* A consumer registered through hbus_consume_open, re-registered with the
+ * new session after a reconnect. */
+struct client_consumer {
+	hbus_queue *q;
+	hbus_client *client;
+	char *queue;
+	char *tag;
+	uint32_t qid;
+	uint32_t ack_mode, prefetch;
+	struct client_consumer *next;
+};
+
+struct hbus_client {
+	pthread_mutex_t lock;
+	int sock;                         /* (L) -1 while disconnected */
+	struct sockaddr_un addr;
+	char role[16];
+	char bus[HBUS_NAME_MAX + 1];
+	_Atomic uint32_t owner;           /* owner id of the current session */
+	_Atomic uint64_t session_gen;     /* bumped by every successful hello */
+	struct client_routes *routes;     /* (L) head = current mapping */
+	uint64_t next_connect_ns;         /* (L) reconnect attempts are rate-limited */
+	int in_hello;                     /* (L) a session is being opened */
+	int err_code;                     /* (L) last refused request */
+	char err_msg[256];
+	struct client_consumer *consumers; /* (L) */
+	hbus_router *routers;             /* (L) every open router */
+	pthread_key_t tls;                /* this thread's router for hbus_publish */
+	/* Publish outcome counters (per client, all threads). */
+	_Atomic uint64_t published, unroutable, refused;
+};
+
+struct hbus_client_counters {
+	uint64_t published;  /* messages enqueued on at least one queue */
+	uint64_t unroutable; /* messages that matched no queue */
+	uint64_t refused;    /* (message, queue) pairs a queue refused: full,
+				too large, or the queue could not be opened */
+};
+int hbus_client_counters(const hbus_client *c, struct hbus_client_counters *out);
+
+/* hbus_connect that also says why hbusd refused the hello (amqp_code and
+ * msg are filled when it returns -EREMOTEIO; either may be NULL / 0). */
+int hbus_connect_err(const struct hbus_client_opts *opts, hbus_client **out,
+		     int *amqp_code, char *msg, size_t cap);
+
+/*
+ * One request/reply with hbusd: req is sent as compact JSON; *reply gets
+ * the parsed reply (caller json_decref's it) and *fd the descriptor that
+ * came with it (or -1; pass fd NULL to close any).  Reconnects first when
+ * the session is gone.  0 = ok reply, -EREMOTEIO = refused (hbus_client_error),
+ * -ENOTCONN / -ECONNREFUSED / -ENOENT = hbusd not reachable, -EPROTO = a
+ * reply that is not a JSON object.
+ */
+int client_request(hbus_client *c, json_t *req, json_t **reply, int *fd);
+
+/*
+ * Check the session without a request (one poll(), no blocking): when
+ * hbusd has gone, close the socket and try to reconnect (rate-limited).
+ * 0 = session up (it was, or a reconnect succeeded: then 1), negative errno
+ * when hbusd is not reachable.  For long-running loops that make no
+ * control requests (hbus publish / consume), so they rejoin a restarted
+ * hbusd.
+ */
+int hbus_client_check(hbus_client *c);
+
+/* The current routes mapping and owner id (under c->lock). */
+struct hbus_routes *client_routes_locked(hbus_client *c);
+
+/* router.c: this thread's router for hbus_publish and dead-lettering,
+ * created on first use. */
+hbus_router *client_thread_router(hbus_client *c);
+void router_destroy_all(hbus_client *c);
+/* Dead-letter hook installed on every queue handle the client opens. */
+void client_dead_letter(void *ctx, hbus_queue *q, const struct hbus_msg *m,
+			enum hbus_dead_reason why);
+
+#endif
