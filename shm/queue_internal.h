@@ -62,6 +62,18 @@ uint64_t hbus_now_ns(void);
 void queue_fill_msg(const struct hbus_queue *q, struct hbus_slot *s, uint64_t pos,
 		    struct hbus_msg *m);
 void queue_wake(struct hbus_queue *q);
+static inline void wake_if_waiting(struct hbus_queue *q)
+{
+	if (atomic_load_explicit(&q->hdr->waiters, SEQ_CST) != 0)
+		queue_wake(q);
+}
+
+/* Claim the slot at the tail for writing (queue_produce.c).  0 and *pos, or
+ * -ENOBUFS when full; *blocked then holds the word of the slot in the way. */
+int queue_claim_tail(struct hbus_queue *q, uint64_t *pos, uint64_t *blocked);
+/* WRITING -> READY; -ESTALE if the slot was taken from us (recovered). */
+int queue_publish_slot(struct hbus_queue *q, struct hbus_slot *s, uint64_t pos);
+
 /* Republish the message held in claimed slot pos (state `held`) at the tail
  * with HBUS_MSG_REDELIVERED and free the old slot.  -EAGAIN when full. */
 int queue_republish(struct hbus_queue *q, uint64_t pos, uint64_t held);

@@ -26,6 +26,7 @@ struct ledger {
 	_Atomic uint32_t acked_total;
 	_Atomic uint32_t producers_done;
 	uint32_t per_producer;
+	uint32_t n;                 /* messages in all */
 	_Atomic uint16_t plain[];   /* then flagged[] and acks[]: 3 x n counters */
 };
 
@@ -36,11 +37,12 @@ static struct ledger *ledger_new(uint32_t n)
 
 	cr_assert_neq(l, MAP_FAILED);
 	l->per_producer = n / PRODUCERS;
+	l->n = n;
 	return l;
 }
 
-static _Atomic uint16_t *flagged(struct ledger *l) { return l->plain + l->per_producer * PRODUCERS; }
-static _Atomic uint16_t *acks(struct ledger *l) { return l->plain + 2 * l->per_producer * PRODUCERS; }
+static _Atomic uint16_t *flagged(struct ledger *l) { return l->plain + l->n; }
+static _Atomic uint16_t *acks(struct ledger *l) { return l->plain + 2 * (size_t)l->n; }
 
 static uint32_t stress_total(void)
 {
@@ -116,7 +118,7 @@ static void run_stress(uint32_t mode)
 	hbus_queue *q;
 
 	for (i = 0; i < PRODUCERS + CONSUMERS; i++) {
-		pids[i] = fork();
+		pids[i] = tu_fork();
 		cr_assert_geq(pids[i], 0);
 		if (pids[i] == 0) {
 			if (i < PRODUCERS)
@@ -170,7 +172,7 @@ static pid_t spawn_and_hold(void (*fn)(int fd), int fd)
 	pid_t pid;
 
 	cr_assert_eq(pipe(p), 0);
-	pid = fork();
+	pid = tu_fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
 		close(p[0]);
@@ -322,13 +324,13 @@ Test(queue_mp, consumer_killed_mid_stream_loses_nothing, .timeout = 300)
 	int st;
 	uint32_t i;
 
-	prod = fork();
+	prod = tu_fork();
 	if (prod == 0) {
 		produce(fd, 0, total); /* producer 0 writes every message */
 		_exit(0);
 	}
-	l->per_producer = total;
-	victim = fork();
+	l->per_producer = total; /* one producer writes them all */
+	victim = tu_fork();
 	if (victim == 0)
 		chaos_consumer(fd, l, 70);
 	srand((unsigned)time(NULL));

@@ -9,6 +9,8 @@
 
 #include <criterion/criterion.h>
 #include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -89,6 +91,20 @@ static inline int tu_enqueue_id(hbus_queue *q, uint32_t producer, uint32_t seq)
 
 	tu_payload_make(&p, producer, seq);
 	return hbus_queue_enqueue(q, &o);
+}
+
+/* fork() whose child dies with the test process, so a failing or crashing
+ * test never leaves workers behind holding the ring or the test's pipes. */
+static inline pid_t tu_fork(void)
+{
+	pid_t parent = getpid(), pid = fork();
+
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(99);
+	}
+	return pid;
 }
 
 /* Back off in a polling loop: there are only two cores. */

@@ -1,0 +1,265 @@
+/*
+ * queue_produce.c - the producer side of the ring: claim FREE(lap) ->
+ * WRITING(lap, me) by CAS, help the tail past it, write in place, CAS
+ * WRITING -> READY (release), and wake sleeping consumers only when one is
+ * flagged.  Also the republish used by nack(requeue) and recovery.
+ *
+ * Commit uses CAS rather than a plain store so that a slot recovered from a
+ * process presumed dead can never be overwritten by it later.
+ */
+#include "queue_internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* Drop the oldest READY message (drop-head overflow), dead-lettering it. */
+static void drop_oldest(struct hbus_queue *q, struct hbus_slot *s, uint64_t pos, uint64_t w)
+{
+	uint64_t lap = word_lap(w);
+	struct hbus_msg m;
+
+	if (!atomic_compare_exchange_strong_explicit(&s->state, &w,
+			slot_word(lap, q->owner, SLOT_CLAIMED_AUTO), ACQUIRE, RELAXED))
+		return;
+	if (q->dead_fn) {
+		queue_fill_msg(q, s, pos, &m);
+		q->dead_fn(q->dead_ctx, q, &m, HBUS_DEAD_MAXLEN);
+		counter_add(&q->hdr->cons.dead_lettered, 1);
+	}
+	counter_add(&q->hdr->prod.dropped_head, 1);
+	atomic_store_explicit(&s->state, slot_word(lap + 1, 0, SLOT_FREE), RELEASE);
+	cursor_help(&q->hdr->head, pos);
+}
+
+/*
+ * Claim the slot at the tail for writing.  0 and *pos, or -ENOBUFS when the
+ * slot at the tail still holds the previous lap; *blocked then names that
+ * position's slot word so callers can recognise their own slot.
+ */
+int queue_claim_tail(struct hbus_queue *q, uint64_t *pos, uint64_t *blocked)
+{
+	_Atomic uint64_t *tail = &q->hdr->tail;
+	uint64_t t = atomic_load_explicit(tail, RELAXED);
+
+	for (;;) {
+		struct hbus_slot *s = slot_at(q, t);
+		uint64_t lap = pos_lap(q, t);
+		uint64_t w = atomic_load_explicit(&s->state, ACQUIRE);
+		int64_t d = lap_diff(word_lap(w), lap);
+
+		if (d == 0) {
+			if (word_state(w) == SLOT_FREE &&
+			    atomic_compare_exchange_weak_explicit(&s->state, &w,
+					slot_word(lap, q->owner, SLOT_WRITING), ACQUIRE, RELAXED)) {
+				cursor_help(tail, t);
+				*pos = t;
+				return 0;
+			}
+			if (word_state(w) != SLOT_FREE)
+				cursor_help(tail, t); /* taken: help the tail past it */
+			t = atomic_load_explicit(tail, RELAXED);
+			continue;
+		}
+		if (d > 0) { /* our view of the tail is stale */
+			t = atomic_load_explicit(tail, RELAXED);
+			continue;
+		}
+		/* The previous lap still occupies the slot: the ring is full,
+		 * unless what is there can be cleared. */
+		if (word_state(w) == SLOT_SKIP) {
+			if (atomic_compare_exchange_strong_explicit(&s->state, &w,
+					slot_word(lap, 0, SLOT_FREE), RELEASE, RELAXED))
+				cursor_help(&q->hdr->head, t - q->mask - 1);
+			continue;
+		}
+		if (word_state(w) == SLOT_READY && q->overflow == HBUS_OVERFLOW_DROP_HEAD) {
+			drop_oldest(q, s, t - q->mask - 1, w);
+			continue;
+		}
+		*pos = t;
+		if (blocked)
+			*blocked = w;
+		return -ENOBUFS;
+	}
+}
+
+/* WRITING -> READY.  Fails only if the slot was taken from us (recovered). */
+int queue_publish_slot(struct hbus_queue *q, struct hbus_slot *s, uint64_t pos)
+{
+	uint64_t lap = pos_lap(q, pos);
+	uint64_t w = slot_word(lap, q->owner, SLOT_WRITING);
+
+	if (q->ttl_ns)
+		s->enq_ts_ns = hbus_now_ns();
+	/* seq_cst: orders the READY store before the waiters load in
+	 * wake_if_waiting (the futex handshake in hbus_queue_wait). */
+	if (!atomic_compare_exchange_strong_explicit(&s->state, &w,
+			slot_word(lap, 0, SLOT_READY), SEQ_CST, RELAXED))
+		return -ESTALE;
+	return 0;
+}
+
+static inline int out_valid(const struct hbus_out *m)
+{
+	return (m->body || !m->body_len) && (m->meta || !m->meta_len);
+}
+
+static inline void write_slot(struct hbus_slot *s, const struct hbus_out *m)
+{
+	if (m->meta_len)
+		memcpy(s->data, m->meta, m->meta_len);
+	if (m->body_len)
+		memcpy(s->data + m->meta_len, m->body, m->body_len);
+	s->body_len = m->body_len;
+	s->meta_len = m->meta_len;
+	s->flags = m->flags;
+	s->send_ts_ns = m->send_ts_ns;
+}
+
+int hbus_queue_enqueue_burst(hbus_queue *q, const struct hbus_out *m, unsigned n)
+{
+	unsigned i;
+	uint64_t pos;
+	int rc = 0;
+
+	if (!q || (!m && n))
+		return -EINVAL;
+	for (i = 0; i < n; i++) {
+		if (!out_valid(&m[i])) {
+			rc = -EINVAL;
+			break;
+		}
+		if ((uint64_t)m[i].meta_len + m[i].body_len > q->slot_size) {
+			counter_add(&q->hdr->prod.dropped_oversize, 1);
+			rc = -EMSGSIZE;
+			break;
+		}
+		rc = queue_claim_tail(q, &pos, NULL);
+		if (rc) {
+			counter_add(&q->hdr->prod.dropped_overflow, 1);
+			break;
+		}
+		write_slot(slot_at(q, pos), &m[i]);
+		rc = queue_publish_slot(q, slot_at(q, pos), pos);
+		if (rc)
+			break;
+	}
+	if (i) {
+		counter_add(&q->hdr->prod.enqueued, i);
+		wake_if_waiting(q);
+	}
+	return i ? (int)i : rc;
+}
+
+int hbus_queue_enqueue(hbus_queue *q, const struct hbus_out *m)
+{
+	int rc = hbus_queue_enqueue_burst(q, m, 1);
+
+	return rc == 1 ? 0 : (rc == 0 ? -EINVAL : rc);
+}
+
+int hbus_queue_reserve(hbus_queue *q, struct hbus_reservation *r)
+{
+	uint64_t pos;
+	int rc;
+
+	if (!q || !r)
+		return -EINVAL;
+	rc = queue_claim_tail(q, &pos, NULL);
+	if (rc) {
+		counter_add(&q->hdr->prod.dropped_overflow, 1);
+		return rc;
+	}
+	r->data = slot_at(q, pos)->data;
+	r->cap = q->slot_size;
+	r->pos = pos;
+	return 0;
+}
+
+int hbus_queue_commit(hbus_queue *q, const struct hbus_reservation *r,
+		      uint16_t meta_len, uint32_t body_len, uint16_t flags, uint64_t send_ts_ns)
+{
+	struct hbus_slot *s;
+	int rc;
+
+	if (!q || !r)
+		return -EINVAL;
+	if ((uint64_t)meta_len + body_len > q->slot_size) {
+		/* The reservation is given up: the slot must not stall the ring. */
+		hbus_queue_abort(q, r);
+		counter_add(&q->hdr->prod.dropped_oversize, 1);
+		return -EMSGSIZE;
+	}
+	s = slot_at(q, r->pos);
+	s->body_len = body_len;
+	s->meta_len = meta_len;
+	s->flags = flags;
+	s->send_ts_ns = send_ts_ns;
+	rc = queue_publish_slot(q, s, r->pos);
+	if (rc)
+		return rc;
+	counter_add(&q->hdr->prod.enqueued, 1);
+	wake_if_waiting(q);
+	return 0;
+}
+
+int hbus_queue_abort(hbus_queue *q, const struct hbus_reservation *r)
+{
+	uint64_t lap, w;
+	struct hbus_slot *s;
+
+	if (!q || !r)
+		return -EINVAL;
+	s = slot_at(q, r->pos);
+	lap = pos_lap(q, r->pos);
+	w = slot_word(lap, q->owner, SLOT_WRITING);
+	if (!atomic_compare_exchange_strong_explicit(&s->state, &w,
+			slot_word(lap, 0, SLOT_SKIP), RELEASE, RELAXED))
+		return -ESTALE;
+	counter_add(&q->hdr->prod.aborted, 1);
+	wake_if_waiting(q);
+	return 0;
+}
+
+int queue_republish(struct hbus_queue *q, uint64_t pos, uint64_t held)
+{
+	struct hbus_slot *src = slot_at(q, pos), *dst;
+	uint64_t lap = pos_lap(q, pos), t, blocked = 0, w;
+	int rc;
+
+	if (atomic_load_explicit(&src->state, ACQUIRE) != held)
+		return -ESTALE;
+	rc = queue_claim_tail(q, &t, &blocked);
+	if (rc == -ENOBUFS) {
+		/* Full, and the slot blocking the tail is the one we requeue:
+		 * republish it in place, its data is already there. */
+		if ((t & q->mask) != (pos & q->mask) || blocked != held)
+			return -EAGAIN;
+		w = held;
+		if (!atomic_compare_exchange_strong_explicit(&src->state, &w,
+				slot_word(lap + 1, q->owner, SLOT_WRITING), ACQUIRE, RELAXED))
+			return -ESTALE;
+		cursor_help(&q->hdr->tail, t);
+		src->flags |= HBUS_MSG_REDELIVERED;
+		queue_publish_slot(q, src, t);
+		counter_add(&q->hdr->cons.requeued, 1);
+		wake_if_waiting(q);
+		return 0;
+	}
+	if (rc)
+		return rc;
+	dst = slot_at(q, t);
+	memcpy(dst->data, src->data, (size_t)src->meta_len + src->body_len <= q->slot_size ?
+	       (size_t)src->meta_len + src->body_len : q->slot_size);
+	dst->body_len = src->body_len;
+	dst->meta_len = src->meta_len;
+	dst->flags = src->flags | HBUS_MSG_REDELIVERED;
+	dst->send_ts_ns = src->send_ts_ns;
+	queue_publish_slot(q, dst, t);
+	w = held;
+	atomic_compare_exchange_strong_explicit(&src->state, &w,
+		slot_word(lap + 1, 0, SLOT_FREE), RELEASE, RELAXED);
+	counter_add(&q->hdr->cons.requeued, 1);
+	wake_if_waiting(q);
+	return 0;
+}
