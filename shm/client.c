@@ -1,23 +1,24 @@
 /*
  * client.c - the bus client's session with hbusd: connect and hello,
  * one-JSON-request / one-JSON-reply exchanges on the SOCK_SEQPACKET socket
- * (docs/CONTROL.md), descriptors received with SCM_RIGHTS, reconnect after
- * hbusd restarts, and consumer registration.
+ * (docs/CONTROL.md), descriptors received with SCM_RIGHTS, and reconnect
+ * after hbusd restarts.
  *
- * Only the control path lives here; publishing and routing are router.c.
+ * Only the control path lives here; consumers are client_consume.c,
+ * publishing and routing router.c.
  *
  * Reconnect.  When hbusd goes away, queue handles and the mapped routing
  * table stay valid (they are mappings, not requests), so publishing and
  * consuming go on.  The next control request (or hbus_client_check) opens
- * a new session.  hello asks for the old owner id back: a restarted hbusd
- * that kept it for this process (an "orphan" it knew from its state file)
- * resumes it, and then nothing changes for us.  Otherwise (the session
+ * a new session, and hello asks for the old owner id back: a restarted
+ * hbusd that kept it for this process (an "orphan" it knew from its state
+ * file) resumes it, and nothing changes for us.  Otherwise (the session
  * ended while hbusd lived on and recovered it, or hbusd lost its state)
  * the session has a new owner id: routers move their producer handles to
- * it at their next burst; consumers are registered again here and their
- * handles move to it at once, and whatever they held unacked under the old
- * id is given back (redelivered, flagged) - hbusd has already done so for
- * what it saw, this catches the rest - so an ack for such a message
+ * it at their next burst; consumers are registered again and their
+ * handles move to it at once, and whatever they held unacked under the
+ * old id is given back (redelivered, flagged) - hbusd has already done so
+ * for what it saw, this catches the rest - so an ack for such a message
  * returns -ESTALE.  That is AMQP's rule: a delivery tag dies with its
  * channel.
  */
@@ -118,7 +119,7 @@ static int recv_locked(hbus_client *c, char **text, int *fd)
 	return 0;
 }
 
-static void set_error_locked(hbus_client *c, int code, const char *msg)
+void client_set_error_locked(hbus_client *c, int code, const char *msg)
 {
 	c->err_code = code;
 	snprintf(c->err_msg, sizeof(c->err_msg), "%s", msg ? msg : "");
@@ -132,13 +133,13 @@ static int reply_parse_locked(hbus_client *c, const char *text, json_t **out)
 
 	if (!r || !json_is_object(r)) {
 		json_decref(r);
-		set_error_locked(c, 0, "hbusd sent a reply that is not a JSON object");
+		client_set_error_locked(c, 0, "hbusd sent a reply that is not a JSON object");
 		return -EPROTO;
 	}
 	*out = r;
 	if (json_is_true(json_object_get(r, "ok")))
 		return 0;
-	set_error_locked(c, (int)json_integer_value(json_object_get(r, "code")),
+	client_set_error_locked(c, (int)json_integer_value(json_object_get(r, "code")),
 			 json_string_value(json_object_get(r, "error")));
 	return -EREMOTEIO;
 }
@@ -191,7 +192,7 @@ static int request_text_locked(hbus_client *c, const char *text, json_t **reply,
 	return rc;
 }
 
-static int request_locked(hbus_client *c, json_t *req, json_t **reply, int *fd)
+int client_request_locked(hbus_client *c, json_t *req, json_t **reply, int *fd)
 {
 	char *text = json_dumps(req, JSON_COMPACT);
 	int rc;
@@ -210,7 +211,7 @@ int client_request(hbus_client *c, json_t *req, json_t **reply, int *fd)
 	int rc;
 
 	pthread_mutex_lock(&c->lock);
-	rc = request_locked(c, req, reply, fd);
+	rc = client_request_locked(c, req, reply, fd);
 	pthread_mutex_unlock(&c->lock);
 	return rc;
 }
@@ -244,54 +245,6 @@ static int routes_adopt_locked(hbus_client *c, int fd)
 	return 0;
 }
 
-/* Register a consumer with the current session and move its handle to the
- * session's owner id (see the comment at the top of this file). */
-static int consumer_register_locked(hbus_client *c, struct client_consumer *cc)
-{
-	json_t *req, *reply = NULL;
-	int rc, fd = -1;
-
-	req = json_pack("{s:s, s:s, s:s, s:I, s:b}", "op", "consume", "queue", cc->queue,
-			"ack_mode", cc->ack_mode == HBUS_ACK_MANUAL ? "manual" : "auto",
-			"prefetch", (json_int_t)cc->prefetch, "exclusive", 0);
-	if (!req)
-		return -ENOMEM;
-	rc = request_locked(c, req, &reply, &fd);
-	json_decref(req);
-	if (fd >= 0)
-		close(fd);
-	if (rc == 0) {
-		const char *tag = json_string_value(json_object_get(reply, "consumer_tag"));
-		free(cc->tag);
-		cc->tag = tag ? strdup(tag) : NULL;
-	}
-	json_decref(reply);
-	return rc;
-}
-
-static void consumers_rejoin_locked(hbus_client *c, uint32_t new_owner)
-{
-	struct client_consumer *cc;
-
-	for (cc = c->consumers; cc; cc = cc->next) {
-		struct hbus_recovery rec;
-		uint32_t old = cc->q->owner;
-		int rc = consumer_register_locked(c, cc);
-
-		if (rc)
-			HBUS_WARN("consumer of queue '%s' not registered again: %s", cc->queue,
-				  rc == -EREMOTEIO ? c->err_msg : hbus_strerror(rc));
-		if (old == new_owner)
-			continue;
-		cc->q->owner = new_owner;
-		cc->q->unacked = 0; /* old delivery tags are void */
-		rc = hbus_queue_recover_owner(cc->q, old, &rec);
-		if (rc == -EAGAIN)
-			HBUS_WARN("queue '%s': %u unacked messages of the old session wait for room",
-				  cc->queue, rec.pending);
-	}
-}
-
 static int hello_locked(hbus_client *c)
 {
 	json_t *req, *reply = NULL;
@@ -309,13 +262,13 @@ static int hello_locked(hbus_client *c)
 	 * hold is void. */
 	if (old)
 		json_object_set_new(req, "owner", json_integer(old));
-	rc = request_locked(c, req, &reply, &fd);
+	rc = client_request_locked(c, req, &reply, &fd);
 	json_decref(req);
 	if (rc)
 		goto out;
 	owner = json_integer_value(json_object_get(reply, "owner"));
 	if (owner <= 0 || owner > (json_int_t)HBUS_OWNER_MAX || fd < 0) {
-		set_error_locked(c, 0, "hello reply without an owner id or routes descriptor");
+		client_set_error_locked(c, 0, "hello reply without an owner id or routes descriptor");
 		rc = -EPROTO;
 		goto out;
 	}
@@ -465,10 +418,7 @@ int hbus_close(hbus_client *c)
 	pthread_key_delete(c->tls);
 	while ((cc = c->consumers)) {
 		c->consumers = cc->next;
-		hbus_queue_close(cc->q);
-		free(cc->queue);
-		free(cc->tag);
-		free(cc);
+		consumer_free(cc);
 	}
 	/* Closing the session is what tells hbusd we are gone: it cancels
 	 * our consumers and gives back what they held. */
@@ -537,101 +487,5 @@ int hbus_call(hbus_client *c, const char *json_request, char *reply, size_t cap)
 		reply[cap - 1] = '\0';
 	}
 	free(text);
-	return rc;
-}
-
-/* ------------------------------------------------------------ consumers */
-
-int hbus_consume_open(hbus_client *c, const char *queue, uint32_t ack_mode, uint32_t prefetch,
-		      hbus_queue **out)
-{
-	struct hbus_queue_opts o = { .ack_mode = ack_mode, .prefetch = prefetch };
-	struct client_consumer *cc;
-	json_t *req, *reply = NULL;
-	int rc, fd = -1;
-
-	if (!c || !queue || !out || strlen(queue) > HBUS_NAME_MAX || ack_mode > HBUS_ACK_MANUAL)
-		return -EINVAL;
-	*out = NULL;
-	cc = calloc(1, sizeof(*cc));
-	if (!cc || !(cc->queue = strdup(queue))) {
-		free(cc);
-		return -ENOMEM;
-	}
-	cc->ack_mode = ack_mode;
-	cc->prefetch = prefetch;
-	cc->client = c;
-	req = json_pack("{s:s, s:s, s:s, s:I, s:b}", "op", "consume", "queue", queue,
-			"ack_mode", ack_mode == HBUS_ACK_MANUAL ? "manual" : "auto",
-			"prefetch", (json_int_t)prefetch, "exclusive", 0);
-	if (!req) {
-		rc = -ENOMEM;
-		goto fail;
-	}
-	pthread_mutex_lock(&c->lock);
-	rc = request_locked(c, req, &reply, &fd);
-	json_decref(req);
-	if (rc == 0 && fd < 0) {
-		set_error_locked(c, 0, "consume reply without a queue descriptor");
-		rc = -EPROTO;
-	}
-	if (rc == 0) {
-		const char *tag = json_string_value(json_object_get(reply, "consumer_tag"));
-		cc->qid = (uint32_t)json_integer_value(json_object_get(reply, "qid"));
-		cc->tag = tag ? strdup(tag) : NULL;
-		o.owner = atomic_load_explicit(&c->owner, memory_order_relaxed);
-		rc = hbus_queue_open_fd(fd, &o, &cc->q);
-	}
-	if (rc == 0) {
-		hbus_queue_set_dead_letter(cc->q, client_dead_letter, cc);
-		cc->next = c->consumers;
-		c->consumers = cc;
-	}
-	pthread_mutex_unlock(&c->lock);
-	if (fd >= 0)
-		close(fd);
-	json_decref(reply);
-	if (rc)
-		goto fail;
-	*out = cc->q;
-	return 0;
-fail:
-	free(cc->queue);
-	free(cc->tag);
-	free(cc);
-	return rc;
-}
-
-int hbus_consume_close(hbus_client *c, hbus_queue *q)
-{
-	struct client_consumer **pp, *cc;
-	json_t *req, *reply = NULL;
-	int rc = 0;
-
-	if (!c || !q)
-		return -EINVAL;
-	pthread_mutex_lock(&c->lock);
-	for (pp = &c->consumers; *pp && (*pp)->q != q; pp = &(*pp)->next)
-		;
-	cc = *pp;
-	if (!cc) {
-		pthread_mutex_unlock(&c->lock);
-		return -ENOENT;
-	}
-	*pp = cc->next;
-	/* A cancel that cannot reach hbusd is not an error: the dead session
-	 * already cancelled the consumer. */
-	if (cc->tag && (req = json_pack("{s:s, s:s}", "op", "cancel", "consumer_tag", cc->tag))) {
-		rc = request_locked(c, req, &reply, NULL);
-		json_decref(req);
-		json_decref(reply);
-		if (rc != -EREMOTEIO)
-			rc = 0;
-	}
-	pthread_mutex_unlock(&c->lock);
-	hbus_queue_close(cc->q);
-	free(cc->queue);
-	free(cc->tag);
-	free(cc);
 	return rc;
 }

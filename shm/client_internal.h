@@ -96,8 +96,16 @@ int client_request(hbus_client *c, json_t *req, json_t **reply, int *fd);
  */
 int hbus_client_check(hbus_client *c);
 
-/* The current routes mapping and owner id (under c->lock). */
+/* The same with c->lock held (inside the session code). */
+int client_request_locked(hbus_client *c, json_t *req, json_t **reply, int *fd);
+void client_set_error_locked(hbus_client *c, int code, const char *msg);
+
+/* The current routes mapping (under c->lock). */
 struct hbus_routes *client_routes_locked(hbus_client *c);
+
+/* client_consume.c */
+void consumers_rejoin_locked(hbus_client *c, uint32_t new_owner);
+void consumer_free(struct client_consumer *cc);
 
 /* router.c: this thread's router for hbus_publish and dead-lettering,
  * created on first use. */

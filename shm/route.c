@@ -13,8 +13,8 @@
  * reported once.
  *
  * Nothing here allocates, blocks or calls the kernel; all state is on the
- * caller's stack (about 20 KiB in the worst case), so any number of threads
- * may look up in one table at once.
+ * caller's stack (about 40 KiB at most, most of it never touched), so any
+ * number of threads may look up in one table at once.
  */
 #include "route_match.h"
 #include "route_topic.h"
@@ -102,7 +102,7 @@ static int route_default(struct rt_ctx *c, const char *key, size_t len)
 	struct rt_key k;
 
 	rt_key_init(&k, key, len);
-	s = rt_slot_find(h, h->qdir_off, h->qdir_mask, &k);
+	s = rt_slot_find(h, rt_at(h, h->qdir_off), h->qdir_mask, &k);
 	if (!s)
 		return 0;
 	c->matched = 1;
@@ -126,7 +126,7 @@ static int route_one(struct rt_ctx *c, uint32_t xid, const struct rt_exchange *x
 	switch (x->type) {
 	case HBUS_X_DIRECT:
 		rt_key_init(&k, key, len);
-		s = rt_slot_find(c->base, x->data_off, x->data_n, &k);
+		s = rt_slot_find(c->base, rt_at(c->base, x->data_off), x->data_n, &k);
 		return s ? rt_emit(c, s->id) : 0;
 	case HBUS_X_FANOUT:
 		return rt_emit(c, x->data_off);
@@ -195,7 +195,7 @@ int hbus_route_exchange(const struct hbus_rtable *t, const char *name, size_t le
 	if (len > HBUS_NAME_MAX)
 		return -ENOENT;
 	rt_key_init(&k, name ? name : "", len);
-	s = rt_slot_find(h, h->xdir_off, h->xdir_mask, &k);
+	s = rt_slot_find(h, rt_at(h, h->xdir_off), h->xdir_mask, &k);
 	if (!s)
 		return -ENOENT;
 	*xid = s->id;

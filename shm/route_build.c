@@ -54,22 +54,27 @@ uint32_t rt_slot_cap(unsigned n)
 	return cap;
 }
 
-uint32_t rt_buf_slots(struct rt_buf *b, const struct rt_slot *ents, unsigned n, uint32_t *mask)
+void rt_slots_fill(const struct rt_buf *b, struct rt_slot *slots, uint32_t cap,
+		   const struct rt_slot *ents, unsigned n)
 {
-	uint32_t cap = rt_slot_cap(n), off, i, j;
-	struct rt_slot *slots;
+	uint32_t i, j;
 
-	off = rt_buf_alloc(b, (size_t)cap * sizeof(struct rt_slot));
-	*mask = cap - 1;
-	if (!off)
-		return 0;
-	slots = rt_buf_at(b, off);
 	for (i = 0; i < n; i++) {
 		for (j = ents[i].hash & (cap - 1); slots[j].off; j = (j + 1) & (cap - 1))
 			;
 		slots[j] = ents[i];
 		rt_prefix((const char *)b->p + ents[i].off, ents[i].len, slots[j].pfx);
 	}
+}
+
+uint32_t rt_buf_slots(struct rt_buf *b, const struct rt_slot *ents, unsigned n, uint32_t *mask)
+{
+	uint32_t cap = rt_slot_cap(n), off;
+
+	off = rt_buf_alloc(b, (size_t)cap * sizeof(struct rt_slot));
+	*mask = cap - 1;
+	if (off)
+		rt_slots_fill(b, rt_buf_at(b, off), cap, ents, n);
 	return off;
 }
 

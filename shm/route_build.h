@@ -36,6 +36,9 @@ uint32_t rt_buf_str(struct rt_buf *b, const char *s, size_t len);
  * in by the caller, strings already in the buffer; the prefix is filled in
  * here): its offset, and *mask. */
 uint32_t rt_buf_slots(struct rt_buf *b, const struct rt_slot *ents, unsigned n, uint32_t *mask);
+/* The same into slots[cap] already reserved (a power of two >= 2 * n). */
+void rt_slots_fill(const struct rt_buf *b, struct rt_slot *slots, uint32_t cap,
+		   const struct rt_slot *ents, unsigned n);
 
 /* A binding destination while compiling. */
 struct rt_dest {

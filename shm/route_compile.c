@@ -477,6 +477,8 @@ static int build_udpmaps(struct compiler *c, struct rt_table_hdr *h)
 	return b->err;
 }
 
+#define RT_INPUT_MAX (1u << 24)
+
 static int input_valid(const struct hbus_rc_input *in)
 {
 	return in && (in->exchanges || !in->n_exchanges) && (in->queues || !in->n_queues) &&
@@ -487,7 +489,6 @@ int hbus_route_compile(const struct hbus_rc_input *in, void *buf, size_t cap, si
 {
 	struct compiler c = { .in = in };
 	struct rt_table_hdr h = { .magic = RT_MAGIC, .version = RT_VERSION };
-	uint32_t hdr_off;
 	int rc;
 
 	if (used)
@@ -495,14 +496,17 @@ int hbus_route_compile(const struct hbus_rc_input *in, void *buf, size_t cap, si
 	/* The table is read in place with 32-bit loads: it must be aligned. */
 	if (!input_valid(in) || !used || (!buf && cap) || ((uintptr_t)buf & (RT_ALIGN - 1)))
 		return -EINVAL;
+	/* Far past any table that fits 32-bit offsets; keeps counts + 1 sane. */
+	if (in->n_exchanges > RT_INPUT_MAX || in->n_queues > RT_INPUT_MAX ||
+	    in->n_bindings > RT_INPUT_MAX || in->n_udpmaps > RT_INPUT_MAX)
+		return -EFBIG;
 	rc = resolve_exchanges(&c);
 	if (!rc)
 		rc = resolve_queues(&c);
 	if (!rc)
 		rc = resolve_bindings(&c);
 	if (!rc) {
-		hdr_off = rt_buf_alloc(&c.b, sizeof(h)); /* offset 0 */
-		(void)hdr_off;
+		rt_buf_alloc(&c.b, sizeof(h)); /* the header, at offset 0 */
 		rc = build_exchanges(&c, &h);
 	}
 	if (!rc)

@@ -33,9 +33,8 @@
 
 /* A key has at most 255 bytes, so at most 256 words ("..." has 4). */
 #define RT_WORDS_MAX (HBUS_NAME_MAX + 1)
-/* Topic DFS items pack (node index << RT_POS_BITS | word position). */
+/* Topic search states pack (node record offset << RT_POS_BITS | word position). */
 #define RT_POS_BITS  9u
-#define RT_NODES_MAX (1u << (32 - RT_POS_BITS))
 
 struct rt_table_hdr {
 	uint32_t magic;
@@ -55,6 +54,7 @@ struct rt_table_hdr {
 	uint32_t udp_mask;
 	uint32_t n_mcast;
 	uint32_t mcast_off;     /* uint32_t ip_be[n_mcast], sorted, distinct */
+	uint32_t reserved;      /* 0; keeps the header free of implicit padding */
 };
 
 /* One open-addressing slot: a string (off, len, hash) and what it names.
@@ -66,7 +66,7 @@ struct rt_slot {
 	uint32_t hash;  /* rt_hash() of the string */
 	uint32_t len;
 	uint32_t off;   /* NUL-terminated string; 0 = empty slot */
-	uint32_t id;    /* xid, qid, destination list offset or child node index */
+	uint32_t id;    /* xid, qid, destination list offset or child record offset */
 	uint64_t pfx[RT_PFX / 8];
 };
 
@@ -76,7 +76,7 @@ struct rt_exchange {
 	uint32_t alternate;  /* xid, or HBUS_ROUTE_NONE */
 	/* direct:  data_off = struct rt_slot[data_n + 1] (key -> dests), data_n = mask
 	 * fanout:  data_off = struct rt_dests (0 = no bindings)
-	 * topic:   data_off = struct rt_tnode[data_n], node 0 the root
+	 * topic:   data_off = the root struct rt_tnode (0 = no bindings), data_n = nodes
 	 * headers: data_off = struct rt_hbind[data_n]
 	 * xid 0 (default exchange): no data, routes by queue name. */
 	uint32_t data_off, data_n;
@@ -89,17 +89,22 @@ struct rt_dests {
 	uint32_t ids[];
 };
 
-/* A topic trie node.  Child indexes are into the exchange's node array;
- * 0 (the root) is never a child, so 0 means "none". */
+/* A topic trie node: one record, its literal-edge slot table right behind
+ * its header and its destination list right behind that, records laid out
+ * in depth-first order -- so following an edge touches one or two adjacent
+ * cache lines, not three scattered ones.  Children are record offsets
+ * (0 = none). */
 struct rt_tnode {
-	uint32_t edges_off;  /* struct rt_slot[edges_mask + 1]: word -> child, 0 = none */
-	uint32_t edges_mask;
+	uint32_t edges_mask; /* edges[] holds edges_mask + 1 slots (RT_T_EDGES) */
+	uint32_t flags;      /* RT_T_* */
 	uint32_t star;       /* child by '*' */
 	uint32_t hash;       /* child by '#' */
 	uint32_t dests_off;  /* bindings whose pattern ends here, 0 = none */
-	uint32_t flags;      /* RT_T_* */
+	uint32_t pad;
+	struct rt_slot edges[]; /* word -> child record offset */
 };
 
+#define RT_T_EDGES      4u /* has literal edges */
 #define RT_T_HASH       1u /* reached by a '#' edge: may consume more words */
 #define RT_T_UNDER_HASH 2u /* a '#' or below one: its '#' child may be reached
 			    * at many positions (route_topic.c's memo) */
@@ -232,11 +237,20 @@ static inline uint32_t rt_udp_pos(uint32_t ip_be, uint16_t port, uint32_t mask)
 	return (uint32_t)rt_mix64(((uint64_t)ip_be << 16 | port) * 0x9e3779b97f4a7c15ull) & mask;
 }
 
+/* Does occupied slot e hold k's string (strings at offsets from base)? */
+static inline int rt_slot_eq(const void *base, const struct rt_slot *e, const struct rt_key *k)
+{
+	return e->hash == k->hash && e->len == k->len && e->pfx[0] == k->pfx[0] &&
+	       e->pfx[1] == k->pfx[1] &&
+	       (k->len <= RT_PFX ||
+		memcmp((const char *)rt_at(base, e->off) + RT_PFX, k->s + RT_PFX,
+		       k->len - RT_PFX) == 0);
+}
+
 /* Find a string in a slot table: its slot, or NULL. */
-static inline const struct rt_slot *rt_slot_find(const void *base, uint32_t slots_off,
+static inline const struct rt_slot *rt_slot_find(const void *base, const struct rt_slot *slots,
 						 uint32_t mask, const struct rt_key *k)
 {
-	const struct rt_slot *slots = rt_at(base, slots_off);
 	uint32_t i = k->hash & mask;
 
 	for (;; i = (i + 1) & mask) {
@@ -244,11 +258,7 @@ static inline const struct rt_slot *rt_slot_find(const void *base, uint32_t slot
 
 		if (e->off == 0)
 			return NULL;
-		if (e->hash == k->hash && e->len == k->len && e->pfx[0] == k->pfx[0] &&
-		    e->pfx[1] == k->pfx[1] &&
-		    (k->len <= RT_PFX ||
-		     memcmp((const char *)rt_at(base, e->off) + RT_PFX, k->s + RT_PFX,
-			    k->len - RT_PFX) == 0))
+		if (rt_slot_eq(base, e, k))
 			return e;
 	}
 }

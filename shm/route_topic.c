@@ -5,9 +5,10 @@
  * The trie has one node per distinct pattern prefix.  A node's children are
  * its literal words (an open-addressing slot table, so a node with 5,000
  * symbols costs one probe), at most one '*' child and at most one '#'
- * child.  Runs of '#' are collapsed at compile time ("#.#" matches exactly
- * what "#" matches), which keeps the search below polynomial in the
- * common case and removes a whole class of redundant states.
+ * child.  Each node is one record -- header, edge slots, destination list
+ * -- in depth-first order (route_layout.h), because a lookup's cost is its
+ * cache misses.  Runs of '#' are collapsed at compile time ("#.#" matches
+ * exactly what "#" matches): fewer states, and no '#' has a '#' child.
  *
  * Matching is a depth-first search over states (node, word position),
  * with an explicit stack.  A '#' node H at position i means "the '#' has
@@ -24,8 +25,8 @@
  * Hence a later arrival can simply be dropped, and all the search needs
  * to remember is which '#' nodes it has arrived at -- and only for '#'
  * nodes under another '#' (their parent has RT_T_UNDER_HASH): a top-level
- * '#' is arrived at exactly once.  Every (node, position) is then expanded at
- * most once.  The memo holds RT_MEMO_NODES nested '#' nodes per lookup;
+ * '#' is arrived at exactly once.  Every (node, position) is then expanded
+ * at most once.  The memo holds RT_MEMO_NODES nested '#' nodes per lookup;
  * a key that reaches more of them (a pattern set built for it) is still
  * routed correctly, the extra arrivals being re-expanded.
  */
@@ -58,6 +59,7 @@ struct tb_node {
 	const char *word; /* the literal word of the edge into this node */
 	uint32_t word_len;
 	uint32_t pat_first, pat_n; /* sorted patterns that end here */
+	uint32_t off, dests_off;   /* placed in the table */
 };
 
 struct tb {
@@ -138,10 +140,6 @@ static uint32_t tb_new_node(struct tb *t, int *err)
 		t->nodes = n;
 		t->cap_nodes = cap;
 	}
-	if (t->n_nodes >= RT_NODES_MAX) {
-		*err = -EFBIG;
-		return 0;
-	}
 	memset(&t->nodes[t->n_nodes], 0, sizeof(*t->nodes));
 	return t->n_nodes++;
 }
@@ -205,29 +203,15 @@ static int tb_insert(struct tb *t, uint32_t p)
 	return 0;
 }
 
-/* Write node i: its edge table, word strings and destination list. */
-static int tb_emit_node(struct tb *t, struct rt_buf *b, uint32_t nodes_off, uint32_t i)
+/* Pass 1: place node i's record (header + edge slots) and, right behind
+ * it, its destination list.  Creation order is depth-first pre-order
+ * (patterns were inserted sorted), so parents sit just before children. */
+static int tb_place_node(struct tb *t, struct rt_buf *b, uint32_t i)
 {
-	const struct tb_node *n = &t->nodes[i];
-	struct rt_tnode out = { .star = n->star, .hash = n->hash, .flags = n->flags };
-	uint32_t k, c;
+	struct tb_node *n = &t->nodes[i];
+	uint32_t cap = n->n_lit ? rt_slot_cap(n->n_lit) : 0, k;
 
-	if (n->n_lit) {
-		struct rt_slot *ents = malloc(n->n_lit * sizeof(*ents));
-
-		if (!ents)
-			return -ENOMEM;
-		for (k = 0, c = n->lit_head; c; c = t->nodes[c].next_sibling, k++) {
-			const struct tb_node *ch = &t->nodes[c];
-
-			ents[k].hash = rt_hash(ch->word, ch->word_len);
-			ents[k].len = ch->word_len;
-			ents[k].off = rt_buf_str(b, ch->word, ch->word_len);
-			ents[k].id = c;
-		}
-		out.edges_off = rt_buf_slots(b, ents, n->n_lit, &out.edges_mask);
-		free(ents);
-	}
+	n->off = rt_buf_alloc(b, sizeof(struct rt_tnode) + (size_t)cap * sizeof(struct rt_slot));
 	if (n->pat_n) {
 		struct rt_dest *d = malloc(n->pat_n * sizeof(*d));
 
@@ -235,13 +219,50 @@ static int tb_emit_node(struct tb *t, struct rt_buf *b, uint32_t nodes_off, uint
 			return -ENOMEM;
 		for (k = 0; k < n->pat_n; k++)
 			d[k] = t->pats[n->pat_first + k].bind->dest;
-		out.dests_off = rt_buf_dests(b, d, n->pat_n);
+		n->dests_off = rt_buf_dests(b, d, n->pat_n);
 		free(d);
 	}
-	if (b->err)
-		return b->err;
-	memcpy((struct rt_tnode *)rt_buf_at(b, nodes_off) + i, &out, sizeof(out));
-	return 0;
+	return b->err;
+}
+
+/* Pass 2, once every record has its offset: link node i to its children.
+ * Word strings go to the end of the table: the slots hold the first
+ * RT_PFX bytes, so a lookup reads a string only for longer words. */
+static int tb_link_node(struct tb *t, struct rt_buf *b, uint32_t i)
+{
+	const struct tb_node *n = &t->nodes[i];
+	struct rt_tnode hdr = { .flags = n->flags, .dests_off = n->dests_off };
+	struct rt_slot *ents = NULL;
+	uint32_t k, c, cap = 0;
+
+	if (n->star)
+		hdr.star = t->nodes[n->star].off;
+	if (n->hash)
+		hdr.hash = t->nodes[n->hash].off;
+	if (n->n_lit) {
+		if (!(ents = malloc(n->n_lit * sizeof(*ents))))
+			return -ENOMEM;
+		for (k = 0, c = n->lit_head; c; c = t->nodes[c].next_sibling, k++) {
+			const struct tb_node *ch = &t->nodes[c];
+
+			ents[k].hash = rt_hash(ch->word, ch->word_len);
+			ents[k].len = ch->word_len;
+			ents[k].off = rt_buf_str(b, ch->word, ch->word_len);
+			ents[k].id = ch->off;
+		}
+		cap = rt_slot_cap(n->n_lit);
+		hdr.flags |= RT_T_EDGES;
+		hdr.edges_mask = cap - 1;
+	}
+	if (!b->err) {
+		struct rt_tnode *rec = rt_buf_at(b, n->off);
+
+		memcpy(rec, &hdr, sizeof(hdr));
+		if (cap)
+			rt_slots_fill(b, rec->edges, cap, ents, n->n_lit);
+	}
+	free(ents);
+	return b->err;
 }
 
 int rt_topic_build(struct rt_buf *b, const struct rt_cbind *binds, unsigned n,
@@ -276,11 +297,11 @@ int rt_topic_build(struct rt_buf *b, const struct rt_cbind *binds, unsigned n,
 		err = tb_insert(&t, i);
 	if (err)
 		goto out;
-	*nodes_off = rt_buf_alloc(b, (size_t)t.n_nodes * sizeof(struct rt_tnode));
 	for (i = 0; i < t.n_nodes && !err; i++)
-		err = tb_emit_node(&t, b, *nodes_off, i);
-	if (!err)
-		err = b->err;
+		err = tb_place_node(&t, b, i);
+	for (i = 0; i < t.n_nodes && !err; i++)
+		err = tb_link_node(&t, b, i);
+	*nodes_off = t.nodes[0].off;
 	*n_nodes = t.n_nodes;
 out:
 	free(t.words);
@@ -300,29 +321,19 @@ out:
 #define RT_TSTACK (3u * 2u * RT_WORDS_MAX + 4u)
 #define RT_MEMO_NODES 512u
 
-#define ITEM(node, pos) ((uint32_t)(node) << RT_POS_BITS | (uint32_t)(pos))
-
-/* Push a child state and start fetching its node: the children pushed
- * first are expanded last, so their cache misses overlap with the work on
- * the others (the lookup is bound by dependent loads, not by compute). */
-#define PUSH(node, pos) do { \
-		__builtin_prefetch(&nodes[(node)]); \
-		stack[sp++] = ITEM((node), (pos)); \
-	} while (0)
+#define ITEM(off, pos) ((uint64_t)(off) << RT_POS_BITS | (pos))
 
 int rt_topic_match(struct rt_ctx *c, const struct rt_exchange *x, const char *key, size_t len)
 {
-	const struct rt_tnode *nodes;
 	struct rt_key words[RT_WORDS_MAX];
-	uint32_t stack[RT_TSTACK];
+	uint64_t stack[RT_TSTACK];
 	uint32_t memo_items[RT_MEMO_NODES], memo_slots[2 * RT_MEMO_NODES];
-	struct rt_set memo; /* nested '#' nodes arrived at */
+	struct rt_set memo; /* nested '#' nodes arrived at (record offsets) */
 	uint32_t nw = 0, sp = 0, i, start = 0;
 	int rc;
 
 	if (x->data_off == 0 || len > HBUS_NAME_MAX)
 		return 0;
-	nodes = rt_at(c->base, x->data_off);
 	/* The empty key has no words; otherwise dots + 1 words. */
 	for (i = 0; len && i <= len; i++) {
 		if (i < len && key[i] != '.')
@@ -331,11 +342,11 @@ int rt_topic_match(struct rt_ctx *c, const struct rt_exchange *x, const char *ke
 		start = i + 1;
 	}
 	rt_set_init(&memo, memo_items, RT_MEMO_NODES, memo_slots, 2 * RT_MEMO_NODES);
-	stack[sp++] = ITEM(0, 0);
+	stack[sp++] = ITEM(x->data_off, 0);
 	while (sp) {
-		uint32_t it = stack[--sp];
-		uint32_t pos = it & ((1u << RT_POS_BITS) - 1);
-		const struct rt_tnode *n = &nodes[it >> RT_POS_BITS];
+		uint64_t it = stack[--sp];
+		uint32_t pos = (uint32_t)it & ((1u << RT_POS_BITS) - 1);
+		const struct rt_tnode *n = rt_at(c->base, (uint32_t)(it >> RT_POS_BITS));
 
 		/* Only a corrupt table could get here (see RT_TSTACK). */
 		if (sp + 4 > RT_TSTACK)
@@ -346,19 +357,19 @@ int rt_topic_match(struct rt_ctx *c, const struct rt_exchange *x, const char *ke
 			stack[sp++] = it + 1; /* '#' consumes word pos */
 		if (pos == nw && n->dests_off && (rc = rt_emit(c, n->dests_off)) < 0)
 			return rc;
-		if (pos < nw && n->edges_off) {
-			const struct rt_slot *e = rt_slot_find(c->base, n->edges_off, n->edges_mask,
+		if (pos < nw && (n->flags & RT_T_EDGES)) {
+			const struct rt_slot *e = rt_slot_find(c->base, n->edges, n->edges_mask,
 							       &words[pos]);
 			if (e)
-				PUSH(e->id, pos + 1);
+				stack[sp++] = ITEM(e->id, pos + 1);
 		}
 		if (pos < nw && n->star)
-			PUSH(n->star, pos + 1);
+			stack[sp++] = ITEM(n->star, pos + 1);
 		/* A later arrival at a nested '#' is covered by the first one's
 		 * chain.  rt_set_add: 1 = first arrival, 0 = seen, -E2BIG =
 		 * memo full (arrive again: redundant, never wrong). */
 		if (n->hash && (!(n->flags & RT_T_UNDER_HASH) || rt_set_add(&memo, n->hash) != 0))
-			PUSH(n->hash, pos);
+			stack[sp++] = ITEM(n->hash, pos);
 	}
 	return 0;
 }

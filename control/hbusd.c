@@ -1,0 +1,639 @@
+/*
+ * hbusd.c - the control-plane daemon: arguments, start-up (lock, shared
+ * memory, adoption of what a previous hbusd left), the event loop, and
+ * orphans (sessions of a previous hbusd whose processes still run).
+ *
+ * docs/OPERATIONS.md is the user's side of this file.
+ */
+#include "server.h"
+#include "defs.h"
+#include "log.h"
+#include "route_layout.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stddef.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: hbusd [--bus NAME] [--run-dir DIR] [--shm-dir DIR] [--definitions FILE]\n"
+		"             [--permissions FILE] [--foreground] [limits]\n"
+		"  --bus NAME          bus to serve (default: $HBUS_BUS, else 'default')\n"
+		"  --run-dir DIR       socket, pid and log files (default: $HBUS_RUN_DIR, else /run/hbus)\n"
+		"  --shm-dir DIR       shared memory base (default: a hugetlbfs mount, else /dev/shm)\n"
+		"  --definitions FILE  durable topology, restored at start, rewritten atomically\n"
+		"  --permissions FILE  users' and groups' configure/write/read patterns (JSON)\n"
+		"  --foreground        do not detach; log to stderr\n"
+		"limits (docs/LIMITS.md; a request past one is refused naming it):\n"
+		"  --max-exchanges N (1024)  --max-queues N (4096)  --max-bindings N (65536)\n"
+		"  --max-consumers N per queue (256)  --max-udpmaps N (4096)\n"
+		"  --max-sessions N (1024)  --max-sessions-per-user N (256)  --hello-timeout S (10)\n"
+		"  --max-request BYTES (65536)  --max-definitions BYTES (67108864)\n"
+		"  --max-queue-bytes BYTES shared memory of one queue (0: no limit)\n"
+		"  --routes-size BYTES routing table capacity per generation (4194304)\n");
+}
+
+static int parse_num(const char *s, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (!*s || *s == '-' || *end || errno || v == 0 || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int valid_bus_name(const char *b)
+{
+	size_t i, n = strlen(b);
+
+	if (n == 0 || n > 64 || b[0] == '.')
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!(b[i] == '-' || b[i] == '_' || b[i] == '.' || (b[i] >= '0' && b[i] <= '9') ||
+		      (b[i] >= 'a' && b[i] <= 'z') || (b[i] >= 'A' && b[i] <= 'Z')))
+			return 0;
+	return 1;
+}
+
+static int parse_args(int argc, char **argv, struct hbusd_opts *o)
+{
+	static const struct option lo[] = {
+		{ "bus", required_argument, 0, 'b' }, { "run-dir", required_argument, 0, 'r' },
+		{ "shm-dir", required_argument, 0, 's' }, { "definitions", required_argument, 0, 'd' },
+		{ "permissions", required_argument, 0, 'p' }, { "foreground", no_argument, 0, 'f' },
+		{ "max-exchanges", required_argument, 0, 1 }, { "max-queues", required_argument, 0, 2 },
+		{ "max-bindings", required_argument, 0, 3 }, { "max-consumers", required_argument, 0, 4 },
+		{ "max-sessions", required_argument, 0, 5 }, { "routes-size", required_argument, 0, 6 },
+		{ "max-request", required_argument, 0, 7 }, { "max-definitions", required_argument, 0, 8 },
+		{ "max-queue-bytes", required_argument, 0, 9 }, { "max-udpmaps", required_argument, 0, 10 },
+		{ "max-sessions-per-user", required_argument, 0, 11 },
+		{ "hello-timeout", required_argument, 0, 12 },
+		{ "help", no_argument, 0, 'h' }, { "version", no_argument, 0, 'V' }, { 0, 0, 0, 0 },
+	};
+	const char *run = getenv("HBUS_RUN_DIR");
+	uint64_t v;
+	int c, bad = 0;
+
+	o->bus = getenv("HBUS_BUS") && *getenv("HBUS_BUS") ? getenv("HBUS_BUS") : "default";
+	o->max_sessions = 1024;
+	o->max_sessions_per_user = 256;
+	o->max_request = HBUSD_REQUEST_MAX;
+	o->hello_timeout_s = 10;
+	o->lim = (struct model_limits){ .max_exchanges = 1024, .max_queues = 4096,
+					.max_bindings = 65536, .max_consumers_per_queue = 256,
+					.max_udpmaps = 4096, .routes_table_cap = 4u << 20,
+					.max_definitions = 64u << 20 };
+	snprintf(o->run_dir, sizeof(o->run_dir), "%s", run && *run ? run : "/run/hbus");
+	while ((c = getopt_long(argc, argv, "b:r:s:d:p:fhV", lo, NULL)) != -1) {
+		switch (c) {
+		case 'b': o->bus = optarg; break;
+		case 'r': snprintf(o->run_dir, sizeof(o->run_dir), "%s", optarg); break;
+		case 's': o->shm_dir = optarg; break;
+		case 'd': o->defs_path = optarg; break;
+		case 'p': o->perms_path = optarg; break;
+		case 'f': o->foreground = true; break;
+		case 'h': usage(stdout); exit(0);
+		case 'V': printf("hbusd %s\n", HBUS_VERSION_STRING); exit(0);
+		case '?': return -1;
+		default:
+			/* Sizes in bytes that are buffers hbusd allocates stop at
+			 * 1 GiB; counts at 2^32 - 1; a queue's bytes at 2^62. */
+			if (parse_num(optarg, c == 9 ? 1ull << 62 : c == 7 || c == 8 ? 1u << 30
+								      : UINT32_MAX, &v)) {
+				fprintf(stderr, "hbusd: --%s needs a positive number%s, not '%s'\n",
+					lo[c + 5].name, c == 7 || c == 8 ? " up to 1073741824" : "",
+					optarg);
+				bad = 1;
+				break;
+			}
+			if (c == 1) o->lim.max_exchanges = (uint32_t)v;
+			if (c == 2) o->lim.max_queues = (uint32_t)v;
+			if (c == 3) o->lim.max_bindings = (uint32_t)v;
+			if (c == 4) o->lim.max_consumers_per_queue = (uint32_t)v;
+			if (c == 5) o->max_sessions = (uint32_t)v;
+			if (c == 6) o->lim.routes_table_cap = (size_t)v;
+			if (c == 7) o->max_request = (uint32_t)v;
+			if (c == 8) o->lim.max_definitions = (size_t)v;
+			if (c == 9) o->lim.max_queue_bytes = v;
+			if (c == 10) o->lim.max_udpmaps = (uint32_t)v;
+			if (c == 11) o->max_sessions_per_user = (uint32_t)v;
+			if (c == 12) o->hello_timeout_s = (uint32_t)v;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "hbusd: unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	if (!valid_bus_name(o->bus)) {
+		fprintf(stderr, "hbusd: bus name '%s' must be 1-64 characters of A-Z a-z 0-9 . _ - "
+			"(not starting with '.')\n", o->bus);
+		return -1;
+	}
+	return bad ? -1 : 0;
+}
+
+/* ------------------------------------------------------------------ orphans */
+
+struct orphan *orphan_find(struct hbusd *d, uint32_t owner)
+{
+	struct orphan *o;
+
+	for (o = d->orphans; o; o = o->next)
+		if (o->owner == owner)
+			return o;
+	return NULL;
+}
+
+void orphan_forget(struct hbusd *d, struct orphan *o)
+{
+	struct orphan **pp;
+
+	for (pp = &d->orphans; *pp; pp = &(*pp)->next)
+		if (*pp == o) {
+			*pp = o->next;
+			break;
+		}
+	if (o->pidfd >= 0) {
+		epoll_ctl(d->epfd, EPOLL_CTL_DEL, o->pidfd, NULL);
+		close(o->pidfd);
+	}
+	/* Its event may still be in this epoll batch: free after it. */
+	o->ev.kind = 0;
+	o->next = d->dead_orphans;
+	d->dead_orphans = o;
+}
+
+static void owner_dead(struct hbusd *d, uint32_t owner)
+{
+	if (model_owner_gone(&d->model, owner, NULL, 0))
+		sb_session_closed(&d->sb, owner);
+	else
+		sb_session_remove(&d->sb, owner);
+}
+
+static void orphan_dead(struct hbusd *d, struct orphan *o)
+{
+	HBUS_INFO("process %d (owner %u) from before the restart has exited: recovering its "
+		  "slots", (int)o->pid, o->owner);
+	owner_dead(d, o->owner);
+	orphan_forget(d, o);
+}
+
+/* Owners in the superblock's session table belong to sessions of the
+ * previous hbusd.  A process that is gone is recovered now; one that runs
+ * is watched (pidfd) until it exits or says hello again with its id. */
+static void adopt_sessions(struct hbusd *d)
+{
+	struct hbus_super *sb = d->sb.sb;
+	unsigned i;
+
+	if (d->sb.prev_owner) /* slots a previous hbusd held mid-purge */
+		model_owner_gone(&d->model, d->sb.prev_owner, NULL, 0);
+	for (i = 0; i < HBUS_SUPER_SESSIONS; i++) {
+		struct hbus_super_session *e = &sb->sessions[i];
+		uint32_t owner = atomic_load(&e->owner);
+		struct epoll_event ev = { .events = EPOLLIN };
+		struct orphan *o;
+
+		if (!owner)
+			continue;
+		if (!e->pid || proc_start_time(e->pid) != e->start_time) {
+			HBUS_INFO("owner %u (pid %d) from before the restart is gone: recovering", owner,
+				  (int)e->pid);
+			owner_dead(d, owner);
+			continue;
+		}
+		o = calloc(1, sizeof(*o));
+		if (!o) {
+			HBUS_ERR("out of memory: owner %u not watched", owner);
+			continue;
+		}
+		o->ev.kind = EV_ORPHAN;
+		o->owner = owner;
+		o->pid = e->pid;
+		o->start_time = e->start_time;
+		o->pidfd = (int)syscall(SYS_pidfd_open, (pid_t)e->pid, 0);
+		ev.data.ptr = o;
+		if (o->pidfd >= 0 && epoll_ctl(d->epfd, EPOLL_CTL_ADD, o->pidfd, &ev) != 0) {
+			close(o->pidfd);
+			o->pidfd = -1;
+		}
+		o->next = d->orphans;
+		d->orphans = o;
+		HBUS_INFO("owner %u (pid %d) from before the restart still runs: kept until it exits "
+			  "or resumes", owner, (int)o->pid);
+	}
+}
+
+static void poll_orphans(struct hbusd *d)
+{
+	struct orphan *o = d->orphans, *next;
+
+	for (; o; o = next) {
+		next = o->next;
+		if (o->pidfd < 0 && proc_start_time(o->pid) != o->start_time)
+			orphan_dead(d, o);
+	}
+}
+
+/* ------------------------------------------------------------------ start-up */
+
+/* mkdir -p: parents get 0755 (they may be shared), the leaf gets mode. */
+static int mkdir_p(const char *path, mode_t mode)
+{
+	char buf[512];
+	size_t i, n = strlen(path);
+
+	if (n == 0 || n >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, n + 1);
+	for (i = 1; i < n; i++) {
+		if (buf[i] != '/')
+			continue;
+		buf[i] = '\0';
+		if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+			return -errno;
+		buf[i] = '/';
+	}
+	return mkdir(buf, mode) != 0 && errno != EEXIST ? -errno : 0;
+}
+
+static int make_run_dir(struct hbusd *d)
+{
+	mode_t want = perms_grants_others(&d->perms) ? 0755 : 0700;
+	struct stat st;
+	struct herr e;
+
+	int rc = mkdir_p(d->o.run_dir, want);
+
+	if (rc) {
+		HBUS_ERR("cannot create run dir %s: %s", d->o.run_dir, strerror(-rc));
+		return -1;
+	}
+	if (stat(d->o.run_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		HBUS_ERR("run dir %s is not a directory", d->o.run_dir);
+		return -1;
+	}
+	/* Widen only: other buses may share the directory. */
+	if ((st.st_mode & want) != want && st.st_uid == geteuid())
+		chmod(d->o.run_dir, (st.st_mode | want) & 07777);
+	if (perms_dir_trusted(d->o.run_dir, &e)) {
+		HBUS_ERR("run dir: %s", e.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int lock_pid_file(struct hbusd *d)
+{
+	char buf[32] = "";
+	ssize_t n;
+	int locked;
+
+	snprintf(d->pid_path, sizeof(d->pid_path), "%s/%s.pid", d->o.run_dir, d->o.bus);
+	d->pidfile_fd = open(d->pid_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (d->pidfile_fd < 0) {
+		HBUS_ERR("cannot open %s: %s", d->pid_path, strerror(errno));
+		return -1;
+	}
+	locked = flock(d->pidfile_fd, LOCK_EX | LOCK_NB) == 0;
+	n = pread(d->pidfile_fd, buf, sizeof(buf) - 1, 0);
+	buf[n > 0 ? n : 0] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	if (!locked) {
+		HBUS_ERR("hbusd is already running for bus '%s' (pid %s, lock %s)", d->o.bus,
+			 buf[0] ? buf : "?", d->pid_path);
+		return -1;
+	}
+	/* The lock died with its holder: the pid in the file is history. */
+	if (buf[0])
+		HBUS_INFO("%s names pid %s, which no longer holds its lock (an hbusd that did not "
+			  "stop cleanly): replaced", d->pid_path, buf);
+	return 0;
+}
+
+static void write_pid(struct hbusd *d)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+
+	if (ftruncate(d->pidfile_fd, 0) != 0 || pwrite(d->pidfile_fd, buf, (size_t)n, 0) != n)
+		HBUS_WARN("cannot write %s: %s", d->pid_path, strerror(errno));
+}
+
+static int open_routes(struct hbusd *d)
+{
+	struct hbus_routes *r = NULL;
+	char path[512];
+	uint64_t cap = 0;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/routes", d->bus_dir);
+	d->routes_fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (d->routes_fd >= 0) {
+		rc = hbus_routes_open_fd(d->routes_fd, &r);
+		if (rc == 0 && pread(d->routes_fd, &cap, sizeof(cap),
+				     offsetof(struct hbus_routes_hdr, table_cap)) != sizeof(cap))
+			rc = -EIO;
+		if (rc == 0) {
+			/* The file's capacity is the limit now, whatever this
+			 * start's --routes-size says: growing needs a new bus. */
+			HBUS_INFO("adopted routes file %s (generation %llu, %llu bytes per table)", path,
+				  (unsigned long long)hbus_routes_generation(r), (unsigned long long)cap);
+			d->model.lim.routes_table_cap = (size_t)cap;
+			d->model.routes = r;
+			return 0;
+		}
+		if (r)
+			hbus_routes_close(r);
+		r = NULL;
+		/* Readers that still map the old file keep its last table
+		 * until their next hello hands them the new one. */
+		HBUS_WARN("routes file %s unusable (%s): replaced", path, hbus_strerror(rc));
+		close(d->routes_fd);
+		unlink(path);
+	}
+	rc = hbus_routes_create(path, d->o.lim.routes_table_cap, &d->routes_fd, &r);
+	if (rc) {
+		HBUS_ERR("cannot create routes file %s: %s", path, hbus_strerror(rc));
+		return -1;
+	}
+	d->model.routes = r;
+	return 0;
+}
+
+static int open_bus(struct hbusd *d)
+{
+	struct herr e;
+	int other = 0, huge = 0, rc;
+
+	rc = hbus_shm_bus_dir(d->o.shm_dir, d->o.bus, d->bus_dir, sizeof(d->bus_dir), &huge);
+	if (rc == 0)
+		rc = mkdir_p(d->bus_dir, 0700);
+	if (rc) {
+		HBUS_ERR("cannot use bus directory %s: %s", d->bus_dir, hbus_strerror(rc));
+		return -1;
+	}
+	if (perms_dir_trusted(d->bus_dir, &e)) {
+		HBUS_ERR("bus directory: %s", e.msg);
+		return -1;
+	}
+	rc = sb_open(d->bus_dir, d->o.bus, &d->sb, &other);
+	if (rc == -EWOULDBLOCK) {
+		HBUS_ERR("another hbusd (pid %d) serves bus '%s' from %s", other, d->o.bus, d->bus_dir);
+		return -1;
+	}
+	if (rc) {
+		HBUS_ERR("superblock %s/superblock: %s%s", d->bus_dir, hbus_strerror(rc),
+			 rc == -EXDEV ? " (it belongs to another bus)" : "");
+		return -1;
+	}
+	if (d->sb.created || !d->sb.prev_pid)
+		HBUS_INFO("%s superblock: epoch %llu", d->sb.created ? "created" : "adopted",
+			  (unsigned long long)atomic_load(&d->sb.sb->epoch));
+	else
+		HBUS_INFO("adopted superblock: epoch %llu (the previous hbusd, pid %d, did not stop "
+			  "cleanly)", (unsigned long long)atomic_load(&d->sb.sb->epoch),
+			  (int)d->sb.prev_pid);
+	model_init(&d->model, d->bus_dir, &d->o.lim);
+	d->model.sb = &d->sb;
+	d->model.defs_path = d->o.defs_path;
+	d->model.self_owner = sb_alloc_owner(&d->sb, NULL, NULL);
+	atomic_store(&d->sb.sb->hbusd_owner, d->model.self_owner);
+	if (open_routes(d))
+		return -1;
+	if (defs_restore(&d->model, d->o.defs_path, &e)) {
+		HBUS_ERR("%s", e.msg);
+		return -1;
+	}
+	adopt_sessions(d);
+	if (model_commit(&d->model, &e)) {
+		HBUS_ERR("cannot publish the restored topology: %s", e.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int setup_events(struct hbusd *d)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	sigset_t set;
+
+	d->epfd = epoll_create1(EPOLL_CLOEXEC);
+	d->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	d->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (d->epfd < 0 || d->timerfd < 0 || d->sigfd < 0)
+		return -errno;
+	d->ev_signal.kind = EV_SIGNAL;
+	d->ev_timer.kind = EV_TIMER;
+	ev.data.ptr = &d->ev_signal;
+	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->sigfd, &ev) != 0)
+		return -errno;
+	ev.data.ptr = &d->ev_timer;
+	return epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->timerfd, &ev) != 0 ? -errno : 0;
+}
+
+/* Detach: the parent returns only once the child serves the socket (or
+ * failed, having said why on stderr), so `hbusd && hbus ...` has no race. */
+static int daemonize(struct hbusd *d, int *ready_fd)
+{
+	int p[2];
+	pid_t pid;
+	char c;
+
+	if (pipe2(p, O_CLOEXEC) != 0)
+		return -1;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid > 0) {
+		close(p[1]);
+		exit(read(p[0], &c, 1) == 1 ? 0 : 1);
+	}
+	close(p[0]);
+	setsid();
+	*ready_fd = p[1];
+	(void)d;
+	return 0;
+}
+
+static void ready(struct hbusd *d, int ready_fd)
+{
+	char logpath[320];
+	int fd;
+
+	if (ready_fd < 0)
+		return;
+	snprintf(logpath, sizeof(logpath), "%s/%s.log", d->o.run_dir, d->o.bus);
+	fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	HBUS_INFO("detached; logging to %s", logpath);
+	if (fd >= 0) {
+		dup2(fd, STDERR_FILENO);
+		close(fd);
+	}
+	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		dup2(fd, STDIN_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		close(fd);
+	}
+	if (write(ready_fd, "1", 1) != 1)
+		HBUS_WARN("cannot signal readiness to the parent");
+	close(ready_fd);
+}
+
+/* ------------------------------------------------------------------ the loop */
+
+static void on_timer(struct hbusd *d)
+{
+	uint64_t ticks;
+
+	if (read(d->timerfd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
+		HBUS_WARN("timerfd: %s", strerror(errno));
+	model_publish_retry(&d->model);
+	if (d->model.pending.n)
+		model_retry_pending(&d->model);
+	poll_orphans(d);
+	server_expire_hello(d);
+}
+
+static void on_signal(struct hbusd *d)
+{
+	struct signalfd_siginfo si;
+	struct herr e;
+
+	while (read(d->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) {
+			if (!d->o.perms_path)
+				HBUS_INFO("SIGHUP: no permissions file to reload");
+			else if (perms_load(&d->perms, d->o.perms_path, &e))
+				HBUS_ERR("SIGHUP: permissions not reloaded, the old ones stay: %s",
+					 e.msg);
+			continue;
+		}
+		HBUS_INFO("signal %u: stopping (shared memory stays for the next hbusd)",
+			  si.ssi_signo);
+		d->stop = true;
+	}
+}
+
+static void run(struct hbusd *d)
+{
+	struct epoll_event evs[64];
+	uint64_t seen = d->model.published_version;
+	int i, n;
+
+	while (!d->stop) {
+		n = epoll_wait(d->epfd, evs, 64, -1);
+		if (n < 0 && errno != EINTR) {
+			HBUS_ERR("epoll_wait: %s", strerror(errno));
+			break;
+		}
+		for (i = 0; i < n; i++) {
+			struct ev_src *src = evs[i].data.ptr;
+
+			switch (src->kind) {
+			case EV_LISTEN:  server_accept(d); break;
+			case EV_SESSION: server_session_event(d, (struct session *)src, evs[i].events); break;
+			case EV_SIGNAL:  on_signal(d); break;
+			case EV_TIMER:   on_timer(d); break;
+			case EV_ORPHAN:  orphan_dead(d, (struct orphan *)src); break;
+			default:         break; /* closed earlier in this batch */
+			}
+		}
+		/* A newly published table releases replies held in any session. */
+		if (d->model.published_version != seen) {
+			seen = d->model.published_version;
+			server_flush_all(d);
+		}
+		server_reap(d);
+		server_update_timer(d);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static struct hbusd d;
+	struct herr e;
+	int ready_fd = -1, rc = 1;
+
+	d.lfd = d.sigfd = d.timerfd = d.epfd = d.pidfile_fd = d.routes_fd = -1;
+	if (parse_args(argc, argv, &d.o)) {
+		usage(stderr);
+		return 2;
+	}
+	perms_init(&d.perms);
+	if (d.o.perms_path && perms_load(&d.perms, d.o.perms_path, &e)) {
+		HBUS_ERR("%s", e.msg);
+		return 1;
+	}
+	if (!d.o.foreground && daemonize(&d, &ready_fd))
+		return 1;
+	if (make_run_dir(&d) || lock_pid_file(&d) || setup_events(&d) != 0 || open_bus(&d))
+		goto out;
+	snprintf(d.sock_path, sizeof(d.sock_path), "%s/%s.sock", d.o.run_dir, d.o.bus);
+	rc = server_listen(&d);
+	if (rc) {
+		HBUS_ERR("cannot listen on %s: %s", d.sock_path, hbus_strerror(rc));
+		rc = 1;
+		goto out;
+	}
+	write_pid(&d);
+	HBUS_INFO("hbusd %s serving bus '%s' on %s: epoch %llu, owner %u, %u queue(s), "
+		  "generation %llu", HBUS_VERSION_STRING, d.o.bus, d.sock_path,
+		  (unsigned long long)atomic_load(&d.sb.sb->epoch), d.model.self_owner,
+		  d.model.queues.n, (unsigned long long)d.model.generation);
+	ready(&d, ready_fd);
+	run(&d);
+	rc = 0;
+	unlink(d.sock_path);
+out:
+	server_close_all(&d);
+	server_reap(&d);
+	while (d.orphans)
+		orphan_forget(&d, d.orphans);
+	server_reap(&d);
+	model_fini(&d.model);
+	if (d.model.routes)
+		hbus_routes_close(d.model.routes);
+	if (d.routes_fd >= 0)
+		close(d.routes_fd);
+	if (d.sb.sb)
+		sb_close(&d.sb);
+	perms_free(&d.perms);
+	if (d.pidfile_fd >= 0) {
+		if (rc == 0)
+			unlink(d.pid_path); /* still under our lock */
+		close(d.pidfile_fd);
+	}
+	if (rc == 0)
+		HBUS_INFO("stopped");
+	return rc;
+}

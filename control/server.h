@@ -1,0 +1,155 @@
+/*
+ * server.h - hbusd's control socket: sessions, the event loop's sources,
+ * one JSON request -> one JSON reply (+ at most one descriptor).
+ *
+ * Single-threaded and never blocking on a client: every socket is
+ * nonblocking; a reply the peer's socket cannot take now waits in the
+ * session's queue (EPOLLOUT), and a session with too many replies waiting
+ * is not read until they drain (backpressure, not disconnection).  A reply
+ * to a topology change is held back until the routing table that contains
+ * the change is published, so "ok" means readers route by it.
+ */
+#ifndef HBUSD_SERVER_H
+#define HBUSD_SERVER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "model.h"
+#include "perms.h"
+#include "superblock.h"
+
+#define HBUSD_REQUEST_MAX       (64u << 10) /* bytes of one request (--max-request) */
+#define HBUSD_PENDING_REPLIES   32u         /* per session, then stop reading it */
+#define HBUSD_REQUESTS_PER_WAKE 16u         /* fairness between sessions */
+#define HBUSD_SNDBUF            (8u << 20)  /* room for large list/stat replies */
+#define HBUSD_PROTOCOL_VERSION  1
+
+enum ev_kind { EV_LISTEN = 1, EV_SESSION, EV_SIGNAL, EV_TIMER, EV_ORPHAN };
+
+struct ev_src {
+	enum ev_kind kind;
+};
+
+struct outmsg {
+	struct outmsg *next;
+	char *text;
+	size_t len;
+	int fd;               /* dup to pass (SCM_RIGHTS), -1 none */
+	uint64_t min_version; /* send once this topology version is published */
+};
+
+struct session {
+	struct ev_src ev;
+	int fd;
+	uint64_t id;           /* for log lines */
+	uint32_t owner;        /* 0 until hello */
+	char role[16];
+	struct peer peer;
+	uint64_t start_time;   /* of the peer process */
+	uint64_t accepted_ns;  /* CLOCK_MONOTONIC: hello is due within --hello-timeout */
+	struct outmsg *out_head, *out_tail;
+	unsigned out_n;
+	bool reading;          /* EPOLLIN armed */
+	bool writing;          /* EPOLLOUT armed */
+	uint32_t *qids;        /* queues this session received descriptors for */
+	unsigned n_qids, cap_qids;
+	bool all_queues;       /* resumed an owner from before a restart: its
+				  descriptors are unknown, recover everywhere */
+	struct session *prev, *next;
+};
+
+/* A session owner from before a restart whose process is still alive:
+ * kept until the process exits (pidfd) or says hello again with it. */
+struct orphan {
+	struct ev_src ev;
+	uint32_t owner;
+	int32_t pid;
+	uint64_t start_time;
+	int pidfd;             /* -1: polled from the timer instead */
+	struct orphan *next;
+};
+
+struct hbusd_opts {
+	const char *bus;
+	char run_dir[256];
+	const char *shm_dir;
+	const char *defs_path;
+	const char *perms_path;
+	bool foreground;
+	uint32_t max_sessions;
+	uint32_t max_sessions_per_user; /* root and hbusd's own uid are exempt */
+	uint32_t max_request;           /* bytes of one request */
+	uint32_t hello_timeout_s;       /* a session without hello is closed after it */
+	struct model_limits lim;
+};
+
+struct hbusd {
+	struct hbusd_opts o;
+	char bus_dir[256];
+	char sock_path[300];
+	char pid_path[300];
+	int epfd, lfd, sigfd, timerfd, pidfile_fd, routes_fd;
+	int timer_mode; /* 0 off, 1 slow (orphan polling), 2 fast (retries) */
+	bool stop;
+	struct ev_src ev_listen, ev_signal, ev_timer;
+	struct model model;
+	struct perms perms;
+	struct superblock sb;
+	struct session *sessions;
+	unsigned n_sessions;
+	unsigned n_prehello;   /* sessions that have not said hello yet */
+	char *reqbuf;          /* max_request + 1 bytes: one request at a time */
+	uint64_t next_session_id;
+	struct orphan *orphans;
+	/* Closed in this epoll batch; freed after it, as a later event of
+	 * the batch may still point at them. */
+	struct session *dead_sessions;
+	struct orphan *dead_orphans;
+};
+
+/* server.c */
+int server_listen(struct hbusd *d);
+void server_accept(struct hbusd *d);
+void server_session_event(struct hbusd *d, struct session *s, uint32_t events);
+void server_close_all(struct hbusd *d);
+/* Free sessions and orphans closed during the last epoll batch. */
+void server_reap(struct hbusd *d);
+/* Send held replies whose topology version is now published. */
+void server_flush_all(struct hbusd *d);
+void server_note_qid(struct session *s, uint32_t qid);
+/* Arm the retry timer if anything waits (publish, recovery, orphans). */
+void server_update_timer(struct hbusd *d);
+bool server_owner_live(const struct hbusd *d, uint32_t owner);
+/* Close sessions that did not say hello within --hello-timeout. */
+void server_expire_hello(struct hbusd *d);
+
+/*
+ * dispatch.c: handle one parsed request.  Returns the reply (ok or error)
+ * and *fd_out (a descriptor owned by the model, to be dup'ed, or -1).
+ * *changed is set when the request committed a topology change: its reply
+ * must wait until that change is published.
+ */
+json_t *dispatch_request(struct hbusd *d, struct session *s, json_t *req, int *fd_out,
+			 bool *changed);
+/* One request's bytes in, its reply out, as hbusd answers a message on its
+ * socket (parse, validate, permissions, model) but without the socket: what
+ * only the socket knows (descriptors sent, hang-ups) is checked before.
+ * n may exceed what buf holds: a request over --max-request is refused
+ * unread.  tests/fuzz/fuzz_request.c drives this directly. */
+json_t *dispatch_text(struct hbusd *d, struct session *s, const char *buf, size_t n,
+		      int *fd_out, bool *changed);
+json_t *reply_error(int code, const char *msg);
+
+/* report.c: list and stat replies. */
+json_t *report_queue(const struct model *m, const struct mx_queue *q);
+json_t *report_list(struct hbusd *d, const char *what, struct herr *e);
+json_t *report_stat(struct hbusd *d);
+
+/* hbusd.c: orphans. */
+struct orphan *orphan_find(struct hbusd *d, uint32_t owner);
+void orphan_forget(struct hbusd *d, struct orphan *o);
+
+#endif

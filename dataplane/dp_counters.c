@@ -1,0 +1,353 @@
+/*
+ * dp_counters.c - create, map and read the dataplane counters file (see
+ * dp_counters.h for the layout and the accounting identities).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dp_counters.h"
+
+#define ALIGN_UP(x, a) (((x) + (a) - 1) & ~(uint64_t)((a) - 1))
+
+static const char *const dpc_names[HBUS_DPC__COUNT - HBUS_DPC_RX_PKTS] = {
+	[HBUS_DPC_RX_PKTS - HBUS_DPC_RX_PKTS]             = "rx_pkts",
+	[HBUS_DPC_RX_BYTES - HBUS_DPC_RX_PKTS]            = "rx_bytes",
+	[HBUS_DPC_BURSTS - HBUS_DPC_RX_PKTS]              = "bursts",
+	[HBUS_DPC_UDP_PKTS - HBUS_DPC_RX_PKTS]            = "udp_pkts",
+	[HBUS_DPC_ARP_REQUESTS - HBUS_DPC_RX_PKTS]        = "arp_requests",
+	[HBUS_DPC_ARP_REPLIES - HBUS_DPC_RX_PKTS]         = "arp_replies",
+	[HBUS_DPC_IGMP_QUERIES - HBUS_DPC_RX_PKTS]        = "igmp_queries",
+	[HBUS_DPC_TX_FAILED - HBUS_DPC_RX_PKTS]           = "tx_failed",
+	[HBUS_DPC_DROP_MULTISEG - HBUS_DPC_RX_PKTS]       = "drop_multiseg",
+	[HBUS_DPC_HBUS_FRAMES - HBUS_DPC_RX_PKTS]         = "hbus_frames",
+	[HBUS_DPC_HEARTBEATS - HBUS_DPC_RX_PKTS]          = "heartbeats",
+	[HBUS_DPC_RAW_DGRAMS - HBUS_DPC_RX_PKTS]          = "raw_dgrams",
+	[HBUS_DPC_DROP_NO_UDPMAP - HBUS_DPC_RX_PKTS]      = "drop_no_udpmap",
+	[HBUS_DPC_DROP_NO_TABLE - HBUS_DPC_RX_PKTS]       = "drop_no_table",
+	[HBUS_DPC_DROP_FRAME_MAGIC - HBUS_DPC_RX_PKTS]    = "drop_frame_magic",
+	[HBUS_DPC_DROP_FRAME_VERSION - HBUS_DPC_RX_PKTS]  = "drop_frame_version",
+	[HBUS_DPC_DROP_FRAME_LENGTH - HBUS_DPC_RX_PKTS]   = "drop_frame_length",
+	[HBUS_DPC_DROP_RECORD_LENGTH - HBUS_DPC_RX_PKTS]  = "drop_record_length",
+	[HBUS_DPC_MSGS - HBUS_DPC_RX_PKTS]                = "msgs",
+	[HBUS_DPC_DROP_BAD_META - HBUS_DPC_RX_PKTS]       = "drop_bad_meta",
+	[HBUS_DPC_DROP_NO_EXCHANGE - HBUS_DPC_RX_PKTS]    = "drop_no_exchange",
+	[HBUS_DPC_DROP_NO_ROUTE - HBUS_DPC_RX_PKTS]       = "drop_no_route",
+	[HBUS_DPC_ROUTED - HBUS_DPC_RX_PKTS]              = "routed",
+	[HBUS_DPC_ENQUEUES - HBUS_DPC_RX_PKTS]            = "enqueues",
+	[HBUS_DPC_DELIVERED - HBUS_DPC_RX_PKTS]           = "delivered",
+	[HBUS_DPC_DROP_QUEUE_FULL - HBUS_DPC_RX_PKTS]     = "drop_queue_full",
+	[HBUS_DPC_DROP_OVERSIZE - HBUS_DPC_RX_PKTS]       = "drop_oversize",
+	[HBUS_DPC_DROP_NO_QUEUE - HBUS_DPC_RX_PKTS]       = "drop_no_queue",
+	[HBUS_DPC_SEQ_GAPS - HBUS_DPC_RX_PKTS]            = "seq_gaps",
+	[HBUS_DPC_SEQ_DUPS - HBUS_DPC_RX_PKTS]            = "seq_dups",
+	[HBUS_DPC_SEQ_RESETS - HBUS_DPC_RX_PKTS]          = "seq_resets",
+	[HBUS_DPC_STREAMS_UNTRACKED - HBUS_DPC_RX_PKTS]   = "streams_untracked",
+};
+
+static const char *const dpc_port_names[HBUS_DPC_PORT__COUNT] = {
+	[HBUS_DPC_PORT_IPACKETS]     = "port_ipackets",
+	[HBUS_DPC_PORT_IBYTES]       = "port_ibytes",
+	[HBUS_DPC_PORT_IMISSED]      = "port_imissed",
+	[HBUS_DPC_PORT_IERRORS]      = "port_ierrors",
+	[HBUS_DPC_PORT_RX_NOMBUF]    = "port_rx_nombuf",
+	[HBUS_DPC_PORT_KERNEL_DROPS] = "port_kernel_drops",
+	[HBUS_DPC_PORT_OPACKETS]     = "port_opackets",
+	[HBUS_DPC_PORT_OBYTES]       = "port_obytes",
+	[HBUS_DPC_PORT_OERRORS]      = "port_oerrors",
+	[HBUS_DPC_PORT_MCAST_GROUPS] = "mcast_groups",
+	[HBUS_DPC_PORT_IGMP_REPORTS] = "igmp_reports",
+	[HBUS_DPC_PORT_RECONNECTS]   = "reconnects",
+	[HBUS_DPC_PORT_TABLE_GEN]    = "table_generation",
+};
+
+/* Parser drop names get a "drop_" prefix: built once, read-only after. */
+static char parser_names[HBUS_PKT_DROP__COUNT][HBUS_DPC_NAME_LEN];
+static pthread_once_t parser_names_once = PTHREAD_ONCE_INIT;
+
+static void parser_names_init(void)
+{
+	for (unsigned id = 0; id < HBUS_PKT_DROP__COUNT; id++)
+		snprintf(parser_names[id], HBUS_DPC_NAME_LEN, "drop_%s",
+			 id == HBUS_PKT_DROP_NONE ? "unused" : hbus_pkt_drop_name(id));
+}
+
+const char *hbus_dpc_name(unsigned id)
+{
+	if (id < HBUS_PKT_DROP__COUNT) {
+		pthread_once(&parser_names_once, parser_names_init);
+		return parser_names[id];
+	}
+	if (id < HBUS_DPC__COUNT)
+		return dpc_names[id - HBUS_DPC_RX_PKTS];
+	return NULL;
+}
+
+const char *hbus_dpc_port_name(unsigned id)
+{
+	return id < HBUS_DPC_PORT__COUNT ? dpc_port_names[id] : NULL;
+}
+
+/* Offsets of every part for a file with max_lcores blocks. */
+static void layout(struct hbus_dpc_hdr *h, uint32_t max_lcores)
+{
+	uint64_t off = ALIGN_UP(sizeof(*h), HBUS_CACHE_LINE);
+
+	h->n_counters = HBUS_DPC__COUNT;
+	h->n_port_counters = HBUS_DPC_PORT__COUNT;
+	h->max_lcores = max_lcores;
+	h->n_streams = HBUS_DPC_STREAMS;
+	h->names_off = off;
+	off += (uint64_t)h->n_counters * HBUS_DPC_NAME_LEN;
+	h->port_names_off = off;
+	off += (uint64_t)h->n_port_counters * HBUS_DPC_NAME_LEN;
+	h->port_off = off = ALIGN_UP(off, HBUS_CURSOR_ALIGN);
+	off += (uint64_t)h->n_port_counters * sizeof(uint64_t);
+	h->lcores_off = off = ALIGN_UP(off, HBUS_CURSOR_ALIGN);
+	h->streams_off = ALIGN_UP(sizeof(struct hbus_dpc_lcore) +
+				  (uint64_t)h->n_counters * sizeof(uint64_t), HBUS_CACHE_LINE);
+	/* Blocks of different lcores never share a prefetched line pair. */
+	h->lcore_stride = ALIGN_UP(h->streams_off +
+				   (uint64_t)h->n_streams * sizeof(struct hbus_dpc_stream),
+				   HBUS_CURSOR_ALIGN);
+	h->file.size = off + h->lcore_stride * max_lcores;
+}
+
+static uint64_t now_realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+	snprintf(dst, cap, "%s", src ? src : "");
+}
+
+/* A counters file left behind: replace it unless its writer still runs. */
+static int clear_stale(const char *path)
+{
+	struct hbus_dpc_file old;
+	int rc = hbus_dpc_open(path, &old);
+
+	if (rc == -ENOENT)
+		return 0;
+	if (rc == 0) {
+		int alive = hbus_dpc_alive(&old, 2000);
+		pid_t pid = (pid_t)old.hdr->pid;
+
+		hbus_dpc_close(&old);
+		if (alive && pid != getpid())
+			return -EADDRINUSE;
+	}
+	/* Foreign, corrupt or stale: it is ours to replace. */
+	if (unlink(path) != 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+int hbus_dpc_create(const char *dir, const struct hbus_dpc_info *info, struct hbus_dpc_file *f)
+{
+	struct hbus_dpc_hdr tmpl = { 0 }, *h;
+	char path[512];
+	unsigned i;
+	int rc, n;
+
+	if (!dir || !info || !info->name || !*info->name || strchr(info->name, '/') || !f ||
+	    info->max_lcores == 0 || info->max_lcores > HBUS_DPC_MAX_LCORES)
+		return -EINVAL;
+	n = snprintf(path, sizeof(path), "%s/%s.counters", dir, info->name);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return -ENAMETOOLONG;
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+		return -errno;
+	rc = clear_stale(path);
+	if (rc)
+		return rc;
+	layout(&tmpl, info->max_lcores);
+	rc = hbus_shm_create(path, tmpl.file.size, -1, &f->fd, &f->map);
+	if (rc)
+		return rc;
+	/* Readable by `hbus stat` run by other users; only we write it. */
+	fchmod(f->fd, 0644);
+	h = f->hdr = f->map.addr;
+	*h = tmpl;
+	h->pid = (uint32_t)getpid();
+	h->port_id = info->port_id;
+	h->hbus_udp_port = info->hbus_udp_port;
+	h->start_ns = now_realtime_ns();
+	atomic_store_explicit(&h->heartbeat_ns, h->start_ns, memory_order_relaxed);
+	copy_str(h->name, sizeof(h->name), info->name);
+	copy_str(h->bus, sizeof(h->bus), info->bus);
+	copy_str(h->port_name, sizeof(h->port_name), info->port_name);
+	copy_str(h->ip, sizeof(h->ip), info->ip);
+	for (i = 0; i < h->n_counters; i++)
+		copy_str((char *)f->map.addr + h->names_off + (uint64_t)i * HBUS_DPC_NAME_LEN,
+			 HBUS_DPC_NAME_LEN, hbus_dpc_name(i));
+	for (i = 0; i < h->n_port_counters; i++)
+		copy_str((char *)f->map.addr + h->port_names_off + (uint64_t)i * HBUS_DPC_NAME_LEN,
+			 HBUS_DPC_NAME_LEN, hbus_dpc_port_name(i));
+	/* The header (magic last) tells readers the layout is complete. */
+	atomic_thread_fence(memory_order_release);
+	hbus_shm_init_hdr(&h->file, HBUS_FILE_COUNTERS, HBUS_DPC_LAYOUT_VERSION, tmpl.file.size);
+	return 0;
+}
+
+void hbus_dpc_destroy(struct hbus_dpc_file *f, const char *dir)
+{
+	char path[512];
+
+	if (!f || !f->hdr)
+		return;
+	snprintf(path, sizeof(path), "%s/%s.counters", dir, f->hdr->name);
+	hbus_dpc_close(f);
+	unlink(path);
+}
+
+/* Every offset and count in a header read from a file must fit the map. */
+static int hdr_consistent(const struct hbus_dpc_hdr *h, size_t maplen)
+{
+	uint64_t end;
+
+	if (maplen < sizeof(*h) || h->n_counters == 0 || h->n_counters > 4096 ||
+	    h->n_port_counters > 4096 || h->max_lcores == 0 ||
+	    h->max_lcores > HBUS_DPC_MAX_LCORES || h->n_streams > 65536)
+		return 0;
+	if (h->names_off + (uint64_t)h->n_counters * HBUS_DPC_NAME_LEN > maplen ||
+	    h->port_names_off + (uint64_t)h->n_port_counters * HBUS_DPC_NAME_LEN > maplen ||
+	    h->port_off + (uint64_t)h->n_port_counters * 8 > maplen ||
+	    h->port_off % 8 || h->lcores_off % 8 || h->lcore_stride % 8 || h->streams_off % 8)
+		return 0;
+	if (h->streams_off < sizeof(struct hbus_dpc_lcore) + (uint64_t)h->n_counters * 8 ||
+	    h->streams_off + (uint64_t)h->n_streams * sizeof(struct hbus_dpc_stream) > h->lcore_stride)
+		return 0;
+	end = h->lcores_off + h->lcore_stride * h->max_lcores;
+	return end <= h->file.size && h->file.size <= maplen;
+}
+
+int hbus_dpc_open(const char *path, struct hbus_dpc_file *f)
+{
+	struct stat st;
+	void *p;
+	int rc;
+
+	if (!path || !f)
+		return -EINVAL;
+	memset(f, 0, sizeof(*f));
+	f->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (f->fd < 0)
+		return -errno;
+	if (fstat(f->fd, &st) != 0 || st.st_size < (off_t)sizeof(struct hbus_dpc_hdr)) {
+		close(f->fd);
+		return -EPROTO;
+	}
+	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, f->fd, 0);
+	if (p == MAP_FAILED) {
+		rc = -errno;
+		close(f->fd);
+		return rc;
+	}
+	f->map.addr = p;
+	f->map.len = (size_t)st.st_size;
+	rc = hbus_shm_check_hdr(&f->map, HBUS_FILE_COUNTERS, HBUS_DPC_LAYOUT_VERSION);
+	if (rc == 0 && !hdr_consistent(p, f->map.len))
+		rc = -EPROTO;
+	if (rc) {
+		munmap(p, f->map.len);
+		close(f->fd);
+		memset(f, 0, sizeof(*f));
+		return rc;
+	}
+	f->hdr = p;
+	return 0;
+}
+
+void hbus_dpc_close(struct hbus_dpc_file *f)
+{
+	if (!f || !f->map.addr)
+		return;
+	munmap(f->map.addr, f->map.len);
+	close(f->fd);
+	memset(f, 0, sizeof(*f));
+}
+
+struct hbus_dpc_lcore *hbus_dpc_lcore(const struct hbus_dpc_file *f, unsigned i)
+{
+	if (!f || !f->hdr || i >= f->hdr->max_lcores)
+		return NULL;
+	return (struct hbus_dpc_lcore *)((char *)f->map.addr + f->hdr->lcores_off +
+					 f->hdr->lcore_stride * i);
+}
+
+struct hbus_dpc_stream *hbus_dpc_streams(const struct hbus_dpc_file *f, unsigned i)
+{
+	char *l = (char *)hbus_dpc_lcore(f, i);
+
+	return l ? (struct hbus_dpc_stream *)(l + f->hdr->streams_off) : NULL;
+}
+
+_Atomic uint64_t *hbus_dpc_port(const struct hbus_dpc_file *f)
+{
+	if (!f || !f->hdr)
+		return NULL;
+	return (_Atomic uint64_t *)((char *)f->map.addr + f->hdr->port_off);
+}
+
+static const char *name_at(const struct hbus_dpc_file *f, uint64_t off, unsigned n, unsigned id)
+{
+	const char *s;
+
+	if (!f || !f->hdr || id >= n)
+		return NULL;
+	s = (const char *)f->map.addr + off + (uint64_t)id * HBUS_DPC_NAME_LEN;
+	/* A name from a file is trusted only when it is terminated. */
+	return memchr(s, 0, HBUS_DPC_NAME_LEN) ? s : "?";
+}
+
+const char *hbus_dpc_file_name(const struct hbus_dpc_file *f, unsigned id)
+{
+	return f && f->hdr ? name_at(f, f->hdr->names_off, f->hdr->n_counters, id) : NULL;
+}
+
+const char *hbus_dpc_file_port_name(const struct hbus_dpc_file *f, unsigned id)
+{
+	return f && f->hdr ? name_at(f, f->hdr->port_names_off, f->hdr->n_port_counters, id)
+			   : NULL;
+}
+
+uint64_t hbus_dpc_total(const struct hbus_dpc_file *f, unsigned id)
+{
+	uint32_t n, i;
+	uint64_t sum = 0;
+
+	if (!f || !f->hdr || id >= f->hdr->n_counters)
+		return 0;
+	n = atomic_load_explicit(&f->hdr->n_lcores, memory_order_acquire);
+	if (n > f->hdr->max_lcores)
+		n = f->hdr->max_lcores;
+	for (i = 0; i < n; i++)
+		sum += atomic_load_explicit(&hbus_dpc_lcore(f, i)->c[id], memory_order_relaxed);
+	return sum;
+}
+
+int hbus_dpc_alive(const struct hbus_dpc_file *f, unsigned max_age_ms)
+{
+	uint64_t hb, now;
+
+	if (!f || !f->hdr)
+		return 0;
+	if (kill((pid_t)f->hdr->pid, 0) != 0 && errno == ESRCH)
+		return 0;
+	hb = atomic_load_explicit(&f->hdr->heartbeat_ns, memory_order_relaxed);
+	now = now_realtime_ns();
+	return now < hb || now - hb <= (uint64_t)max_age_ms * 1000000u;
+}

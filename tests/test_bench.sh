@@ -1,0 +1,123 @@
+#!/bin/sh
+# test_bench.sh - smoke test of every hbus-bench mode with tiny counts.
+#
+#   sh tests/test_bench.sh path/to/hbus-bench
+#
+# Checks that each mode runs to completion on cpus 0,1, that --json output
+# parses and carries the documented keys with sane values (percentiles in
+# order, messages counted), that --plot writes a PNG, that bad options are
+# refused with exit status 2, and that no queue file is left in /dev/shm.
+# Numbers are not judged here: benchmarks print ratios, tests do not time.
+set -u
+
+BENCH=${1:?usage: test_bench.sh path/to/hbus-bench}
+TMP=$(mktemp -d /tmp/hbus-test-bench.XXXXXX) || exit 1
+trap 'rm -rf "$TMP"' EXIT INT TERM
+FAILS=0
+CPUS=0,1
+
+fail() {
+	echo "FAIL: $*" >&2
+	FAILS=$((FAILS + 1))
+}
+
+# run NAME CMD...: stdout to $TMP/NAME.out; fails the test on non-zero exit.
+run() {
+	name=$1
+	shift
+	if ! "$@" >"$TMP/$name.out" 2>"$TMP/$name.err"; then
+		fail "$name: exit status $? from: $*"
+		sed 's/^/    /' "$TMP/$name.err" >&2
+		return 1
+	fi
+	return 0
+}
+
+# check_json NAME KIND: validate $TMP/NAME.out with python3.
+check_json() {
+	python3 - "$TMP/$1.out" "$2" <<'EOF' || fail "$1: JSON check"
+import json, sys
+path, kind = sys.argv[1], sys.argv[2]
+with open(path) as f:
+    doc = json.load(f)
+PCTS = ["p50", "p90", "p99", "p99.9", "p99.99", "max"]
+
+def check_rtt(r, where):
+    assert set(r) == set(PCTS), f"{where}: rtt_ns keys {sorted(r)}"
+    vals = [r[k] for k in PCTS]
+    assert all(isinstance(v, int) and v > 0 for v in vals), f"{where}: {vals}"
+    assert vals == sorted(vals), f"{where}: percentiles out of order {vals}"
+
+if kind.startswith("pingpong:"):
+    want = kind.split(":")[1]
+    assert list(doc) == ["transport", "size", "count", "rtt_ns"], list(doc)
+    assert doc["transport"] == want and doc["count"] > 0 and doc["size"] >= 8, doc
+    check_rtt(doc["rtt_ns"], want)
+elif kind == "throughput":
+    for k in ("msgs_per_s", "bytes_per_s", "size", "seconds", "msgs", "both_running_fraction"):
+        assert k in doc, f"missing {k}"
+    assert doc["msgs"] > 0 and doc["msgs_per_s"] > 0, doc
+    assert abs(doc["bytes_per_s"] - doc["msgs_per_s"] * doc["size"]) <= 1e-3 * doc["bytes_per_s"], doc
+elif kind == "vmcheck":
+    f = doc["both_running_fraction"]
+    assert 0.0 <= f <= 1.0, doc
+    for c in ("cpu0", "cpu1"):
+        assert 0.0 <= doc[c]["lost_fraction"] <= 1.0 and doc[c]["gaps"] >= 0, doc
+elif kind == "compare":
+    names = [r["transport"] for r in doc["results"]]
+    assert names == ["cacheline", "shm", "uds", "udp", "zmq"], names
+    for r in doc["results"]:
+        check_rtt(r["rtt_ns"], r["transport"])
+else:
+    raise SystemExit("unknown kind " + kind)
+EOF
+}
+
+shm_before=$(ls /dev/shm | grep -c '^hbus-bench-')
+
+# Ping-pong over both transports, JSON and human output, three sizes.
+for t in cacheline shm; do
+	run "pp-$t" "$BENCH" pingpong --transport $t --size 32 --count 2000 --warmup 200 \
+		--cpus $CPUS --json && check_json "pp-$t" "pingpong:$t"
+done
+run pp-shm-288 "$BENCH" pingpong --transport shm --size 288 --count 1000 --cpus $CPUS --json &&
+	check_json pp-shm-288 pingpong:shm
+run pp-shm-1344 "$BENCH" pingpong --transport shm --size 1344 --count 1000 --cpus $CPUS &&
+	{ grep -q '^shm ' "$TMP/pp-shm-1344.out" || fail "pp-shm-1344: no shm row in the table"; }
+run pp-rate "$BENCH" pingpong --transport shm --count 2000 --rate 100000 --cpus $CPUS --json &&
+	check_json pp-rate pingpong:shm
+
+# Throughput for one second, sequence-checked by the consumer.
+run tp "$BENCH" throughput --size 32 --seconds 1 --cpus $CPUS --json && check_json tp throughput
+
+# The host-scheduling probe the benchmark docs quote.
+run vm "$BENCH" vmcheck --cpus $CPUS --seconds 1 --json && check_json vm vmcheck
+
+# Compare: every transport, JSON and a PNG plot.
+run cmp "$BENCH" compare --size 288 --count 400 --rounds 2 --cpus $CPUS --json \
+	--plot "$TMP/cmp.png" && check_json cmp compare
+if [ -s "$TMP/cmp.png" ]; then
+	magic=$(od -An -tx1 -N8 "$TMP/cmp.png" | tr -d ' \n')
+	[ "$magic" = "89504e470d0a1a0a" ] || fail "compare --plot: not a PNG (magic $magic)"
+else
+	fail "compare --plot: no plot file written"
+fi
+
+# Bad input: a clear refusal with exit status 2, never a crash.
+for args in "nosuchmode" "pingpong --size 4" "pingpong --transport carrier-pigeon" \
+	"pingpong --cpus 1,1" "throughput --seconds 0" "compare --rounds x" "pingpong --bogus"; do
+	# shellcheck disable=SC2086
+	"$BENCH" $args >/dev/null 2>"$TMP/bad.err"
+	rc=$?
+	[ $rc -eq 2 ] || fail "'$args': exit status $rc, want 2"
+	[ -s "$TMP/bad.err" ] || fail "'$args': no error message"
+done
+
+shm_after=$(ls /dev/shm | grep -c '^hbus-bench-')
+[ "$shm_after" -le "$shm_before" ] || fail "queue files left in /dev/shm"
+
+if [ $FAILS -ne 0 ]; then
+	echo "test_bench: $FAILS failure(s)" >&2
+	exit 1
+fi
+echo "test_bench: all checks passed"
