@@ -60,7 +60,8 @@ int queue_claim_tail(struct hbus_queue *q, uint64_t *pos, uint64_t *blocked)
 			t = atomic_load_explicit(tail, RELAXED);
 			continue;
 		}
-		if (d > 0) { /* our view of the tail is stale */
+		if (d > 0) { /* position t is done with: the tail lags, help it */
+			cursor_help(tail, t);
 			t = atomic_load_explicit(tail, RELAXED);
 			continue;
 		}
