@@ -25,6 +25,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdalign.h>
 #include <stdatomic.h>
@@ -56,7 +57,7 @@ struct bd_opts {
 	unsigned rounds, msgs_per_frame, payload;
 	int hbus_mode;
 	int cpu_rx, cpu_cons;
-	int json;
+	int json, verbose;
 };
 
 struct bd_consumer {
@@ -81,6 +82,7 @@ static void bd_usage(FILE *f)
 		   "  --msgs-per-frame K  hbus mode: messages per frame (default 1)\n"
 		   "  --payload B         body bytes per message (default 18: 60-byte raw frames)\n"
 		   "  --cpus A,B          RX lcore and consumer cpus (default 0,1)\n"
+		   "  --verbose           print the pipeline's counters and the port's (stderr)\n"
 		   "       hbus-bench dataplane e2e ...  (UDP -> consumer latency, see scripts/bench-e2e)\n");
 }
 
@@ -90,7 +92,8 @@ static int bd_parse(int argc, char **argv, struct bd_opts *o)
 		{ "seconds", required_argument, NULL, 's' }, { "rounds", required_argument, NULL, 'r' },
 		{ "mode", required_argument, NULL, 'm' }, { "msgs-per-frame", required_argument, NULL, 'k' },
 		{ "payload", required_argument, NULL, 'p' }, { "cpus", required_argument, NULL, 'c' },
-		{ "json", no_argument, NULL, 'j' }, { "help", no_argument, NULL, 'h' }, { 0 },
+		{ "json", no_argument, NULL, 'j' }, { "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	uint64_t v;
 	int c;
@@ -131,6 +134,9 @@ static int bd_parse(int argc, char **argv, struct bd_opts *o)
 			break;
 		case 'j':
 			o->json = 1;
+			break;
+		case 'v':
+			o->verbose = 1;
 			break;
 		case 'h':
 			bd_usage(stdout);
@@ -319,7 +325,10 @@ static int bd_setup(struct bd_run *r)
 				     .key = "k" };
 	struct hbus_rc_input in = { .exchanges = xs, .n_exchanges = 1, .queues = qs, .n_queues = 1,
 				    .bindings = bs, .n_bindings = 1, .udpmaps = &um, .n_udpmaps = 1 };
-	struct hbus_queue_config qc = { .capacity = 1u << 16, .slot_size = 128 + r->o.payload,
+	/* Slots sized to the message, as a deployment would: meta ("md", "k")
+	 * + body, the 32-byte slot header, rounded to whole cache lines. */
+	uint32_t slot = ((32u + 7u + r->o.payload + 63u) & ~63u) - 32u;
+	struct hbus_queue_config qc = { .capacity = 1u << 16, .slot_size = slot,
 					.overflow = HBUS_OVERFLOW_REJECT, .numa_node = -1 };
 	struct hbus_pkt_cfg pc;
 	struct dp_route_src src;
@@ -346,6 +355,20 @@ static int bd_setup(struct bd_run *r)
 	r->w->port_id = r->port.id;
 	r->w->has_txq = 1;
 	return rc;
+}
+
+/* Every frame the pipeline saw, by counter, and the port's view. */
+static void bd_print_counters(const struct bd_run *r)
+{
+	struct rte_eth_stats st;
+
+	if (rte_eth_stats_get(r->port.id, &st) == 0)
+		fprintf(stderr, "port: ipackets %" PRIu64 ", rx_nombuf %" PRIu64 ", imissed %" PRIu64 "\n",
+			st.ipackets, st.rx_nombuf, st.imissed);
+	fprintf(stderr, "consumer: %" PRIu64 " messages\n", atomic_load(&r->cons.consumed));
+	for (unsigned k = 1; k < HBUS_DPC__COUNT; k++)
+		if (atomic_load(&r->ctr[k]))
+			fprintf(stderr, "  %-22s %" PRIu64 "\n", hbus_dpc_name(k), atomic_load(&r->ctr[k]));
 }
 
 static void bd_report(struct bd_run *r)
@@ -481,14 +504,8 @@ int bench_dataplane_main(int argc, char **argv)
 	}
 	atomic_store(&r.cons.stop, 1);
 	pthread_join(th, NULL);
-	if (getenv("BD_DEBUG")) {
-		struct rte_eth_stats st;
-		rte_eth_stats_get(r.port.id, &st);
-		fprintf(stderr, "port ipackets %lu nombuf %lu imissed %lu consumed %lu\n", st.ipackets, st.rx_nombuf, st.imissed, atomic_load(&r.cons.consumed));
-		for (unsigned k = 1; k < HBUS_DPC__COUNT; k++)
-			if (atomic_load(&r.ctr[k]))
-				fprintf(stderr, "  %s %lu\n", hbus_dpc_name(k), atomic_load(&r.ctr[k]));
-	}
+	if (r.o.verbose)
+		bd_print_counters(&r);
 	bd_report(&r);
 out:
 	if (r.cons.q)

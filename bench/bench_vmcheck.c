@@ -134,11 +134,12 @@ int bench_vmcheck_main(int argc, char **argv)
 		bench_json_dbl(&j, "both_running_fraction", both);
 		bench_json_end(&j);
 	} else {
-		printf("vmcheck: %.2f s; a gap > %u us between two clock reads is time the thread did not run\n",
+		printf("vmcheck: %.2f s; a gap > %u us between two clock reads is time the thread did not run;\n"
+		       "the part not spent waiting behind other processes was taken by the host\n",
 		       wall / 1e9, GAPS_MIN_NS / 1000);
 		for (int i = 0; i < 2; i++)
-			printf("  cpu %d: lost %5.1f%% in %zu gaps (longest %.2f ms); of which %.1f%% waiting"
-			       " behind other processes of this machine, the rest taken by the host\n",
+			printf("  cpu %d: did not run %5.1f%% of the time (%zu gaps, longest %.2f ms);"
+			       " waited behind other processes of this machine %.1f%%\n",
 			       side[i].cpu, 100.0 * (double)side[i].g.lost / wall, side[i].g.n,
 			       (double)side[i].g.max_gap / 1e6, 100.0 * (double)side[i].guest_wait / wall);
 		printf("  both cpus running at once: %.1f%% of the time\n", 100.0 * both);

@@ -9,7 +9,7 @@
 # fixed-rate run with a plot.  Every raw JSON line goes to OUTDIR; the
 # summary (medians, ratios) goes to stdout.  Takes about 5 minutes.
 # Environment: CPUS (default 0,1), ROUNDS (default 7), PP_COUNT (1000000),
-# CMP_COUNT (200000), TP_SECONDS (3), RATE (20000).
+# CMP_COUNT (200000), TP_SECONDS (3), RATE (5000: ZeroMQ must keep up), RATE_COUNT (50000).
 set -eu
 
 BENCH=${1:-build/bench/hbus-bench}
@@ -19,7 +19,8 @@ ROUNDS=${ROUNDS:-7}
 PP_COUNT=${PP_COUNT:-1000000}
 CMP_COUNT=${CMP_COUNT:-200000}
 TP_SECONDS=${TP_SECONDS:-3}
-RATE=${RATE:-20000}
+RATE=${RATE:-5000}
+RATE_COUNT=${RATE_COUNT:-50000}
 mkdir -p "$OUT"
 echo "raw results in $OUT" >&2
 
@@ -45,7 +46,7 @@ for size in 32 288 1344 32 32; do
 	"$BENCH" compare --size $size --count "$CMP_COUNT" --cpus "$CPUS" --json >>"$OUT/compare.jsonl"
 	echo "compare $size done" >&2
 done
-"$BENCH" compare --size 32 --count "$CMP_COUNT" --cpus "$CPUS" --rate "$RATE" --json \
+"$BENCH" compare --size 32 --count "$RATE_COUNT" --cpus "$CPUS" --rate "$RATE" --json \
 	--plot "$OUT/compare-rate.png" >"$OUT/compare-rate.json"
 "$BENCH" compare --size 32 --count "$CMP_COUNT" --cpus "$CPUS" --plot "$OUT/compare-32.png" \
 	>"$OUT/compare-32.txt"

@@ -29,7 +29,7 @@ static const char usage_text[] =
 "  unmap-udp ADDR:PORT\n"
 "messages:\n"
 "  publish EXCHANGE KEY [--header K=V ...] [--body TEXT]   (else one message per stdin line)\n"
-"  consume QUEUE [--count N] [--timeout-ms T] [--ack] [--prefetch N] [--ack-delay-ms D] [--json]\n"
+"  consume QUEUE [--count N] [--timeout-ms T] [--ack] [--prefetch N] [--ack-delay-ms D] [--json] [--busy-poll]\n"
 "  send ADDR:PORT EXCHANGE KEY [--body TEXT] [--header K=V ...] [--stream ID] [--batch N]\n"
 "       [--rate MSGS_PER_S] [--count N] [--first-seq N] [--max-frame BYTES]\n"
 "inspection:\n"
