@@ -4,6 +4,7 @@
  *
  *   hbus-bench dataplane [--seconds S] [--rounds R] [--mode raw|hbus]
  *                        [--msgs-per-frame K] [--payload B] [--cpus A,B] [--json]
+ *                        [--verbose] [--route-only]
  *
  * A net_pcap port replays a pcap we generate (small UDP frames) from
  * memory at the rate the lcore can take (infinite_rx).  Each round runs two
@@ -57,7 +58,7 @@ struct bd_opts {
 	unsigned rounds, msgs_per_frame, payload;
 	int hbus_mode;
 	int cpu_rx, cpu_cons;
-	int json, verbose;
+	int json, verbose, route_only;
 };
 
 struct bd_consumer {
@@ -76,6 +77,7 @@ static void bd_usage(FILE *f)
 {
 	fprintf(f, "usage: hbus-bench dataplane [--seconds S] [--rounds R] [--mode raw|hbus]\n"
 		   "                            [--msgs-per-frame K] [--payload B] [--cpus A,B] [--json]\n"
+		   "                            [--verbose] [--route-only]\n"
 		   "  --seconds S         each phase of each round (default 2, fractions allowed)\n"
 		   "  --rounds R          pmd_only / hbus alternations (default 3)\n"
 		   "  --mode raw|hbus     raw UDP routed by a udpmap (default), or hbus frames\n"
@@ -83,6 +85,8 @@ static void bd_usage(FILE *f)
 		   "  --payload B         body bytes per message (default 18: 60-byte raw frames)\n"
 		   "  --cpus A,B          RX lcore and consumer cpus (default 0,1)\n"
 		   "  --verbose           print the pipeline's counters and the port's (stderr)\n"
+		   "  --route-only        diagnosis: parse + route, no enqueue (no queue handle:\n"
+		   "                      every pair counted as drop_no_queue); hbus_mpps = frames routed\n"
 		   "       hbus-bench dataplane e2e ...  (UDP -> consumer latency, see scripts/bench-e2e)\n");
 }
 
@@ -93,6 +97,7 @@ static int bd_parse(int argc, char **argv, struct bd_opts *o)
 		{ "mode", required_argument, NULL, 'm' }, { "msgs-per-frame", required_argument, NULL, 'k' },
 		{ "payload", required_argument, NULL, 'p' }, { "cpus", required_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, 'j' }, { "verbose", no_argument, NULL, 'v' },
+		{ "route-only", no_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	uint64_t v;
@@ -137,6 +142,9 @@ static int bd_parse(int argc, char **argv, struct bd_opts *o)
 			break;
 		case 'v':
 			o->verbose = 1;
+			break;
+		case 'o':
+			o->route_only = 1;
 			break;
 		case 'h':
 			bd_usage(stdout);
@@ -350,6 +358,8 @@ static int bd_setup(struct bd_run *r)
 		return -ENOMEM;
 	hbus_pkt_cfg_init(&pc, BD_IP, 24, NULL);
 	dp_localbus_route_src(&r->bus, &src);
+	if (r->o.route_only)
+		src.qtab_len = 0; /* same pipeline, stops short of the queue */
 	rc = dp_pipe_init(&r->w->pipe, &pc, DP_DEFAULT_HBUS_PORT, &src, r->ctr, r->streams,
 			  HBUS_DPC_STREAMS);
 	r->w->port_id = r->port.id;
@@ -371,6 +381,8 @@ static void bd_print_counters(const struct bd_run *r)
 			fprintf(stderr, "  %-22s %" PRIu64 "\n", hbus_dpc_name(k), atomic_load(&r->ctr[k]));
 }
 
+#define MED(field) median(r->rounds, o->rounds, offsetof(struct bd_round, field))
+
 static void bd_report(struct bd_run *r)
 {
 	const struct bd_opts *o = &r->o;
@@ -387,20 +399,21 @@ static void bd_report(struct bd_run *r)
 			       r->rounds[i].hbus_mpps, r->rounds[i].ratio,
 			       (unsigned long long)r->rounds[i].queue_full);
 		printf("median %12.2f %12.2f %8.3f   (%.1f ns/frame vs %.1f ns/frame)\n",
-		       median(r->rounds, o->rounds, offsetof(struct bd_round, pmd_mpps)),
-		       median(r->rounds, o->rounds, offsetof(struct bd_round, hbus_mpps)),
-		       median(r->rounds, o->rounds, offsetof(struct bd_round, ratio)),
-		       1e3 / median(r->rounds, o->rounds, offsetof(struct bd_round, hbus_mpps)),
-		       1e3 / median(r->rounds, o->rounds, offsetof(struct bd_round, pmd_mpps)));
+		       MED(pmd_mpps),
+		       MED(hbus_mpps),
+		       MED(ratio),
+		       1e3 / MED(hbus_mpps),
+		       1e3 / MED(pmd_mpps));
 		return;
 	}
 	bench_json_begin(&j, stdout);
-	bench_json_dbl(&j, "pmd_only_mpps", median(r->rounds, o->rounds, offsetof(struct bd_round, pmd_mpps)));
-	bench_json_dbl(&j, "hbus_mpps", median(r->rounds, o->rounds, offsetof(struct bd_round, hbus_mpps)));
-	bench_json_dbl(&j, "ratio", median(r->rounds, o->rounds, offsetof(struct bd_round, ratio)));
-	bench_json_dbl(&j, "hbus_rx_mpps", median(r->rounds, o->rounds, offsetof(struct bd_round, rx_mpps)));
-	bench_json_dbl(&j, "msgs_mpps", median(r->rounds, o->rounds, offsetof(struct bd_round, msgs_mpps)));
+	bench_json_dbl(&j, "pmd_only_mpps", MED(pmd_mpps));
+	bench_json_dbl(&j, "hbus_mpps", MED(hbus_mpps));
+	bench_json_dbl(&j, "ratio", MED(ratio));
+	bench_json_dbl(&j, "hbus_rx_mpps", MED(rx_mpps));
+	bench_json_dbl(&j, "msgs_mpps", MED(msgs_mpps));
 	bench_json_str(&j, "mode", o->hbus_mode ? "hbus" : "raw");
+	bench_json_u64(&j, "route_only", (uint64_t)o->route_only);
 	bench_json_u64(&j, "msgs_per_frame", o->msgs_per_frame);
 	bench_json_u64(&j, "frame_len", r->frame_len);
 	bench_json_dbl(&j, "seconds", o->seconds);
@@ -484,23 +497,22 @@ int bench_dataplane_main(int argc, char **argv)
 	bench_pin_cpu(r.o.cpu_rx);
 	for (i = 0; i < r.o.rounds; i++) {
 		struct bd_round *rd = &r.rounds[i];
-		uint64_t el, frames, c0, d0, full0;
+		uint64_t el, frames, d0, full0;
 
 		frames = phase_pmd_only(r.port.id, r.o.seconds, &el);
 		rd->pmd_mpps = frames * 1e3 / (double)el;
-		c0 = atomic_load(&r.cons.consumed);
-		d0 = atomic_load(&r.ctr[HBUS_DPC_DELIVERED]);
+		d0 = atomic_load(&r.ctr[r.o.route_only ? HBUS_DPC_ROUTED : HBUS_DPC_DELIVERED]);
 		full0 = atomic_load(&r.ctr[HBUS_DPC_DROP_QUEUE_FULL]);
 		frames = phase_hbus(r.w, r.o.seconds, &el);
 		rd->rx_mpps = frames * 1e3 / (double)el;
-		rd->msgs_mpps = (atomic_load(&r.ctr[HBUS_DPC_DELIVERED]) - d0) * 1e3 / (double)el;
+		rd->msgs_mpps = (atomic_load(&r.ctr[r.o.route_only ? HBUS_DPC_ROUTED : HBUS_DPC_DELIVERED]) -
+				 d0) * 1e3 / (double)el;
 		/* Frames whose every message reached the queue. */
 		rd->hbus_mpps = rd->msgs_mpps / r.o.msgs_per_frame;
 		if (rd->hbus_mpps > rd->rx_mpps)
 			rd->hbus_mpps = rd->rx_mpps;
 		rd->ratio = rd->pmd_mpps > 0 ? rd->hbus_mpps / rd->pmd_mpps : 0;
 		rd->queue_full = atomic_load(&r.ctr[HBUS_DPC_DROP_QUEUE_FULL]) - full0;
-		(void)c0;
 	}
 	atomic_store(&r.cons.stop, 1);
 	pthread_join(th, NULL);

@@ -32,14 +32,12 @@ static _Atomic uint64_t *port_ctr(struct dp_control *c)
 }
 
 int dp_control_init(struct dp_control *c, const struct dp_config *cfg, struct dp_port *port,
-		    struct dp_worker **workers, unsigned n_workers, struct hbus_dpc_file *ctr,
-		    struct rte_ring *queries, struct rte_ring *tx_ring, struct rte_rcu_qsbr *qsbr)
+		    struct hbus_dpc_file *ctr, struct rte_ring *queries, struct rte_ring *tx_ring,
+		    struct rte_rcu_qsbr *qsbr)
 {
 	memset(c, 0, sizeof(*c));
 	c->cfg = cfg;
 	c->port = port;
-	c->workers = workers;
-	c->n_workers = n_workers;
 	c->ctr = ctr;
 	c->queries = queries;
 	c->tx_ring = tx_ring;
@@ -233,8 +231,14 @@ static void mcast_step(struct dp_control *c, uint64_t now)
 {
 	uint32_t g[HBUS_MCAST_MAX], join[HBUS_MCAST_MAX], leave[HBUS_MCAST_MAX];
 	struct hbus_mcast_set *spare;
+	hbus_client *cl = atomic_load_explicit(&c->client, memory_order_relaxed);
 	unsigned i, nj, nl;
-	int n = table_groups(c, g);
+	int n;
+
+	/* The main router could not be opened with the session: retry. */
+	if (!c->router && cl && hbus_router_open(cl, &c->router) != 0)
+		c->router = NULL;
+	n = table_groups(c, g);
 
 	if (n < 0 || ((unsigned)n == c->n_groups && !memcmp(g, c->groups, (size_t)n * 4)))
 		return;

@@ -33,8 +33,6 @@
 struct dp_control {
 	const struct dp_config *cfg;
 	struct dp_port *port;
-	struct dp_worker **workers;
-	unsigned n_workers;
 	struct hbus_dpc_file *ctr;
 	struct rte_ring *queries;     /* <- workers */
 	struct rte_ring *tx_ring;     /* -> the worker that sends for us */
@@ -65,8 +63,8 @@ struct dp_control {
 };
 
 int dp_control_init(struct dp_control *c, const struct dp_config *cfg, struct dp_port *port,
-		    struct dp_worker **workers, unsigned n_workers, struct hbus_dpc_file *ctr,
-		    struct rte_ring *queries, struct rte_ring *tx_ring, struct rte_rcu_qsbr *qsbr);
+		    struct hbus_dpc_file *ctr, struct rte_ring *queries, struct rte_ring *tx_ring,
+		    struct rte_rcu_qsbr *qsbr);
 
 /* One round of the main loop's duties; now_ns is CLOCK_MONOTONIC. */
 void dp_control_step(struct dp_control *c, uint64_t now_ns);

@@ -133,32 +133,59 @@ static void copy_str(char *dst, size_t cap, const char *src)
 	snprintf(dst, cap, "%s", src ? src : "");
 }
 
-/* A counters file left behind: replace it unless its writer still runs. */
-static int clear_stale(const char *path)
+/*
+ * A counters file left behind: -EADDRINUSE while its writer still runs;
+ * else 0, with *old mapped when it is a valid file whose streams the new
+ * one takes over (old->hdr NULL when there is none, or it is foreign or
+ * corrupt: either way it is ours to replace).
+ */
+static int open_stale(const char *path, struct hbus_dpc_file *old)
 {
-	struct hbus_dpc_file old;
-	int rc = hbus_dpc_open(path, &old);
-
-	if (rc == -ENOENT)
+	if (hbus_dpc_open(path, old) != 0)
 		return 0;
-	if (rc == 0) {
-		int alive = hbus_dpc_alive(&old, 2000);
-		pid_t pid = (pid_t)old.hdr->pid;
-
-		hbus_dpc_close(&old);
-		if (alive && pid != getpid())
-			return -EADDRINUSE;
+	if (hbus_dpc_alive(old, 2000) && (pid_t)old->hdr->pid != getpid()) {
+		hbus_dpc_close(old);
+		return -EADDRINUSE;
 	}
-	/* Foreign, corrupt or stale: it is ours to replace. */
-	if (unlink(path) != 0 && errno != ENOENT)
-		return -errno;
 	return 0;
+}
+
+/* Each stream of a dead writer goes on from the sequence it committed
+ * (durable_seq): what it lost, or never received, becomes a gap here.
+ * Same table size, same slot: the open-addressed probing stays valid. */
+static void carry_streams(const struct hbus_dpc_file *old, const struct hbus_dpc_file *f)
+{
+	unsigned li, i, n_lc = old->hdr->max_lcores < f->hdr->max_lcores ?
+				       old->hdr->max_lcores : f->hdr->max_lcores;
+
+	if (old->hdr->n_streams != f->hdr->n_streams)
+		return;
+	for (li = 0; li < n_lc; li++) {
+		struct hbus_dpc_stream *from = hbus_dpc_streams(old, li);
+		struct hbus_dpc_stream *to = hbus_dpc_streams(f, li);
+
+		for (i = 0; i < f->hdr->n_streams; i++) {
+			uint64_t seq;
+
+			if (!atomic_load_explicit(&from[i].used, memory_order_acquire))
+				continue;
+			seq = atomic_load_explicit(&from[i].durable_seq, memory_order_relaxed);
+			atomic_store_explicit(&to[i].stream_id,
+					      atomic_load_explicit(&from[i].stream_id,
+								   memory_order_relaxed),
+					      memory_order_relaxed);
+			atomic_store_explicit(&to[i].next_seq, seq, memory_order_relaxed);
+			atomic_store_explicit(&to[i].durable_seq, seq, memory_order_relaxed);
+			atomic_store_explicit(&to[i].used, 1, memory_order_relaxed);
+		}
+	}
 }
 
 int hbus_dpc_create(const char *dir, const struct hbus_dpc_info *info, struct hbus_dpc_file *f)
 {
 	struct hbus_dpc_hdr tmpl = { 0 }, *h;
-	char path[512];
+	struct hbus_dpc_file old = { 0 };
+	char path[512], tmp[520];
 	unsigned i;
 	int rc, n;
 
@@ -168,15 +195,22 @@ int hbus_dpc_create(const char *dir, const struct hbus_dpc_info *info, struct hb
 	n = snprintf(path, sizeof(path), "%s/%s.counters", dir, info->name);
 	if (n < 0 || (size_t)n >= sizeof(path))
 		return -ENAMETOOLONG;
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
 	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
 		return -errno;
-	rc = clear_stale(path);
+	rc = open_stale(path, &old);
 	if (rc)
 		return rc;
+	/* Built aside and renamed over the old file: a writer killed while
+	 * building never leaves a half-made file in the old one's place (nor
+	 * the old one's streams lost).  A leftover .new is such a writer's. */
+	unlink(tmp);
 	layout(&tmpl, info->max_lcores);
-	rc = hbus_shm_create(path, tmpl.file.size, -1, &f->fd, &f->map);
-	if (rc)
+	rc = hbus_shm_create(tmp, tmpl.file.size, -1, &f->fd, &f->map);
+	if (rc) {
+		hbus_dpc_close(&old);
 		return rc;
+	}
 	/* Readable by `hbus stat` run by other users; only we write it. */
 	fchmod(f->fd, 0644);
 	h = f->hdr = f->map.addr;
@@ -196,9 +230,18 @@ int hbus_dpc_create(const char *dir, const struct hbus_dpc_info *info, struct hb
 	for (i = 0; i < h->n_port_counters; i++)
 		copy_str((char *)f->map.addr + h->port_names_off + (uint64_t)i * HBUS_DPC_NAME_LEN,
 			 HBUS_DPC_NAME_LEN, hbus_dpc_port_name(i));
+	if (old.hdr)
+		carry_streams(&old, f);
+	hbus_dpc_close(&old);
 	/* The header (magic last) tells readers the layout is complete. */
 	atomic_thread_fence(memory_order_release);
 	hbus_shm_init_hdr(&h->file, HBUS_FILE_COUNTERS, HBUS_DPC_LAYOUT_VERSION, tmpl.file.size);
+	if (rename(tmp, path) != 0) {
+		rc = -errno;
+		hbus_dpc_close(f);
+		unlink(tmp);
+		return rc;
+	}
 	return 0;
 }
 

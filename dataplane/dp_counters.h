@@ -146,7 +146,14 @@ struct hbus_dpc_lcore {
 	_Atomic uint64_t c[];          /* n_counters */
 };
 
-/* One tracked sequence stream (hbus frames' stream_id) on one lcore. */
+/*
+ * One tracked sequence stream (hbus frames' stream_id) on one lcore.
+ * durable_seq trails next_seq by at most one burst: every message below it
+ * was enqueued or counted.  A dataplane that replaces the file of a dead
+ * one starts each stream from there (hbus_dpc_create), so what the kernel
+ * dropped while no dataplane ran, and the burst the dead one was cut in,
+ * are counted as gaps; msgs/gaps/dups/resets start from 0 per process.
+ */
 struct hbus_dpc_stream {
 	_Atomic uint32_t stream_id;
 	_Atomic uint32_t used;         /* 0 = free entry */
@@ -155,7 +162,8 @@ struct hbus_dpc_stream {
 	_Atomic uint64_t gaps;
 	_Atomic uint64_t dups;
 	_Atomic uint64_t resets;
-	uint64_t reserved[2];
+	_Atomic uint64_t durable_seq;  /* committed after each burst's enqueue */
+	uint64_t reserved;
 };
 
 /* Counter name for index id ("rx_pkts", "drop_bad_ip_checksum", ...). */
@@ -184,7 +192,8 @@ struct hbus_dpc_info {
 };
 
 /* Writer: create <dir>/<info->name>.counters (replacing a file whose
- * writer is gone; -EADDRINUSE when a live process still writes it). */
+ * writer is gone, atomically by rename, and taking over its streams' table
+ * from durable_seq; -EADDRINUSE when a live process still writes it). */
 int hbus_dpc_create(const char *dir, const struct hbus_dpc_info *info, struct hbus_dpc_file *f);
 /* Writer at a clean stop: unmap and unlink. */
 void hbus_dpc_destroy(struct hbus_dpc_file *f, const char *dir);

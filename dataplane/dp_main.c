@@ -159,8 +159,8 @@ static int setup(struct dataplane *dp)
 	rc = workers_create(dp);
 	if (rc)
 		return rc;
-	dp_control_init(&dp->control, &dp->cfg, &dp->port, dp->workers, dp->n_workers, &dp->ctr,
-			dp->queries, dp->tx_ring, dp->qsbr);
+	dp_control_init(&dp->control, &dp->cfg, &dp->port, &dp->ctr, dp->queries, dp->tx_ring,
+			dp->qsbr);
 	if (dp_telemetry_register(&dp->ctr) != 0)
 		HBUS_WARN("telemetry commands /hbus/* not registered");
 	return 0;
@@ -222,6 +222,7 @@ int main(int argc, char **argv)
 		return rc < 0 ? 2 : 0;
 	}
 	install_signals();
+	dp_block_sigio(); /* after EAL init: its service threads keep taking it */
 	rc = setup(&dp);
 	if (rc) {
 		teardown(&dp);

@@ -79,7 +79,7 @@ static inline void src_end(struct dp_pipe *p)
 {
 	if (p->src.router)
 		hbus_router_end(p->src.router);
-	else
+	else if (p->src.routes)
 		hbus_routes_release(p->src.routes, p->src.reader);
 }
 
@@ -399,11 +399,15 @@ unsigned dp_pipe_burst(struct dp_pipe *p, const struct dp_frame *f, unsigned n,
 	}
 
 	stage_flush(p, &b);
+	/* Every message of the burst is enqueued or counted: a successor of a
+	 * dataplane killed before this line counts the burst as a gap. */
+	dp_seq_commit(&p->seq);
 	p->stage.arena_used = 0;
-	if (p->t) {
+	/* Every begin is paired with an end, also one that found no table
+	 * (the router counts nesting either way). */
+	if (b.table_tried)
 		src_end(p);
-		p->t = NULL;
-	}
+	p->t = NULL;
 	ctr_add(p, HBUS_DPC_RX_PKTS, n);
 	ctr_add(p, HBUS_DPC_RX_BYTES, bytes);
 	ctr_add(p, HBUS_DPC_BURSTS, 1);

@@ -26,6 +26,7 @@ int dp_seq_init(struct dp_seq *s, struct hbus_dpc_stream *tab, uint32_t entries,
 	s->ctr = ctr;
 	s->last = NULL;
 	s->last_id = 0;
+	s->n_dirty = 0;
 	return 0;
 }
 
@@ -34,8 +35,10 @@ static inline uint32_t slot_of(const struct dp_seq *s, uint32_t id)
 	return (id * 0x9e3779b1u) >> s->shift; /* Fibonacci hashing */
 }
 
-/* Find or insert (insert sets *fresh).  NULL when the table is full. */
-static struct hbus_dpc_stream *lookup(struct dp_seq *s, uint32_t id, int insert, int *fresh)
+/* Find or insert (insert sets *fresh; a new entry's durable_seq is seq).
+ * NULL when the table is full. */
+static struct hbus_dpc_stream *lookup(struct dp_seq *s, uint32_t id, int insert, uint64_t seq,
+				      int *fresh)
 {
 	uint32_t i = slot_of(s, id), n;
 
@@ -46,6 +49,8 @@ static struct hbus_dpc_stream *lookup(struct dp_seq *s, uint32_t id, int insert,
 			if (!insert)
 				return NULL;
 			atomic_store_explicit(&e->stream_id, id, RLX);
+			/* Nothing before the first sequence seen was ours to see. */
+			atomic_store_explicit(&e->durable_seq, seq, RLX);
 			/* used last: a reader that sees it sees the id. */
 			atomic_store_explicit(&e->used, 1, memory_order_release);
 			*fresh = 1;
@@ -57,6 +62,35 @@ static struct hbus_dpc_stream *lookup(struct dp_seq *s, uint32_t id, int insert,
 	return NULL;
 }
 
+static inline void mark_dirty(struct dp_seq *s, struct hbus_dpc_stream *e)
+{
+	uint32_t i;
+
+	if (s->n_dirty > DP_SEQ_DIRTY_MAX)
+		return; /* the whole table is committed anyway */
+	for (i = 0; i < s->n_dirty; i++)
+		if (s->dirty[i] == e)
+			return;
+	if (s->n_dirty < DP_SEQ_DIRTY_MAX)
+		s->dirty[s->n_dirty] = e;
+	s->n_dirty++;
+}
+
+void dp_seq_commit(struct dp_seq *s)
+{
+	uint32_t i;
+
+	if (s->n_dirty > DP_SEQ_DIRTY_MAX) {
+		for (i = 0; i <= s->mask; i++)
+			if (atomic_load_explicit(&s->tab[i].used, RLX))
+				st(&s->tab[i].durable_seq, ld(&s->tab[i].next_seq));
+	} else {
+		for (i = 0; i < s->n_dirty; i++)
+			st(&s->dirty[i]->durable_seq, ld(&s->dirty[i]->next_seq));
+	}
+	s->n_dirty = 0;
+}
+
 void dp_seq_frame(struct dp_seq *s, uint32_t stream_id, uint64_t first_seq, uint32_t count)
 {
 	struct hbus_dpc_stream *e = s->last;
@@ -64,7 +98,7 @@ void dp_seq_frame(struct dp_seq *s, uint32_t stream_id, uint64_t first_seq, uint
 	uint64_t next, end = first_seq + count;
 
 	if (!e || s->last_id != stream_id) {
-		e = lookup(s, stream_id, 1, &fresh);
+		e = lookup(s, stream_id, 1, first_seq, &fresh);
 		if (!e) {
 			hbus_dpc_add(&s->ctr[HBUS_DPC_STREAMS_UNTRACKED], 1);
 			return;
@@ -72,6 +106,7 @@ void dp_seq_frame(struct dp_seq *s, uint32_t stream_id, uint64_t first_seq, uint
 		s->last = e;
 		s->last_id = stream_id;
 	}
+	mark_dirty(s, e);
 	st(&e->msgs, ld(&e->msgs) + count);
 	if (fresh) {
 		st(&e->next_seq, end);
@@ -106,5 +141,5 @@ const struct hbus_dpc_stream *dp_seq_find(const struct dp_seq *s, uint32_t strea
 {
 	int fresh = 0;
 
-	return lookup((struct dp_seq *)s, stream_id, 0, &fresh);
+	return lookup((struct dp_seq *)s, stream_id, 0, 0, &fresh);
 }

@@ -1,5 +1,7 @@
 /* dp_worker.c - see dp_worker.h. */
+#include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <time.h>
 
@@ -171,10 +173,20 @@ static void idle(struct dp_worker *w)
 	}
 }
 
+void dp_block_sigio(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGIO);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
 int dp_worker_loop(void *arg)
 {
 	struct dp_worker *w = arg;
 
+	dp_block_sigio();
 	/* A 50 us sleep should not take the default 50 us of timer slack more. */
 	if (w->idle_mode == DP_IDLE_BACKOFF)
 		prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);

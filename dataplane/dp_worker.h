@@ -66,4 +66,14 @@ unsigned dp_worker_poll(struct dp_worker *w);
  * reserved slot behind. */
 int dp_worker_loop(void *arg);
 
+/*
+ * Keep SIGIO away from the calling thread.  net_tap has the kernel signal
+ * the process (SIGIO) for every frame it queues; a thread that takes it in
+ * the middle of a blocking call sees EINTR, and the hbusd session's calls
+ * (a queue opened by a worker's router, the main lcore's reconnect check)
+ * must not fail for that.  EAL's own service threads still take the signal,
+ * which is all net_tap needs.  Called by the main lcore and every worker.
+ */
+void dp_block_sigio(void);
+
 #endif
