@@ -141,8 +141,10 @@ int args_queue(json_t *o, struct queue_args *a, const char *ctx, struct herr *e)
 				"%s: capacity %lld must be a power of two from %u to %u", ctx,
 				(long long)cap, HBUS_QUEUE_CAPACITY_MIN, HBUS_QUEUE_CAPACITY_MAX);
 	if (slot < HBUS_SLOT_SIZE_MIN || slot > HBUS_SLOT_SIZE_MAX)
-		return herr_set(e, AMQP_PRECONDITION, "%s: slot_size %lld must be from %u to %u bytes",
-				ctx, (long long)slot, HBUS_SLOT_SIZE_MIN, HBUS_SLOT_SIZE_MAX);
+		return herr_set(e, AMQP_PRECONDITION, "%s: slot_size %lld must be from %u to %u bytes "
+				"(the largest message a queue takes, metadata included; %u is the "
+				"most a ring supports)", ctx, (long long)slot, HBUS_SLOT_SIZE_MIN,
+				HBUS_SLOT_SIZE_MAX, HBUS_SLOT_SIZE_MAX);
 	if (ttl > HBUSD_MAX_TTL_MS)
 		return herr_set(e, AMQP_PRECONDITION, "%s: ttl_ms %lld is over the limit of %u (7 days)",
 				ctx, (long long)ttl, HBUSD_MAX_TTL_MS);

@@ -189,6 +189,7 @@ struct undo {
 	const char *name;
 	struct binding_args b;
 	struct hbus_header *hdrs;
+	bool had_binding; /* the source exchange's flag before this binding */
 	uint32_t ip_be;
 	uint16_t port;
 };
@@ -221,7 +222,16 @@ static void undo_all(struct model *m, struct undo *u, size_t n, uint32_t owner)
 		switch (u[n].kind) {
 		case 0: model_delete_exchange(m, u[n].name, false, &ignore); break;
 		case 1: model_drop_queue(m, u[n].q); break;
-		case 2: model_unbind(m, &u[n].b, owner, &ignore); break;
+		case 2: {
+			/* Unbinding the last binding of an auto-delete exchange
+			 * deletes it: unless this binding was its first, it was
+			 * never due to go. */
+			struct mx_exchange *x = model_exchange(m, u[n].b.source);
+			if (x)
+				x->had_binding = u[n].had_binding;
+			model_unbind(m, &u[n].b, owner, &ignore);
+			break;
+		}
 		case 3: model_unmap_udp(m, u[n].ip_be, u[n].port, &ignore); break;
 		}
 	}
@@ -277,6 +287,8 @@ static int apply_item(struct model *m, int kind, json_t *o, size_t idx, uint32_t
 		/* model_bind is idempotent: unbinding on undo would remove a
 		 * binding that was there before, so look first. */
 		existed = model_binding_exists(m, &ba);
+		u[*nu].had_binding = model_exchange(m, ba.source) &&
+				     model_exchange(m, ba.source)->had_binding;
 		if (model_bind(m, &ba, owner, e))
 			return -1;
 		/* The header pointers point into the definitions JSON, which
@@ -316,6 +328,18 @@ static int apply_item(struct model *m, int kind, json_t *o, size_t idx, uint32_t
 	return 0;
 }
 
+/* A refusal of the model or a permission check says what; the reply also
+ * says which item (field errors already do). */
+static void name_item(struct herr *e, const char *section, size_t idx)
+{
+	char msg[sizeof(e->msg)];
+
+	if (!strncmp(e->msg, "definitions ", 12))
+		return;
+	snprintf(msg, sizeof(msg), "%s", e->msg);
+	herr_set(e, e->code, "definitions %s[%zu]: %s", section, idx, msg);
+}
+
 int defs_import(struct model *m, json_t *defs, uint32_t owner, const struct defs_check *chk,
 		struct herr *e)
 {
@@ -348,6 +372,7 @@ int defs_import(struct model *m, json_t *defs, uint32_t owner, const struct defs
 	for (kind = 0; kind < 4; kind++) {
 		json_array_foreach(sec[kind], i, o) {
 			if (apply_item(m, kind, o, i, owner, chk, u, &nu, e)) {
+				name_item(e, keys[kind], i);
 				m->loading = false;
 				undo_all(m, u, nu, owner);
 				goto out;

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -410,8 +411,10 @@ static int open_bus(struct hbusd *d)
 		return -1;
 	}
 	if (d->sb.created || !d->sb.prev_pid)
-		HBUS_INFO("%s superblock: epoch %llu", d->sb.created ? "created" : "adopted",
-			  (unsigned long long)atomic_load(&d->sb.sb->epoch));
+		HBUS_INFO("%s superblock: epoch %llu%s", d->sb.created ? "created" : "adopted",
+			  (unsigned long long)atomic_load(&d->sb.sb->epoch),
+			  d->sb.was_blank ? " (over a file never initialised: a first start killed "
+					    "while making it)" : "");
 	else
 		HBUS_INFO("adopted superblock: epoch %llu (the previous hbusd, pid %d, did not stop "
 			  "cleanly)", (unsigned long long)atomic_load(&d->sb.sb->epoch),
@@ -433,6 +436,25 @@ static int open_bus(struct hbusd *d)
 		return -1;
 	}
 	return 0;
+}
+
+/* Every queue and every session holds a descriptor: the usual soft limit
+ * of 1024 open files would stop hbusd long before --max-queues.  Raise it
+ * as far as needed (the hard limit allows), and say so when that is short. */
+static void raise_fd_limit(const struct hbusd_opts *o)
+{
+	/* Two per queue: the file, and hbusd's own handle on the ring. */
+	uint64_t need = 2ull * o->lim.max_queues + o->max_sessions + 64;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= need)
+		return;
+	rl.rlim_cur = rl.rlim_max < need ? rl.rlim_max : need;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < need)
+		HBUS_WARN("open files limit is %llu, --max-queues %u and --max-sessions %u need %llu: "
+			  "raise it (ulimit -n, or LimitNOFILE= under systemd)",
+			  (unsigned long long)rl.rlim_cur, o->lim.max_queues, o->max_sessions,
+			  (unsigned long long)need);
 }
 
 static int setup_events(struct hbusd *d)
@@ -584,7 +606,7 @@ int main(int argc, char **argv)
 	struct herr e;
 	int ready_fd = -1, rc = 1;
 
-	d.lfd = d.sigfd = d.timerfd = d.epfd = d.pidfile_fd = d.routes_fd = -1;
+	d.lfd = d.sigfd = d.timerfd = d.epfd = d.pidfile_fd = d.routes_fd = d.spare_fd = -1;
 	if (parse_args(argc, argv, &d.o)) {
 		usage(stderr);
 		return 2;
@@ -596,6 +618,7 @@ int main(int argc, char **argv)
 	}
 	if (!d.o.foreground && daemonize(&d, &ready_fd))
 		return 1;
+	raise_fd_limit(&d.o);
 	if (make_run_dir(&d) || lock_pid_file(&d) || setup_events(&d) != 0 || open_bus(&d))
 		goto out;
 	snprintf(d.sock_path, sizeof(d.sock_path), "%s/%s.sock", d.o.run_dir, d.o.bus);

@@ -217,8 +217,8 @@ int model_map_udp(struct model *m, const struct udpmap_args *a, struct herr *e)
 				ip, a->port, u->exchange, u->key);
 	}
 	if (m->udpmaps.n >= m->lim.max_udpmaps)
-		return herr_set(e, AMQP_PRECONDITION, "limit of %u UDP maps reached",
-				m->lim.max_udpmaps);
+		return herr_set(e, AMQP_PRECONDITION, "limit of %u UDP maps reached (hbusd "
+				"--max-udpmaps)", m->lim.max_udpmaps);
 	u = calloc(1, sizeof(*u));
 	if (!u || !(u->exchange = strdup(a->exchange)) || !(u->key = strdup(a->key)) ||
 	    vec_push(&m->udpmaps, u)) {

@@ -80,6 +80,10 @@ static int create_error(const struct model *m, const struct queue_args *a, int r
 				huge ? "reserve more hugepages (scripts/setup-hugepages --pages N)"
 				     : "give the tmpfs more room (mount -o remount,size=...)");
 	}
+	if (rc == -EMFILE || rc == -ENFILE)
+		return herr_set(e, AMQP_PRECONDITION, "cannot create queue '%s': hbusd has reached its "
+				"limit of open files (one per queue and session): raise it (ulimit -n, "
+				"or LimitNOFILE= under systemd) or lower --max-queues", a->name);
 	if (rc == -EINVAL && a->cfg.numa_node >= 0)
 		return herr_set(e, AMQP_PRECONDITION, "cannot place queue '%s' on NUMA node %d: "
 				"no such node on this host", a->name, a->cfg.numa_node);
@@ -119,8 +123,7 @@ int mq_create(struct model *m, const struct queue_args *a, uint32_t owner, struc
 		rc = fill(q, a, owner);
 	if (rc) {
 		mq_free(m, q, true);
-		return herr_set(e, AMQP_INTERNAL_ERROR, "cannot open new queue '%s': %s", a->name,
-				hbus_strerror(rc));
+		return create_error(m, a, rc, e);
 	}
 	HBUS_INFO("queue '%s' created: qid %u, capacity %u, slot_size %u, %llu bytes%s%s",
 		  q->name, q->qid, q->cfg.capacity, q->cfg.slot_size,

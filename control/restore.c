@@ -135,9 +135,10 @@ static void restore_queue_from_state(struct model *m, json_t *o)
 	uint32_t qid = (uint32_t)int_of(o, "qid"), owner = (uint32_t)int_of(o, "owner");
 	int rc;
 
-	if (args_queue(o, &a, "state queue", &e) || !a.name[0] || !qid) {
-		HBUS_WARN("state file: unusable queue entry skipped: %s",
-			  qid ? e.msg : "no qid");
+	if (args_queue(o, &a, "state queue", &e) ||
+	    (!a.name[0] && herr_set(&e, AMQP_COMMAND_INVALID, "no name")) ||
+	    (!qid && herr_set(&e, AMQP_COMMAND_INVALID, "no qid"))) {
+		HBUS_WARN("state file: unusable queue entry skipped: %s", e.msg);
 		return;
 	}
 	rc = mq_adopt(m, qid, &a, &q);
@@ -297,8 +298,10 @@ static int restore_definitions(struct model *m, const char *path, struct herr *e
 			HBUS_INFO("restored durable exchange '%s' from %s", xa.name, path);
 	}
 	json_array_foreach(array_of(root, "queues"), i, o) {
-		if (args_queue(o, &qa, "definitions queue", &ie) || !qa.name[0]) {
-			HBUS_WARN("%s: queue entry skipped: %s", path, qa.name[0] ? ie.msg : "no name");
+		/* args_queue fails before it sets the name when the name is bad */
+		if (args_queue(o, &qa, "definitions queue", &ie) ||
+		    (!qa.name[0] && herr_set(&ie, AMQP_COMMAND_INVALID, "no name"))) {
+			HBUS_WARN("%s: queue entry skipped: %s", path, ie.msg);
 			continue;
 		}
 		had = model_queue(m, qa.name) != NULL;

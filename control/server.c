@@ -44,6 +44,7 @@ int server_listen(struct hbusd *d)
 	d->reqbuf = malloc((size_t)d->o.max_request + 1);
 	if (!d->reqbuf)
 		return -ENOMEM;
+	d->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -243,8 +244,18 @@ static int queue_reply(struct hbusd *d, struct session *s, json_t *reply, int fd
 	o->len = strlen(o->text);
 	/* The model may close its descriptor (queue deleted) before this is
 	 * sent: hold our own. */
-	if (fd >= 0 && (o->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
-		goto oom;
+	if (fd >= 0 && (o->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+		/* Without its descriptor the reply is useless, and what the
+		 * request set up (an owner, a consumer) must not stay: say why,
+		 * then end the session, which undoes it. */
+		free_out(o);
+		json_decref(reply);
+		if (queue_reply(d, s, reply_error(AMQP_PRECONDITION, "hbusd has reached its limit of "
+						  "open files: raise it (ulimit -n, or LimitNOFILE= "
+						  "under systemd); session closed"), -1, false) == 0)
+			session_close(d, s, "no descriptor left to pass");
+		return -1;
+	}
 	o->min_version = changed ? d->model.version : 0;
 	if (s->out_tail)
 		s->out_tail->next = o;
@@ -369,12 +380,18 @@ static void refuse(int fd, const char *msg)
 	static uint64_t last_ns;
 	static unsigned quiet;
 	uint64_t now = mono_ns();
-
 	json_t *r = reply_error(AMQP_PRECONDITION, msg);
 	char *text = r ? json_dumps(r, JSON_COMPACT) : NULL;
+	char sink[64];
+	int i;
 
 	if (text)
 		send(fd, text, strlen(text), MSG_DONTWAIT | MSG_NOSIGNAL);
+	/* Closing with requests unread makes the peer's next read fail with
+	 * ECONNRESET instead of returning the reason: drop them first
+	 * (bounded: a hung-up peer reads as endless empty messages). */
+	for (i = 0; i < 64 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT | MSG_TRUNC) >= 0; i++)
+		;
 	free(text);
 	json_decref(r);
 	close(fd);
@@ -400,13 +417,28 @@ static unsigned sessions_of(const struct hbusd *d, uid_t uid)
 void server_accept(struct hbusd *d)
 {
 	int sndbuf = HBUSD_SNDBUF;
+	unsigned n;
 	char msg[200];
 
-	for (;;) {
+	/* Bounded: hang-ups of the sessions accepted so far are handled
+	 * before more are taken (the listening socket stays readable). */
+	for (n = 0; n < HBUSD_ACCEPTS_PER_WAKE; n++) {
 		struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP };
 		struct session *s;
 		int fd = accept4(d->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
+		if (fd < 0 && (errno == EMFILE || errno == ENFILE) && d->spare_fd >= 0) {
+			/* Out of descriptors: the connection would stay in the
+			 * backlog and the listening socket readable forever.  Use
+			 * the spare one to tell the peer why, then close it. */
+			close(d->spare_fd);
+			fd = accept4(d->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+			if (fd >= 0)
+				refuse(fd, "hbusd has reached its limit of open files: raise it "
+					   "(ulimit -n, or LimitNOFILE= under systemd)");
+			d->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+			continue;
+		}
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
 			    errno != ECONNABORTED)
@@ -524,6 +556,9 @@ void server_close_all(struct hbusd *d)
 	d->n_prehello = 0;
 	free(d->reqbuf);
 	d->reqbuf = NULL;
+	if (d->spare_fd >= 0)
+		close(d->spare_fd);
+	d->spare_fd = -1;
 }
 
 void server_update_timer(struct hbusd *d)

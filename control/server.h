@@ -24,6 +24,7 @@
 #define HBUSD_REQUEST_MAX       (64u << 10) /* bytes of one request (--max-request) */
 #define HBUSD_PENDING_REPLIES   32u         /* per session, then stop reading it */
 #define HBUSD_REQUESTS_PER_WAKE 16u         /* fairness between sessions */
+#define HBUSD_ACCEPTS_PER_WAKE  64u         /* a connect storm waits its turn too */
 #define HBUSD_SNDBUF            (8u << 20)  /* room for large list/stat replies */
 #define HBUSD_PROTOCOL_VERSION  1
 
@@ -92,6 +93,7 @@ struct hbusd {
 	char sock_path[300];
 	char pid_path[300];
 	int epfd, lfd, sigfd, timerfd, pidfile_fd, routes_fd;
+	int spare_fd;   /* /dev/null, given up to refuse a connection at EMFILE */
 	int timer_mode; /* 0 off, 1 slow (orphan polling), 2 fast (retries) */
 	bool stop;
 	struct ev_src ev_listen, ev_signal, ev_timer;
@@ -147,6 +149,9 @@ json_t *reply_error(int code, const char *msg);
 json_t *report_queue(const struct model *m, const struct mx_queue *q);
 json_t *report_list(struct hbusd *d, const char *what, struct herr *e);
 json_t *report_stat(struct hbusd *d);
+/* report_dataplane.c: the dataplanes' counters files in bus_dir, as the
+ * stat reply's "dataplanes" array (NULL only when out of memory). */
+json_t *report_dataplanes(const char *bus_dir);
 
 /* hbusd.c: orphans. */
 struct orphan *orphan_find(struct hbusd *d, uint32_t owner);

@@ -143,9 +143,8 @@ int sb_open(const char *dir, const char *bus, struct superblock *s, int *other_p
 	if (!s->sb) {
 		rc = check_existing(s, bus);
 		if (rc == -EPROTO && never_initialised(&s->map)) {
-			HBUS_WARN("%s was never initialised (a first start killed while making it): "
-				  "initialised now", path);
 			init_new(s, bus);
+			s->was_blank = 1;
 			rc = 0;
 		}
 		if (rc)

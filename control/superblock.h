@@ -54,6 +54,7 @@ struct superblock {
 	struct hbus_map map;
 	int fd;
 	int created;           /* 1: made this start, 0: adopted */
+	int was_blank;         /* created over a file that was never initialised */
 	uint32_t prev_owner;   /* hbusd owner id of the previous epoch (0: none) */
 	int32_t prev_pid;      /* hbusd_pid the file held: non-zero when the
 				  previous hbusd did not stop cleanly */

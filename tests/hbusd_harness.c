@@ -1,5 +1,6 @@
 /* hbusd_harness.c - see hbusd_harness.h. */
 #include "hbusd_harness.h"
+#include "hbus.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -345,6 +346,24 @@ size_t hb_list_count(int fd, const char *what)
 	n = json_array_size(json_object_get(r, "items"));
 	json_decref(r);
 	return n;
+}
+
+struct hbus_queue *hb_open_queue(int fd, const char *name, const char *mode, uint32_t owner,
+				 uint32_t ack_mode)
+{
+	struct hbus_queue_opts o = { .owner = owner, .ack_mode = ack_mode };
+	struct hbus_queue *q = NULL;
+	int qfd = -1, rc;
+	json_t *r = hb_call(fd, &qfd, "{s:s, s:s, s:s}", "op", "open_queue", "name", name, "for",
+			    mode);
+
+	cr_assert(hb_ok(r), "open_queue %s for %s: %s", name, mode, hb_error(r));
+	cr_assert_geq(qfd, 0, "open_queue passed no descriptor");
+	json_decref(r);
+	rc = hbus_queue_open_fd(qfd, &o, &q);
+	close(qfd);
+	cr_assert_eq(rc, 0, "mapping queue %s: %s", name, hbus_strerror(rc));
+	return q;
 }
 
 void hb_declare_queue(int fd, const char *name)

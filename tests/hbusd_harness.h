@@ -66,6 +66,10 @@ void hb_backoff(unsigned *spins);
 size_t hb_list_count(int fd, const char *what);
 /* Declare a small plain queue (capacity 64, slot_size 128); asserts. */
 void hb_declare_queue(int fd, const char *name);
+/* open_queue name for "write" or "read" and map the descriptor it passes
+ * with owner and ack_mode; asserts. */
+struct hbus_queue *hb_open_queue(int fd, const char *name, const char *mode, uint32_t owner,
+				 uint32_t ack_mode);
 
 /* Assert a reply's code (0 = ok) and that its message contains needle
  * ("" = anything); consumes the reply. */

@@ -17,7 +17,8 @@
  *     text hbusd would write is the same before and after;
  *   - the model is consistent: names and qids unique, every binding's ends,
  *     every consumer's queue and every UDP map's exchange exist, per-queue
- *     consumer counts add up, no limit is exceeded.
+ *     consumer counts add up, no limit is exceeded (but for what a restart
+ *     adopts).
  */
 #ifndef HBUS_FUZZ_HBUSD_H
 #define HBUS_FUZZ_HBUSD_H
@@ -27,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -80,7 +82,7 @@ void orphan_forget(struct hbusd *d, struct orphan *o)
 	abort(); /* no orphans here: unreachable */
 }
 
-static void fz_rm_base(void)
+static inline void fz_rm_base(void)
 {
 	char cmd[300];
 
@@ -89,7 +91,29 @@ static void fz_rm_base(void)
 			fprintf(stderr, "fuzz: cannot remove %s\n", fz.base);
 }
 
-static void fz_write(const char *path, const void *buf, size_t n)
+/* A run that crashed (abort: no atexit) left hbus-fuzz-<pid>-* behind:
+ * remove those whose process is gone. */
+static inline void fz_rm_dead(const char *tmp)
+{
+	char cmd[600];
+	struct dirent *de;
+	DIR *d = opendir(tmp);
+	int pid;
+
+	while (d && (de = readdir(d)) != NULL) {
+		if (sscanf(de->d_name, "hbus-fuzz-%d-", &pid) != 1 || pid <= 0)
+			continue;
+		if (kill(pid, 0) == 0 || errno != ESRCH)
+			continue; /* still running */
+		if ((size_t)snprintf(cmd, sizeof(cmd), "rm -rf '%s/%s'", tmp, de->d_name) < sizeof(cmd) &&
+		    system(cmd) != 0)
+			fprintf(stderr, "fuzz: cannot remove %s/%s\n", tmp, de->d_name);
+	}
+	if (d)
+		closedir(d);
+}
+
+static inline void fz_write(const char *path, const void *buf, size_t n)
 {
 	FILE *f = fopen(path, "w");
 
@@ -100,7 +124,7 @@ static void fz_write(const char *path, const void *buf, size_t n)
 
 /* Once per process: directories, superblock, routes file, permissions.
  * The permissions file grants uid 65534 what the seeds exercise. */
-static void fz_init(void)
+static inline void fz_init(void)
 {
 	static const char perms[] =
 		"{\"users\":{\"65534\":{\"configure\":\"^f\\\\..*\",\"write\":\"^(f|pub)\\\\..*\","
@@ -111,7 +135,9 @@ static void fz_init(void)
 	int other = 0;
 
 	setenv("HBUS_LOG", "quiet", 1); /* info lines per request would dominate */
-	snprintf(fz.base, sizeof(fz.base), "%s/hbus-fuzz-XXXXXX", tmp && *tmp ? tmp : "/dev/shm");
+	tmp = tmp && *tmp ? tmp : "/dev/shm";
+	fz_rm_dead(tmp);
+	snprintf(fz.base, sizeof(fz.base), "%s/hbus-fuzz-%d-XXXXXX", tmp, (int)getpid());
 	CHECK(mkdtemp(fz.base));
 	atexit(fz_rm_base);
 	snprintf(fz.bus_dir, sizeof(fz.bus_dir), "%s/bus", fz.base);
@@ -133,7 +159,7 @@ static void fz_init(void)
 
 /* Remove what an input left in the bus directory (queue files, the state
  * file, stale/) and the definitions file: superblock and routes stay. */
-static void fz_clean(void)
+static inline void fz_clean(void)
 {
 	char path[600];
 	struct dirent *de;
@@ -165,7 +191,7 @@ static void fz_clean(void)
 
 /* A fresh, empty model over the process's superblock and routes file, as
  * hbusd's open_bus makes it.  defs: whether it keeps a definitions file. */
-static struct model *fz_model_begin(bool defs)
+static inline struct model *fz_model_begin(bool defs)
 {
 	struct model *m = &fz.d.model;
 
@@ -179,13 +205,13 @@ static struct model *fz_model_begin(bool defs)
 }
 
 /* Free the model, as a stopping hbusd does: its files stay (fz_clean). */
-static void fz_model_end(void)
+static inline void fz_model_end(void)
 {
 	model_fini(&fz.d.model);
 }
 
 /* A session as server_accept makes it: root (admin) or uid 65534. */
-static void fz_session_init(struct session *s, bool nobody)
+static inline void fz_session_init(struct session *s, bool nobody)
 {
 	memset(s, 0, sizeof(*s));
 	s->ev.kind = EV_SESSION;
@@ -198,7 +224,7 @@ static void fz_session_init(struct session *s, bool nobody)
 }
 
 /* The session closes, as server.c's session_close handles it. */
-static void fz_session_close(struct session *s)
+static inline void fz_session_close(struct session *s)
 {
 	static const uint32_t none[1];
 
@@ -215,7 +241,7 @@ static void fz_session_close(struct session *s)
 
 /* ---------------------------------------------------------------- properties */
 
-static char *fz_state_text(void)
+static inline char *fz_state_text(void)
 {
 	char *t = defs_render_text(&fz.d.model, DEFS_STATE);
 
@@ -223,7 +249,7 @@ static char *fz_state_text(void)
 	return t;
 }
 
-static void fz_check_reply(json_t *r)
+static inline void fz_check_reply(json_t *r)
 {
 	static const int codes[] = { 403, 404, 405, 406, 502, 503, 530, 540, 541 };
 	json_t *ok = json_object_get(r, "ok");
@@ -246,20 +272,17 @@ static void fz_check_reply(json_t *r)
 	CHECK(msg && *msg);
 }
 
-static bool fz_exchange_exists(const struct model *m, const char *name)
-{
-	return model_exchange_exists(m, name);
-}
-
-static void fz_check_model(void)
+/* limits: also check the counts against the limits (not after a restore:
+ * a restarted hbusd adopts every queue file it finds, limit or not). */
+static inline void fz_check_model(bool limits)
 {
 	const struct model *m = &fz.d.model;
 	unsigned i, j, n;
 
-	CHECK(m->queues.n <= m->lim.max_queues);
-	CHECK(m->exchanges.n <= m->lim.max_exchanges);
-	CHECK(m->bindings.n <= m->lim.max_bindings);
-	CHECK(m->udpmaps.n <= m->lim.max_udpmaps);
+	CHECK(!limits || m->queues.n <= m->lim.max_queues);
+	CHECK(!limits || m->exchanges.n <= m->lim.max_exchanges);
+	CHECK(!limits || m->bindings.n <= m->lim.max_bindings);
+	CHECK(!limits || m->udpmaps.n <= m->lim.max_udpmaps);
 	for (i = 0; i < m->queues.n; i++) {
 		const struct mx_queue *q = m->queues.v[i];
 		CHECK(q->name && q->fd >= 0 && q->h);
@@ -270,7 +293,7 @@ static void fz_check_model(void)
 		}
 		for (n = 0, j = 0; j < m->consumers.n; j++)
 			n += ((const struct mx_consumer *)m->consumers.v[j])->q == q;
-		CHECK(n == q->consumers && n <= m->lim.max_consumers_per_queue);
+		CHECK(n == q->consumers && (!limits || n <= m->lim.max_consumers_per_queue));
 	}
 	for (i = 0; i < m->exchanges.n; i++) {
 		const struct mx_exchange *x = m->exchanges.v[i];
@@ -280,8 +303,8 @@ static void fz_check_model(void)
 	}
 	for (i = 0; i < m->bindings.n; i++) {
 		const struct mx_binding *b = m->bindings.v[i];
-		CHECK(fz_exchange_exists(m, b->source));
-		CHECK(b->dest_is_exchange ? fz_exchange_exists(m, b->dest)
+		CHECK(model_exchange_exists(m, b->source));
+		CHECK(b->dest_is_exchange ? model_exchange_exists(m, b->dest)
 					  : model_queue(m, b->dest) != NULL);
 	}
 	for (i = 0; i < m->consumers.n; i++) {
@@ -289,7 +312,7 @@ static void fz_check_model(void)
 		CHECK(vec_find(&m->queues, c->q) >= 0);
 	}
 	for (i = 0; i < m->udpmaps.n; i++)
-		CHECK(fz_exchange_exists(m, ((const struct mx_udpmap *)m->udpmaps.v[i])->exchange));
+		CHECK(model_exchange_exists(m, ((const struct mx_udpmap *)m->udpmaps.v[i])->exchange));
 	CHECK(m->table_len <= m->lim.routes_table_cap);
 }
 

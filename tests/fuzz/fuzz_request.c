@@ -55,7 +55,7 @@ static void one_request(struct session *s, const char *buf, size_t n)
 			(uint32_t)json_integer_value(json_object_get(reply, "qid"))) != NULL);
 	json_decref(reply);
 	free(before);
-	fz_check_model();
+	fz_check_model(true);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -76,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		p = nl ? nl + 1 : end;
 	} while (nl && ++n < MAX_REQUESTS);
 	fz_session_close(&s);
-	fz_check_model();
+	fz_check_model(true);
 	fz_model_end();
 	return 0;
 }

@@ -12,7 +12,8 @@
 # HBUS_FUZZ_ARTIFACTS (where crashing inputs are kept, default
 # <build dir>/fuzz-artifacts).  The seed corpus in the source tree is never
 # written to.  A crash exits non-zero and prints the input as hex; turn it
-# into a regression case in tests/test_meta_wire.c or tests/test_pkt.c.
+# into a regression case in tests/test_meta_wire.c or tests/test_pkt.c
+# (control targets: tests/test_hbusd_fuzzed.c).
 # Exit 77 (meson: skipped) when clang or libFuzzer is missing.
 set -eu
 
@@ -24,15 +25,17 @@ run_one() { # exe seed_dir artifact_dir
 	exe=$1 seeds=$2 artifacts=$3
 	name=$(basename "$exe")
 	work=$(mktemp -d "${TMPDIR:-/tmp}/hbus-fuzz-$name.XXXXXX")
-	trap 'rm -rf "$work"' EXIT INT TERM
+	# Scratch shared memory for the control-plane targets (fuzz_hbusd.h).
+	shm=$(mktemp -d /dev/shm/hbus-fuzz-$name.XXXXXX)
+	trap 'rm -rf "$work" "$shm"' EXIT INT TERM
 	mkdir -p "$work/corpus" "$artifacts"
 	[ -d "$seeds" ] && cp "$seeds"/* "$work/corpus/" 2>/dev/null || true
 	echo "== $name: ${SECONDS_PER_TARGET}s, $(ls "$work/corpus" | wc -l) seeds"
-	if "$exe" -max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 \
+	if HBUS_FUZZ_TMP=$shm "$exe" -max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 \
 		-print_final_stats=1 -artifact_prefix="$work/" "$work/corpus" \
 		>"$work/log" 2>&1; then
 		tail -n 12 "$work/log"
-		rm -rf "$work"
+		rm -rf "$work" "$shm"
 		trap - EXIT INT TERM
 		return 0
 	fi
@@ -43,7 +46,7 @@ run_one() { # exe seed_dir artifact_dir
 		echo "== $name: failing input kept as $artifacts/$name-$(basename "$a"):"
 		od -An -tx1 -v "$a" | head -n 40
 	done
-	rm -rf "$work"
+	rm -rf "$work" "$shm"
 	trap - EXIT INT TERM
 	return 1
 }
@@ -82,15 +85,16 @@ setup() {
 		-Dbuildtype=debugoptimized >"$BUILD.setup.log" 2>&1 ||
 		{ cat "$BUILD.setup.log"; exit 1; }
 }
+TARGETS="fuzz_wire fuzz_pkt fuzz_request fuzz_defs"
 build() {
-	ninja -C "$BUILD" tests/fuzz/fuzz_wire tests/fuzz/fuzz_pkt
+	ninja -C "$BUILD" $(for t in $TARGETS; do echo tests/fuzz/$t; done)
 }
 [ -f "$BUILD/build.ninja" ] || setup
 # A build dir left by an older tree may not regenerate: start it afresh once.
 build || { setup && build; }
 
 status=0
-for t in fuzz_wire fuzz_pkt; do
+for t in $TARGETS; do
 	run_one "$BUILD/tests/fuzz/$t" "$HERE/corpus/$t" \
 		"${HBUS_FUZZ_ARTIFACTS:-$BUILD/fuzz-artifacts}" || status=1
 done
