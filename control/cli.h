@@ -94,6 +94,18 @@ void cli_print_table(FILE *f, json_t *items, const char *const *columns);
 /* A JSON value as table cell text (malloc'ed). */
 char *cli_cell_text(json_t *v);
 
+/* ---------------------------------------------------------- stat */
+
+/* Prometheus metric name hbus_<a>[_<b>], other characters as '_'. */
+void cli_prom_name(char *out, size_t cap, const char *a, const char *b);
+/* A label value, escaped for the Prometheus text format. */
+void cli_prom_label_value(FILE *f, const char *v);
+/* The stat reply's "dataplanes" section (cli_stat_dp.c): rates between two
+ * samples, the table, the Prometheus metrics hbus_dataplane_*. */
+void cli_stat_dp_add_rates(json_t *prev, json_t *cur, double secs);
+void cli_stat_dp_render(json_t *dataplanes);
+void cli_stat_dp_prometheus(const char *bus, json_t *dataplanes);
+
 /* ---------------------------------------------------------- commands */
 
 int cmd_declare_exchange(struct cli *, int, char **);

@@ -8,12 +8,12 @@
  * computes rates itself.
  *
  * Hook for other parts of the bus: hbusd's stat reply may carry more
- * top-level sections next to "queues" (the dataplane's per-port and
- * per-lcore counters, for one).  A section with a renderer in
- * `sections[]` gets it; any other section is still shown - arrays of
- * objects as a table, objects as key/value lines, numbers as Prometheus
- * samples named hbus_<section>_<field> - so a new section appears
- * everywhere before anyone writes a renderer for it.
+ * top-level sections next to "queues" ("dataplanes": the dataplanes'
+ * per-port and per-lcore counters, rendered by cli_stat_dp.c).  A section
+ * with a renderer in `sections[]` gets it; any other section is still
+ * shown - arrays of objects as a table, objects as key/value lines,
+ * numbers as Prometheus samples named hbus_<section>_<field> - so a new
+ * section appears everywhere before anyone writes a renderer for it.
  */
 #include "cli.h"
 
@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static volatile sig_atomic_t stat_stop;
 
@@ -92,6 +93,7 @@ static void add_rates(json_t *prev, json_t *cur, double secs)
 			"delivered_per_s", rate_of(p, q, "delivered", secs),
 			"acked_per_s", rate_of(p, q, "acked", secs)));
 	}
+	cli_stat_dp_add_rates(prev, cur, secs);
 }
 
 static json_t *num(json_t *q, const char *f)
@@ -144,6 +146,7 @@ static const struct {
 	void (*render)(json_t *section);
 } sections[] = {
 	{ "queues", render_queues },
+	{ "dataplanes", cli_stat_dp_render }, /* cli_stat_dp.c */
 };
 
 static void render_generic(const char *name, json_t *v)
@@ -190,6 +193,9 @@ static void render_table(json_t *st)
 	json_object_foreach(st, k, v) {
 		if (!json_is_array(v) && !json_is_object(v))
 			continue;
+		/* A bus without a dataplane (or the like) shows no empty section. */
+		if (json_is_array(v) && json_array_size(v) == 0 && strcmp(k, "queues") != 0)
+			continue;
 		if (!first)
 			putchar('\n');
 		first = 0;
@@ -205,7 +211,7 @@ static void render_table(json_t *st)
 
 /* ------------------------------------------------------------ prometheus */
 
-static void prom_name(char *out, size_t cap, const char *a, const char *b)
+void cli_prom_name(char *out, size_t cap, const char *a, const char *b)
 {
 	size_t n = 0;
 	const char *parts[3] = { "hbus_", a, b };
@@ -222,15 +228,15 @@ static void prom_name(char *out, size_t cap, const char *a, const char *b)
 	out[n] = '\0';
 }
 
-static void prom_label_value(const char *v)
+void cli_prom_label_value(FILE *f, const char *v)
 {
 	for (; v && *v; v++) {
 		if (*v == '\\' || *v == '"')
-			printf("\\%c", *v);
+			fprintf(f, "\\%c", *v);
 		else if (*v == '\n')
-			printf("\\n");
+			fputs("\\n", f);
 		else
-			putchar(*v);
+			fputc(*v, f);
 	}
 }
 
@@ -241,15 +247,15 @@ static void prom_labels(const char *bus, json_t *item)
 	json_t *v;
 
 	printf("{bus=\"");
-	prom_label_value(bus);
+	cli_prom_label_value(stdout, bus);
 	putchar('"');
 	json_object_foreach(item, k, v) {
 		char lname[128];
 		if (!json_is_string(v))
 			continue;
-		prom_name(lname, sizeof(lname), k, NULL);
+		cli_prom_name(lname, sizeof(lname), k, NULL);
 		printf(",%s=\"", lname + 5); /* without the hbus_ prefix */
-		prom_label_value(json_string_value(v));
+		cli_prom_label_value(stdout, json_string_value(v));
 		putchar('"');
 	}
 	putchar('}');
@@ -272,7 +278,7 @@ static void prom_section(const char *bus, const char *section, json_t *items,
 		char name[256];
 		int gauge = gauges ? is_gauge(gauges, f) : 0;
 
-		prom_name(name, sizeof(name), section, f);
+		cli_prom_name(name, sizeof(name), section, f);
 		printf("# TYPE %s%s %s\n", name, gauges && !gauge ? "_total" : "",
 		       gauges ? (gauge ? "gauge" : "counter") : "untyped");
 		json_array_foreach(items, i, it) {
@@ -300,9 +306,9 @@ static void render_prometheus(const char *bus, json_t *st)
 		char name[256];
 		if (!json_is_number(v))
 			continue;
-		prom_name(name, sizeof(name), k, NULL);
+		cli_prom_name(name, sizeof(name), k, NULL);
 		printf("# TYPE %s gauge\n%s{bus=\"", name, name);
-		prom_label_value(bus);
+		cli_prom_label_value(stdout, bus);
 		if (json_is_integer(v))
 			printf("\"} %" JSON_INTEGER_FORMAT "\n", json_integer_value(v));
 		else
@@ -312,6 +318,8 @@ static void render_prometheus(const char *bus, json_t *st)
 	json_object_foreach(st, k, v) {
 		if (!strcmp(k, "queues")) {
 			prom_section(bus, "queue", v, queue_gauges);
+		} else if (!strcmp(k, "dataplanes")) {
+			cli_stat_dp_prometheus(bus, v);
 		} else if (json_is_array(v)) {
 			prom_section(bus, k, v, NULL);
 		} else if (json_is_object(v)) {
@@ -334,7 +342,7 @@ static void sleep_interval(uint32_t ms)
 
 int cmd_stat(struct cli *cli, int argc, char **argv)
 {
-	int as_json = 0, watch = 0, prom = 0, status = CLI_OK;
+	int as_json = 0, watch = 0, prom = 0, status = CLI_OK, in_place;
 	uint32_t interval = 1000;
 	uint64_t t0, t1;
 	json_t *prev, *cur;
@@ -364,6 +372,7 @@ int cmd_stat(struct cli *cli, int argc, char **argv)
 		json_decref(prev);
 		return CLI_OK;
 	}
+	in_place = watch && !as_json && isatty(STDOUT_FILENO);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_stop;
 	sigaction(SIGINT, &sa, NULL);
@@ -386,6 +395,11 @@ int cmd_stat(struct cli *cli, int argc, char **argv)
 				time_t now = time(NULL);
 				char ts[32];
 				strftime(ts, sizeof(ts), "%H:%M:%S", localtime(&now));
+				/* On a terminal each sample replaces the last
+				 * (cursor home, clear screen); into a file or
+				 * pipe they follow one another. */
+				if (in_place)
+					fputs("\033[H\033[2J", stdout);
 				printf("--- %s\n", ts);
 			}
 			render_table(cur);

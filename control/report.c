@@ -122,10 +122,11 @@ json_t *report_stat(struct hbusd *d)
 			"tail", (json_int_t)s.tail, "consumers", (json_int_t)q->consumers,
 			"unacked", (json_int_t)mq_unacked(q)));
 	}
-	return json_pack("{s:b, s:s, s:I, s:I, s:b, s:i, s:i, s:o*}", "ok", 1, "bus", d->o.bus,
+	/* The dataplanes' counters files (report_dataplane.c). */
+	return json_pack("{s:b, s:s, s:I, s:I, s:b, s:i, s:i, s:o*, s:o*}", "ok", 1, "bus", d->o.bus,
 			 "epoch", (json_int_t)atomic_load(&d->sb.sb->epoch),
 			 "generation", (json_int_t)m->generation,
 			 "publish_waiting", model_publish_waiting(m),
 			 "sessions", (int)d->n_sessions, "pending_recoveries", (int)m->pending.n,
-			 "queues", qs);
+			 "queues", qs, "dataplanes", report_dataplanes(d->bus_dir));
 }

@@ -286,10 +286,14 @@ int hbus_dpc_open(const char *path, struct hbus_dpc_file *f)
 	if (!path || !f)
 		return -EINVAL;
 	memset(f, 0, sizeof(*f));
-	f->fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* Readers include hbusd (its stat reply), which must never block: a
+	 * FIFO or device in the bus directory is refused, not waited on, and
+	 * a symbolic link is not followed. */
+	f->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (f->fd < 0)
-		return -errno;
-	if (fstat(f->fd, &st) != 0 || st.st_size < (off_t)sizeof(struct hbus_dpc_hdr)) {
+		return errno == ELOOP ? -EPROTO : -errno;
+	if (fstat(f->fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    st.st_size < (off_t)sizeof(struct hbus_dpc_hdr)) {
 		close(f->fd);
 		return -EPROTO;
 	}

@@ -198,7 +198,9 @@ int hbus_dpc_create(const char *dir, const struct hbus_dpc_info *info, struct hb
 /* Writer at a clean stop: unmap and unlink. */
 void hbus_dpc_destroy(struct hbus_dpc_file *f, const char *dir);
 
-/* Reader (read-only map; checks magic, kind, version and every offset). */
+/* Reader (read-only map; checks magic, kind, version and every offset).
+ * Never blocks and never follows a symbolic link: anything but a regular
+ * file is refused (-EPROTO for a link), so hbusd may scan the bus dir. */
 int hbus_dpc_open(const char *path, struct hbus_dpc_file *f);
 void hbus_dpc_close(struct hbus_dpc_file *f);
 

@@ -14,7 +14,6 @@
 #include <string.h>
 
 #include "dp_pipe.h"
-#include "route_layout.h"
 
 /* The per-burst accumulators and memo, kept on the stack. */
 struct burst {
@@ -88,28 +87,6 @@ static inline hbus_queue *src_queue(struct dp_pipe *p, uint32_t qid)
 	if (p->src.router)
 		return hbus_router_queue(p->src.router, qid);
 	return qid < p->src.qtab_len ? p->src.qtab[qid] : NULL;
-}
-
-/*
- * The name of exchange xid, for the metadata block of a raw datagram.
- * route.h has no accessor for it, so this reads the table layout
- * (route_layout.h, RT_VERSION) with every offset bounds-checked.
- */
-static int exchange_name(const struct hbus_rtable *t, uint32_t xid, const char **name,
-			 uint8_t *len)
-{
-	const struct rt_table_hdr *h = (const void *)t;
-	const struct rt_exchange *x;
-
-	if (xid >= h->n_exchanges ||
-	    h->exchanges_off + (uint64_t)(xid + 1) * sizeof(*x) > h->size)
-		return -ENOENT;
-	x = (const struct rt_exchange *)rt_at(h, h->exchanges_off) + xid;
-	if (x->name_len > HBUS_NAME_MAX || (uint64_t)x->name_off + x->name_len > h->size)
-		return -ENOENT;
-	*name = rt_at(h, x->name_off);
-	*len = (uint8_t)x->name_len;
-	return 0;
 }
 
 /* ----------------------------------------------------------- staging */
@@ -281,12 +258,12 @@ static const uint8_t *raw_meta(struct dp_pipe *p, uint32_t xid, const char *key,
 	struct dp_stage *s = &p->stage;
 	uint8_t *at = s->arena + s->arena_used;
 	const char *xname;
-	uint8_t xlen;
+	size_t xlen;
 
-	if (klen > HBUS_NAME_MAX || exchange_name(p->t, xid, &xname, &xlen) != 0 ||
+	if (klen > HBUS_NAME_MAX || hbus_route_exchange_name(p->t, xid, &xname, &xlen) != 0 ||
 	    s->arena_used + 4u + xlen + klen > DP_META_ARENA)
 		return NULL;
-	at[0] = xlen;
+	at[0] = (uint8_t)xlen; /* <= HBUS_NAME_MAX */
 	memcpy(at + 1, xname, xlen);
 	at[1 + xlen] = (uint8_t)klen;
 	memcpy(at + 2 + xlen, key, klen);

@@ -68,11 +68,11 @@ int dp_worker_loop(void *arg);
 
 /*
  * Keep SIGIO away from the calling thread.  net_tap has the kernel signal
- * the process (SIGIO) for every frame it queues; a thread that takes it in
- * the middle of a blocking call sees EINTR, and the hbusd session's calls
- * (a queue opened by a worker's router, the main lcore's reconnect check)
- * must not fail for that.  EAL's own service threads still take the signal,
- * which is all net_tap needs.  Called by the main lcore and every worker.
+ * the process (SIGIO) for every frame it queues; a worker that took it
+ * would pay a signal delivery per frame, and its blocking calls would see
+ * EINTR (the hbusd session's calls retry on it: shm/client.c).  EAL's own
+ * service threads still take the signal, which is all net_tap needs.
+ * Called by the main lcore and every worker.
  */
 void dp_block_sigio(void);
 

@@ -41,6 +41,14 @@
 
 /* ------------------------------------------------------------ transport */
 
+/*
+ * Signals.  A handler installed without SA_RESTART (net_tap's SIGIO in
+ * hbus-dataplane, profilers, an application's timers) makes a blocking
+ * call fail with EINTR.  That says nothing about the session, so every
+ * call below is simply made again: a seqpacket send or receive is all or
+ * nothing, so an interrupted one moved no data; poll keeps its deadline.
+ */
+
 static void session_drop_locked(hbus_client *c)
 {
 	if (c->sock >= 0) {
@@ -51,11 +59,76 @@ static void session_drop_locked(hbus_client *c)
 
 static int send_locked(hbus_client *c, const char *text, size_t len)
 {
-	ssize_t n = send(c->sock, text, len, MSG_NOSIGNAL);
+	ssize_t n;
 
+	do
+		n = send(c->sock, text, len, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;
 	return (size_t)n == len ? 0 : -EMSGSIZE;
+}
+
+static ssize_t recvmsg_retry(int fd, struct msghdr *mh, int flags)
+{
+	ssize_t n;
+
+	do
+		n = recvmsg(fd, mh, flags);
+	while (n < 0 && errno == EINTR);
+	return n;
+}
+
+/* poll() one descriptor for events within timeout_ms: 1, -ETIMEDOUT, or
+ * -errno. */
+static int poll_one(int fd, short events, int timeout_ms)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+	uint64_t deadline = hbus_now_ns() + (uint64_t)timeout_ms * 1000000u, now;
+	int rc;
+
+	for (;;) {
+		rc = poll(&p, 1, timeout_ms);
+		if (rc > 0)
+			return 1;
+		if (rc == 0)
+			return -ETIMEDOUT;
+		if (errno != EINTR)
+			return -errno;
+		now = hbus_now_ns();
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		timeout_ms = (int)((deadline - now + 999999) / 1000000);
+	}
+}
+
+/*
+ * connect(), made again after EINTR.  On a Unix socket an interrupted
+ * connect left the socket unconnected and is simply repeated; a kernel
+ * that went on connecting in the background answers EALREADY or EISCONN,
+ * and then the outcome is waited for and read from SO_ERROR.
+ */
+static int connect_retry(int fd, const struct sockaddr_un *addr)
+{
+	int err = 0, rc;
+	socklen_t len = sizeof(err);
+
+	if (connect(fd, (const struct sockaddr *)addr, sizeof(*addr)) == 0)
+		return 0;
+	while (errno == EINTR) {
+		if (connect(fd, (const struct sockaddr *)addr, sizeof(*addr)) == 0)
+			return 0;
+	}
+	if (errno == EISCONN)
+		return 0;
+	if (errno != EALREADY && errno != EINPROGRESS)
+		return -errno;
+	rc = poll_one(fd, POLLOUT, CALL_TIMEOUT_MS);
+	if (rc < 0)
+		return rc;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+		return -errno;
+	return -err;
 }
 
 /*
@@ -69,7 +142,6 @@ static int recv_locked(hbus_client *c, char **text, int *fd)
 		struct cmsghdr h;
 		char buf[CMSG_SPACE(4 * sizeof(int))];
 	} ctl;
-	struct pollfd p = { .fd = c->sock, .events = POLLIN };
 	struct msghdr mh;
 	struct iovec iov;
 	struct cmsghdr *cm;
@@ -78,14 +150,12 @@ static int recv_locked(hbus_client *c, char **text, int *fd)
 	int rc;
 
 	*fd = -1;
-	rc = poll(&p, 1, CALL_TIMEOUT_MS);
-	if (rc == 0)
-		return -ETIMEDOUT;
+	rc = poll_one(c->sock, POLLIN, CALL_TIMEOUT_MS);
 	if (rc < 0)
-		return -errno;
+		return rc;
 	iov = (struct iovec){ .iov_base = &one, .iov_len = 1 };
 	mh = (struct msghdr){ .msg_iov = &iov, .msg_iovlen = 1 };
-	len = recvmsg(c->sock, &mh, MSG_PEEK | MSG_TRUNC);
+	len = recvmsg_retry(c->sock, &mh, MSG_PEEK | MSG_TRUNC);
 	if (len < 0)
 		return -errno;
 	if (len == 0)
@@ -96,7 +166,7 @@ static int recv_locked(hbus_client *c, char **text, int *fd)
 	iov = (struct iovec){ .iov_base = *text, .iov_len = (size_t)len };
 	mh = (struct msghdr){ .msg_iov = &iov, .msg_iovlen = 1,
 			      .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf) };
-	n = recvmsg(c->sock, &mh, MSG_CMSG_CLOEXEC);
+	n = recvmsg_retry(c->sock, &mh, MSG_CMSG_CLOEXEC);
 	if (n != len) {
 		free(*text);
 		*text = NULL;
@@ -300,8 +370,8 @@ static int session_open_locked(hbus_client *c)
 	c->sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (c->sock < 0)
 		return -errno;
-	if (connect(c->sock, (struct sockaddr *)&c->addr, sizeof(c->addr)) < 0) {
-		rc = -errno;
+	rc = connect_retry(c->sock, &c->addr);
+	if (rc) {
 		session_drop_locked(c);
 		return rc;
 	}

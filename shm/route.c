@@ -214,6 +214,31 @@ int hbus_route_exchange_type(const struct hbus_rtable *t, uint32_t xid, uint32_t
 	return 0;
 }
 
+int hbus_route_exchange_name(const struct hbus_rtable *t, uint32_t xid, const char **name,
+			     size_t *len)
+{
+	const struct rt_table_hdr *h = hdr_of(t);
+	const struct rt_exchange *x;
+	const char *s;
+
+	if (!t || !name || !len)
+		return -EINVAL;
+	if (xid >= h->n_exchanges)
+		return -ENOENT;
+	/* rt_table_check vouched for the exchanges section, not for the
+	 * strings it points at: the name and its NUL must lie inside. */
+	x = exchange_at(h, xid);
+	if (x->name_len > HBUS_NAME_MAX || x->name_off < sizeof(*h) ||
+	    (uint64_t)x->name_off + x->name_len >= h->size)
+		return -EPROTO;
+	s = rt_at(h, x->name_off);
+	if (s[x->name_len] != '\0')
+		return -EPROTO;
+	*name = s;
+	*len = x->name_len;
+	return 0;
+}
+
 int hbus_route_queue_info(const struct hbus_rtable *t, uint32_t qid, struct hbus_route_queue_info *qi)
 {
 	const struct rt_table_hdr *h = hdr_of(t);

@@ -84,6 +84,12 @@ struct hbus_rtable; /* opaque, lives inside the routes file */
 /* Exchange id by name (len bytes, "" = default exchange): 0 or -ENOENT. */
 int hbus_route_exchange(const struct hbus_rtable *t, const char *name, size_t len, uint32_t *xid);
 int hbus_route_exchange_type(const struct hbus_rtable *t, uint32_t xid, uint32_t *type);
+/* Name of exchange xid ("" for xid 0, the default exchange): a view into
+ * the table, NUL-terminated, valid while the table is (inside the reader's
+ * acquire / hbus_router_begin .. end).  0, -EINVAL, -ENOENT for an unknown
+ * xid, -EPROTO when the table's entry points outside the table. */
+int hbus_route_exchange_name(const struct hbus_rtable *t, uint32_t xid, const char **name,
+			     size_t *len);
 
 /*
  * Route one message: fills qids[] with distinct queue ids (at most max),

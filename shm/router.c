@@ -350,11 +350,14 @@ static void header_put(struct hbus_meta *m, const char *name, const char *value,
 
 /*
  * Republish a message leaving queue qid for a dead-letter reason to the
- * queue's dead-letter exchange, RabbitMQ style: routing key replaced by the
- * queue's dead-letter routing key when it has one, headers
- * x-first-death-{reason,queue,exchange} added once and
- * x-last-death-{reason,queue} set.  A message that dies again while being
- * dead-lettered is not dead-lettered twice (no cycles): the ring counts it.
+ * queue's dead-letter exchange, RabbitMQ style (rabbit_dead_letter): the
+ * message's exchange becomes the DLX, its routing key the queue's
+ * dead-letter routing key when it has one (else it keeps its own), headers
+ * x-first-death-{reason,queue,exchange} are added once and
+ * x-last-death-{reason,queue,exchange} set, where the exchange is the one
+ * the message was published to before this death.  A message that dies
+ * again while being dead-lettered is not dead-lettered twice (no cycles):
+ * the ring counts it.
  */
 static void dead_letter_via(hbus_router *r, uint32_t qid, const struct hbus_msg *m,
 			    enum hbus_dead_reason why)
@@ -366,7 +369,8 @@ static void dead_letter_via(hbus_router *r, uint32_t qid, const struct hbus_msg 
 	const char *reason = why < sizeof(dead_reason_name) / sizeof(dead_reason_name[0]) &&
 			     dead_reason_name[why] ? dead_reason_name[why] : "unknown";
 	unsigned matched, refused;
-	size_t qlen;
+	const char *dlx;
+	size_t qlen, dlx_len;
 	int mlen;
 
 	if (!r || r->dl_depth)
@@ -383,6 +387,13 @@ static void dead_letter_via(hbus_router *r, uint32_t qid, const struct hbus_msg 
 	header_put(&meta, "x-first-death-exchange", meta.exchange, meta.exchange_len, 0);
 	header_put(&meta, "x-last-death-reason", reason, strlen(reason), 1);
 	header_put(&meta, "x-last-death-queue", qi.name, qlen, 1);
+	header_put(&meta, "x-last-death-exchange", meta.exchange, meta.exchange_len, 1);
+	/* The header values above still point at the old name (in m->meta);
+	 * the new one is a view into t, valid until hbus_router_end. */
+	if (hbus_route_exchange_name(t, qi.dlx_xid, &dlx, &dlx_len) == 0) {
+		meta.exchange = dlx;
+		meta.exchange_len = (uint8_t)dlx_len; /* <= HBUS_NAME_MAX */
+	}
 	if (qi.dlx_key && qi.dlx_key_len <= HBUS_NAME_MAX) {
 		meta.routing_key = qi.dlx_key;
 		meta.routing_key_len = (uint8_t)qi.dlx_key_len;

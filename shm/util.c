@@ -26,10 +26,20 @@ const char *hbus_strerror(int err)
 	case EPROTONOSUPPORT: return "unsupported layout version";
 	case EBADMSG:         return "malformed";
 	case ESTALE:          return "delivery tag not held";
-	case EBUSY:           return "prefetch limit reached";
+	case EBUSY:           return "busy (prefetch limit reached, or a routing-table half still in use)";
 	case EAGAIN:          return "would block (queue empty or full)";
 	case ENOSPC:          return "no space left (buffer, frame or hugepage pool full)";
 	case ETIMEDOUT:       return "timed out";
+	/* Routing: a lookup reaches at most HBUS_ROUTE_MAX_QIDS queues and
+	 * RT_MAX_XIDS exchanges; a table has 32-bit offsets. */
+	case E2BIG:           return "routed to too many queues/exchanges";
+	case EFBIG:           return "too large (routing table or file past its limit)";
+	case EOVERFLOW:       return "overflow (corrupt routing table?)";
+	case ERANGE:          return "out of range (queue id past the router's limit)";
+	/* The session with hbusd. */
+	case EREMOTEIO:       return "refused by hbusd (see its reply code and message)";
+	case ENOTCONN:        return "no session with hbusd (reconnecting)";
+	case ECONNRESET:      return "session with hbusd lost (a request in flight may have been applied)";
 	default:              break;
 	}
 

@@ -15,10 +15,12 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -126,6 +128,9 @@ static void handle(struct fake *f, const char *text)
 			reply(f, json_pack("{s:b, s:i, s:s}", "ok", 1, "qid", qid, "consumer_tag",
 					   "ctag"), f->qfd[qid]);
 	} else if (!strcmp(op, "cancel")) {
+		reply(f, json_pack("{s:b}", "ok", 1), -1);
+	} else if (!strcmp(op, "ping")) {
+		usleep(100); /* a reply that takes a while: the caller waits in poll */
 		reply(f, json_pack("{s:b}", "ok", 1), -1);
 	} else {
 		snprintf(msg, sizeof(msg), "unknown op '%s'", op);
@@ -376,15 +381,24 @@ Test(client, nack_dead_letters_with_death_headers)
 	cr_assert_eq(m.body_len, 6);
 	cr_assert_eq(memcmp(m.body, "doomed", 6), 0);
 	cr_assert_eq(hbus_meta_decode(m.meta, m.meta_len, &meta), 0);
+	cr_assert_eq(meta.routing_key_len, 2);
 	cr_assert_eq(memcmp(meta.routing_key, "k1", 2), 0, "no dlx key: the key is kept");
+	/* As RabbitMQ: the message now comes from the DLX; the exchange it was
+	 * published to is in the death headers. */
+	cr_assert_eq(meta.exchange_len, 3, "exchange is the DLX, not the original");
+	cr_assert_eq(memcmp(meta.exchange, "dlx", 3), 0);
 	for (unsigned i = 0; i < meta.header_count; i++) {
 		const struct hbus_header *h = &meta.headers[i];
 		if (h->name_len == 20 && !memcmp(h->name, "x-first-death-reason", 20))
 			found += h->value_len == 8 && !memcmp(h->value, "rejected", 8);
 		if (h->name_len == 19 && !memcmp(h->name, "x-first-death-queue", 19))
 			found += h->value_len == 2 && !memcmp(h->value, "q1", 2);
+		if ((h->name_len == 22 && !memcmp(h->name, "x-first-death-exchange", 22)) ||
+		    (h->name_len == 21 && !memcmp(h->name, "x-last-death-exchange", 21)))
+			found += h->value_len == 9 && !memcmp(h->value, "ex.direct", 9);
 	}
-	cr_assert_eq(found, 2, "x-first-death-reason=rejected and x-first-death-queue=q1");
+	cr_assert_eq(found, 4, "x-first-death-reason=rejected, x-first-death-queue=q1, "
+			       "x-{first,last}-death-exchange=ex.direct");
 	hbus_queue_ack(dead, &m);
 	hbus_close(c);
 }
@@ -504,4 +518,80 @@ Test(client, close_releases_everything)
 	}
 	after = count_fds();
 	cr_assert_eq(after, before, "descriptors leaked: %d -> %d", before, after);
+}
+
+/* ------------------------------------------------ signals (EINTR) */
+
+static _Atomic unsigned long sigs_seen;
+
+static void on_sigusr1(int sig)
+{
+	(void)sig;
+	atomic_fetch_add(&sigs_seen, 1);
+}
+
+struct storm {
+	pthread_t target;
+	_Atomic int stop;
+	unsigned long sent;
+};
+
+static void *storm_main(void *arg)
+{
+	struct storm *st = arg;
+	struct timespec ts = { 0, 20000 };
+
+	while (!atomic_load(&st->stop)) {
+		pthread_kill(st->target, SIGUSR1);
+		st->sent++;
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+/*
+ * A handler installed without SA_RESTART makes blocking calls fail with
+ * EINTR (hbus-dataplane on net_tap gets SIGIO per frame; profilers, timers
+ * and applications have their own).  That is no lost session: under a
+ * stream of signals to the calling thread, 1000 requests all succeed on
+ * the one session, and sessions open and close.
+ */
+Test(client, signals_do_not_break_the_session)
+{
+	struct sigaction sa = { .sa_handler = on_sigusr1 }, old;
+	struct storm st = { .target = pthread_self() };
+	pthread_t th;
+	hbus_client *c;
+	char buf[256];
+	int failed = 0, sessions, i, rc;
+
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0; /* no SA_RESTART */
+	cr_assert_eq(sigaction(SIGUSR1, &sa, &old), 0);
+	c = connect_fake();
+	sessions = atomic_load(&F.sessions);
+	atomic_store(&sigs_seen, 0);
+	pthread_create(&th, NULL, storm_main, &st);
+	for (i = 0; i < 1000; i++) {
+		rc = hbus_call(c, "{\"op\":\"ping\"}", buf, sizeof(buf));
+		if (rc != 0 && failed++ == 0)
+			cr_log_error("request %d: %s", i, hbus_strerror(rc));
+	}
+	cr_assert_eq(failed, 0, "%d of 1000 requests failed under signals", failed);
+	cr_assert_eq(atomic_load(&F.sessions), sessions, "the session was dropped and reopened");
+	hbus_close(c);
+	for (i = 0; i < 50; i++) {
+		hbus_client *c2 = NULL;
+		rc = hbus_connect(&(struct hbus_client_opts){ .bus = "t", .run_dir = F.dir }, &c2);
+		cr_assert_eq(rc, 0, "connect %d under signals: %s", i, hbus_strerror(rc));
+		cr_assert_eq(hbus_call(c2, "{\"op\":\"ping\"}", buf, sizeof(buf)), 0);
+		hbus_close(c2);
+	}
+	atomic_store(&st.stop, 1);
+	pthread_join(th, NULL);
+	sigaction(SIGUSR1, &old, NULL);
+	/* The test means something only if signals did land during it. */
+	cr_assert_geq(atomic_load(&sigs_seen), 100, "only %lu signals handled (%lu sent)",
+		      atomic_load(&sigs_seen), st.sent);
+	cr_log_info("%lu signals handled during the requests", atomic_load(&sigs_seen));
 }

@@ -171,6 +171,68 @@ fi
 	ok "accounting: udp = frames + raw, msgs = routed, delivered ($dlv) = consumed" ||
 	fail "accounting: udp $dudp, delivered $dlv, consumed $got (see $T/after.json)"
 
+# --------------------------------------------------- hbus stat, dataplanes
+# hbusd reads the counters file too: `hbus stat --json` must agree with the
+# file as dpstat.py (an independent reader of the layout) reads it, and its
+# counts must add up: every frame received is in udp_pkts, ARP, IGMP or a
+# named parser drop; every datagram a frame, a raw datagram or a named drop;
+# every message routed or dropped; every (message, queue) pair delivered or
+# dropped.  Counters are live (the namespace's kernel sends the odd frame):
+# a check that loses a race with such a frame is taken again.
+stat_check() {
+	h stat --json --interval-ms 100 >"$T/stat.json" 2>"$T/stat.err" || return 1
+	python3 - "$T/stat.json" "$CTR" "$S/tests/lib" "$1" <<'EOF'
+import json, sys
+sys.path.insert(0, sys.argv[3])
+import dpstat
+st, f, want_delivered = json.load(open(sys.argv[1])), dpstat.read(sys.argv[2]), int(sys.argv[4])
+dps = [d for d in st["dataplanes"] if d["name"] == "dataplane"]
+assert len(dps) == 1, f"dataplane not in stat: {st['dataplanes']}"
+d = dps[0]
+t = d["totals"]
+assert d["alive"] and d["state"] == "running" and d["pid"] == f["pid"], d
+assert t == f["totals"], {k: (t.get(k), v) for k, v in f["totals"].items() if t.get(k) != v}
+assert d["port"]["port_kernel_drops"] == f["port"]["port_kernel_drops"]
+assert all(sum(l[k] for l in d["lcores"]) == t[k] for k in t), "lcores do not add up to totals"
+later = ("drop_multiseg drop_no_udpmap drop_no_table drop_frame_magic drop_frame_version "
+         "drop_frame_length drop_record_length drop_bad_meta drop_no_exchange drop_no_route "
+         "drop_queue_full drop_oversize drop_no_queue").split()
+parser = sum(v for k, v in t.items() if k.startswith("drop_") and k not in later)
+assert t["rx_pkts"] == t["udp_pkts"] + t["arp_requests"] + t["igmp_queries"] + parser + t["drop_multiseg"], t
+assert t["udp_pkts"] == (t["hbus_frames"] + t["raw_dgrams"] + t["drop_no_udpmap"] + t["drop_no_table"]
+                         + t["drop_frame_magic"] + t["drop_frame_version"] + t["drop_frame_length"]), t
+assert t["msgs"] == t["routed"] + t["drop_no_exchange"] + t["drop_no_route"] + t["drop_bad_meta"], t
+assert t["enqueues"] == t["delivered"] + t["drop_queue_full"] + t["drop_oversize"] + t["drop_no_queue"], t
+assert t["delivered"] >= want_delivered, (t["delivered"], want_delivered)
+assert "rates" in d and all(l["drops"] == sum(v for k, v in l.items() if k.startswith("drop_"))
+                            for l in d["lcores"])
+print(f"rx {t['rx_pkts']} = udp {t['udp_pkts']} + arp {t['arp_requests']} + parser drops {parser}; "
+      f"delivered {t['delivered']} + drops {t['enqueues'] - t['delivered']} = enqueues {t['enqueues']}")
+EOF
+}
+passed=0
+for try in 1 2 3 4 5; do
+	stat_check "$got" >"$T/stat.check" 2>&1 && { passed=1; break; }
+	sleep 0.3
+done
+if [ $passed = 1 ]; then
+	ok "hbus stat --json: the dataplane's counters, as in its file, add up ($(tail -1 "$T/stat.check"))"
+else
+	fail "hbus stat --json dataplanes: $(tail -3 "$T/stat.check") $(cat "$T/stat.err")"
+fi
+h stat --prometheus >"$T/stat.prom" 2>&1
+pl="bus=\"$BUS\",dataplane=\"dataplane\""
+if grep -q "^hbus_dataplane_up{$pl} 1$" "$T/stat.prom" &&
+	grep -q "^hbus_dataplane_rx_pkts_total{$pl,lcore=\"1\"} [1-9]" "$T/stat.prom" &&
+	grep -q "^hbus_dataplane_delivered_total{$pl,lcore=\"1\"} [1-9]" "$T/stat.prom" &&
+	grep -q "^hbus_dataplane_drops_total{$pl,lcore=\"1\",reason=\"bad_udp_checksum\"} [0-9]" "$T/stat.prom" &&
+	grep -q "^hbus_dataplane_port_kernel_drops_total{$pl,port=\"" "$T/stat.prom" &&
+	[ "$(grep -c '^# TYPE hbus_dataplane_drops_total counter$' "$T/stat.prom")" = 1 ]; then
+	ok "hbus stat --prometheus: hbus_dataplane_* metrics per lcore, drop reason and port"
+else
+	fail "hbus stat --prometheus: $(grep hbus_dataplane "$T/stat.prom" | head -5)"
+fi
+
 # ------------------------------------------------------- malformed frames
 # malformed_run TAG EACH [--skip KIND...]: broken frames of every kind, a
 # valid datagram (to 7002 -> qx) after each; every counter delta exact.
@@ -268,6 +330,11 @@ else
 	fail "traffic while hbusd was down: $(cat "$T/qu.down.check")"
 fi
 if wait_for 10 dpq_true "p['reconnects'] >= 1"; then
+	h stat --json --interval-ms 50 | python3 -c "import json, sys
+d = [d for d in json.load(sys.stdin)['dataplanes'] if d['name'] == 'dataplane']
+assert d and d[0]['alive'] and d[0]['port']['reconnects'] >= 1, d" &&
+		ok "the restarted hbusd reports the dataplane in hbus stat (reconnects counted)" ||
+		fail "hbus stat after the hbusd restart does not show the dataplane"
 	h declare-queue qn --capacity 1024 >/dev/null && h bind qn md n >/dev/null &&
 		h map-udp $DP_IP:7003 md n >/dev/null || fail "topology after restart"
 	sleep 0.5
@@ -288,8 +355,9 @@ for i in $(seq 100); do
 done
 wait $DP_PID 2>/dev/null
 rc=$?
-if [ $stopped = 1 ] && [ $rc = 0 ] && [ ! -e "$CTR" ] && grep -q "stopped" "$T/dp.log"; then
-	ok "SIGTERM: stopped cleanly (exit 0, counters file removed)"
+if [ $stopped = 1 ] && [ $rc = 0 ] && [ ! -e "$CTR" ] && grep -q "stopped" "$T/dp.log" &&
+	[ "$(h stat --json --interval-ms 10 | python3 -c 'import json, sys; print(len(json.load(sys.stdin)["dataplanes"]))')" = 0 ]; then
+	ok "SIGTERM: stopped cleanly (exit 0, counters file removed, gone from hbus stat)"
 else
 	fail "graceful stop: stopped=$stopped rc=$rc counters $(ls "$CTR" 2>&1)"
 	tail -5 "$T/dp.log" >&2

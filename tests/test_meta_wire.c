@@ -586,7 +586,13 @@ Test(util, strerror_texts)
 	cr_assert_str_eq(hbus_strerror(-EPROTONOSUPPORT), "unsupported layout version");
 	cr_assert_str_eq(hbus_strerror(-EBADMSG), "malformed");
 	cr_assert_str_eq(hbus_strerror(-ESTALE), "delivery tag not held");
-	cr_assert_str_eq(hbus_strerror(-EBUSY), "prefetch limit reached");
+	cr_assert(strstr(hbus_strerror(-EBUSY), "prefetch limit reached"));
+	cr_assert_str_eq(hbus_strerror(-E2BIG), "routed to too many queues/exchanges");
+	cr_assert_str_eq(hbus_strerror(E2BIG), "routed to too many queues/exchanges");
+	/* Every errno hbus returns on its own has hbus wording, not libc's. */
+	static const int own[] = { EFBIG, EOVERFLOW, ERANGE, EREMOTEIO, ENOTCONN, ECONNRESET };
+	for (unsigned i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+		cr_assert_str_neq(hbus_strerror(-own[i]), strerrordesc_np(own[i]), "errno %d", own[i]);
 	cr_assert_str_eq(hbus_strerror(-ENOENT), "No such file or directory");
 	cr_assert_str_eq(hbus_strerror(-99999), "unknown error");
 }

@@ -8,6 +8,7 @@
 #include <pthread.h>
 
 #include "route_topo.h"
+#include "route_layout.h"
 
 static const char *const Q3[] = { "Q1", "Q2", "Q3" };
 
@@ -309,6 +310,58 @@ Test(route, bad_lookup_arguments)
 	cr_assert_eq(hbus_route_exchange(t->table, "nope", 4, &xid), -ENOENT);
 	cr_assert_eq(hbus_route_exchange(t->table, long_key, sizeof(long_key), &xid), -ENOENT);
 	cr_assert_eq(hbus_route_exchange_type(t->table, 7, &type), -ENOENT);
+	tp_free(t);
+}
+
+/* Exchange names by id: every exchange, the default one, a name of the
+ * maximum length; unknown ids and entries pointing outside the table are
+ * refused, not read. */
+Test(route, exchange_name_by_id)
+{
+	struct topo *t = tp_new();
+	char longest[HBUS_NAME_MAX + 1];
+	const char *names[] = { "direct.x", "f", longest };
+	struct rt_exchange *xs;
+	struct rt_table_hdr *h;
+	const char *name;
+	uint32_t xid;
+	size_t len;
+
+	memset(longest, 'n', HBUS_NAME_MAX);
+	longest[HBUS_NAME_MAX] = '\0';
+	for (unsigned i = 0; i < 3; i++)
+		tp_x(t, names[i], i == 1 ? HBUS_X_FANOUT : HBUS_X_DIRECT, NULL);
+	tp_compile(t);
+	for (unsigned i = 0; i < 3; i++) {
+		cr_assert_eq(hbus_route_exchange(t->table, names[i], strlen(names[i]), &xid), 0);
+		cr_assert_eq(hbus_route_exchange_name(t->table, xid, &name, &len), 0);
+		cr_assert_eq(len, strlen(names[i]));
+		cr_assert_str_eq(name, names[i], "NUL-terminated view of the name");
+	}
+	cr_assert_eq(hbus_route_exchange_name(t->table, 0, &name, &len), 0);
+	cr_assert_eq(len, 0);
+	cr_assert_str_eq(name, "", "xid 0 is the default exchange");
+	cr_assert_eq(hbus_route_exchange_name(t->table, 4, &name, &len), -ENOENT);
+	cr_assert_eq(hbus_route_exchange_name(t->table, HBUS_ROUTE_NONE, &name, &len), -ENOENT);
+	cr_assert_eq(hbus_route_exchange_name(NULL, 1, &name, &len), -EINVAL);
+	cr_assert_eq(hbus_route_exchange_name(t->table, 1, NULL, &len), -EINVAL);
+	cr_assert_eq(hbus_route_exchange_name(t->table, 1, &name, NULL), -EINVAL);
+
+	/* A damaged entry (white box): name past the end, name_off into the
+	 * header, length past the limit, a name without its NUL. */
+	h = (struct rt_table_hdr *)t->table;
+	xs = (struct rt_exchange *)((char *)t->table + h->exchanges_off);
+	cr_assert_eq(hbus_route_exchange(t->table, "f", 1, &xid), 0);
+	xs[xid].name_off = (uint32_t)h->size - 1; /* its NUL would be past the end */
+	cr_assert_eq(hbus_route_exchange_name(t->table, xid, &name, &len), -EPROTO);
+	xs[xid].name_off = 0;
+	xs[xid].name_len = 0;
+	cr_assert_eq(hbus_route_exchange_name(t->table, xid, &name, &len), -EPROTO);
+	cr_assert_eq(hbus_route_exchange(t->table, longest, HBUS_NAME_MAX, &xid), 0);
+	xs[xid].name_len = HBUS_NAME_MAX + 1;
+	cr_assert_eq(hbus_route_exchange_name(t->table, xid, &name, &len), -EPROTO);
+	xs[xid].name_len = 3; /* "nnn", then more n's: no NUL */
+	cr_assert_eq(hbus_route_exchange_name(t->table, xid, &name, &len), -EPROTO);
 	tp_free(t);
 }
 
