@@ -153,8 +153,11 @@ json_t *report_stat(struct hbusd *d);
  * stat reply's "dataplanes" array (NULL only when out of memory). */
 json_t *report_dataplanes(const char *bus_dir);
 
-/* hbusd.c: orphans. */
+/* orphans.c: sessions of a previous hbusd whose processes still run. */
 struct orphan *orphan_find(struct hbusd *d, uint32_t owner);
 void orphan_forget(struct hbusd *d, struct orphan *o);
+void orphan_dead(struct hbusd *d, struct orphan *o);
+void adopt_sessions(struct hbusd *d);
+void poll_orphans(struct hbusd *d);
 
 #endif

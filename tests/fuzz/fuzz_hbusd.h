@@ -63,25 +63,6 @@ struct fz {
 
 static struct fz fz;
 
-/* hbusd.c (which has main) defines these for its orphans; a process with
- * no orphans needs only their list walk. */
-struct orphan *orphan_find(struct hbusd *d, uint32_t owner)
-{
-	struct orphan *o;
-
-	for (o = d->orphans; o; o = o->next)
-		if (o->owner == owner)
-			return o;
-	return NULL;
-}
-
-void orphan_forget(struct hbusd *d, struct orphan *o)
-{
-	(void)d;
-	(void)o;
-	abort(); /* no orphans here: unreachable */
-}
-
 static inline void fz_rm_base(void)
 {
 	char cmd[300];
