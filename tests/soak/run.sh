@@ -150,14 +150,15 @@ start_role() {
 			--ledger "$T/pub.${r}i${INC[$r]}.log" >"$log" 2>&1 &
 		;;
 	c*)
-		"$CON" --bus "$BUS" --run-dir "$RUN" --queue "${QUEUE[$r]}" --ledger "$T/ledger.$r" \
+		"$CON" --bus "$BUS" --run-dir "$RUN" --queue "${QUEUE[$r]}" \
+			--ledger "$T/ledger.$r.${INC[$r]}" \
 			--prefetch 32 --nack-pct 2 --hold-us 2000 --seed "$RANDOM" >"$log" 2>&1 &
 		;;
 	esac
 	PID[$r]=$!
 	unset "DOWN_UNTIL[$r]"
 	tick
-	echo "$NOW start $r $!" >>"$T/kills.log"
+	echo "$NOW start $r $!" >>"$T/events.log"
 }
 
 # Copy the dataplane's counters file (the instance just killed, or an
@@ -174,7 +175,7 @@ kill_role() { # kill_role ROLE RESTART_AFTER_MS
 	wait "$p" 2>/dev/null
 	unset "PID[$r]"
 	tick
-	echo "$NOW ${KIND[$r]} $r $p" >>"$T/kills.log"
+	echo "$NOW ${KIND[$r]} $r $p" >>"$T/events.log"
 	[ "$r" = dp ] && dp_snapshot
 	DOWN_UNTIL[$r]=$((NOW + $2))
 }
@@ -229,7 +230,7 @@ chaos_step() {
 		done
 		rnd 500 2000
 		FROZEN_UNTIL=$((NOW + R))
-		echo "$NOW freeze $FROZEN $R" >>"$T/kills.log"
+		echo "$NOW freeze $FROZEN $R" >>"$T/events.log"
 		return
 	fi
 	for r in "${ROLES[@]}"; do
