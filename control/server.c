@@ -118,10 +118,9 @@ static void free_out(struct outmsg *o)
 	free(o);
 }
 
-static void session_close(struct hbusd *d, struct session *s, const char *why)
+/* Stop watching and close a session's socket, dropping replies not sent. */
+static void session_disconnect(struct hbusd *d, struct session *s)
 {
-	unsigned pending = 0;
-
 	epoll_ctl(d->epfd, EPOLL_CTL_DEL, s->fd, NULL);
 	close(s->fd);
 	while (s->out_head) {
@@ -129,6 +128,13 @@ static void session_close(struct hbusd *d, struct session *s, const char *why)
 		s->out_head = o->next;
 		free_out(o);
 	}
+}
+
+static void session_close(struct hbusd *d, struct session *s, const char *why)
+{
+	unsigned pending = 0;
+
+	session_disconnect(d, s);
 	if (!s->owner)
 		d->n_prehello--;
 	if (s->owner) {
@@ -541,13 +547,7 @@ void server_close_all(struct hbusd *d)
 	 * their superblock entries stay, so the next hbusd treats them as
 	 * orphans to resume or recover. */
 	while ((s = d->sessions) != NULL) {
-		epoll_ctl(d->epfd, EPOLL_CTL_DEL, s->fd, NULL);
-		close(s->fd);
-		while (s->out_head) {
-			struct outmsg *o = s->out_head;
-			s->out_head = o->next;
-			free_out(o);
-		}
+		session_disconnect(d, s);
 		d->sessions = s->next;
 		free(s->qids);
 		free(s);
