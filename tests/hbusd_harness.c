@@ -3,6 +3,7 @@
 #include "hbus.h"
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -370,4 +371,29 @@ void hb_declare_queue(int fd, const char *name)
 {
 	OK(hb_call(fd, NULL, "{s:s, s:s, s:i, s:i}", "op", "declare_queue", "name", name,
 		   "capacity", 64, "slot_size", 128));
+}
+
+unsigned hb_fd_count(pid_t pid)
+{
+	char path[64];
+	struct dirent *de;
+	unsigned n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	d = opendir(path);
+	cr_assert_not_null(d, "cannot list %s", path);
+	while ((de = readdir(d)) != NULL)
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+void hb_kill_all(pid_t *pids, unsigned *n)
+{
+	while (*n) {
+		pid_t p = pids[--*n];
+		kill(p, SIGKILL);
+		waitpid(p, NULL, 0);
+	}
 }

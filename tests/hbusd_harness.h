@@ -61,6 +61,10 @@ int64_t hb_int(const json_t *reply, const char *key);
 
 /* Polling with backoff, for 2-core machines. */
 void hb_backoff(unsigned *spins);
+/* Open descriptors of process pid (from /proc/PID/fd). */
+unsigned hb_fd_count(pid_t pid);
+/* SIGKILL and reap pids[0..*n), newest first; *n becomes 0. */
+void hb_kill_all(pid_t *pids, unsigned *n);
 
 /* Items in a list reply (asserts the list succeeded). */
 size_t hb_list_count(int fd, const char *what);

@@ -347,18 +347,7 @@ Test(limits, definitions_size_is_kept_when_written_and_checked_when_read)
 
 static unsigned hbusd_fds(void)
 {
-	char path[64];
-	struct dirent *de;
-	unsigned n = 0;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)env.pid);
-	d = opendir(path);
-	cr_assert_not_null(d);
-	while ((de = readdir(d)) != NULL)
-		n += de->d_name[0] != '.';
-	closedir(d);
-	return n;
+	return hb_fd_count(env.pid);
 }
 
 static void read_log(char *buf, size_t cap)

@@ -42,11 +42,7 @@ static void setup(void)
 
 static void stop_hostiles(void)
 {
-	while (n_hostile) {
-		pid_t p = hostile[--n_hostile];
-		kill(p, SIGKILL);
-		waitpid(p, NULL, 0);
-	}
+	hb_kill_all(hostile, &n_hostile);
 }
 
 static void teardown(void)
@@ -502,18 +498,7 @@ static void hold_silent(void)
 
 static unsigned hbusd_fds(void)
 {
-	char path[64];
-	struct dirent *de;
-	unsigned n = 0;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)env.pid);
-	d = opendir(path);
-	cr_assert_not_null(d);
-	while ((de = readdir(d)) != NULL)
-		n += de->d_name[0] != '.';
-	closedir(d);
-	return n;
+	return hb_fd_count(env.pid);
 }
 
 Test(security, hostile_clients_do_not_stop_service_to_others, .timeout = 180)

@@ -34,11 +34,7 @@ static void setup(void)
 
 static void kill_kids(void)
 {
-	while (n_kids) {
-		pid_t p = kids[--n_kids];
-		kill(p, SIGKILL);
-		waitpid(p, NULL, 0);
-	}
+	hb_kill_all(kids, &n_kids);
 }
 
 static void teardown(void)
