@@ -397,3 +397,16 @@ void hb_kill_all(pid_t *pids, unsigned *n)
 		waitpid(p, NULL, 0);
 	}
 }
+
+const char *hb_log_text(const struct hb_env *e)
+{
+	static char buf[1 << 16];
+	FILE *f = fopen(e->log, "r");
+	size_t n;
+
+	cr_assert_not_null(f, "cannot read %s", e->log);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}

@@ -33,17 +33,9 @@ static void write_file(const char *path, const char *text)
 	fclose(f);
 }
 
-static char *log_text(void)
+static const char *log_text(void)
 {
-	static char buf[1 << 15];
-	FILE *f = fopen(env.log, "r");
-	size_t n;
-
-	cr_assert_not_null(f);
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
+	return hb_log_text(&env);
 }
 
 /* fuzz_defs, restore: a definitions queue whose name is not a string made

@@ -47,17 +47,9 @@ TestSuite(stale, .init = setup, .fini = teardown, .timeout = 120);
 
 /* ------------------------------------------------------------- the log */
 
-static char *read_log(void)
+static const char *read_log(void)
 {
-	static char buf[1 << 16];
-	FILE *f = fopen(env.log, "r");
-	size_t n;
-
-	cr_assert_not_null(f);
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
+	return hb_log_text(&env);
 }
 
 /* Exactly one line of the log contains `key`, and it contains each of the
@@ -251,7 +243,8 @@ Test(stale, after_kill_9_of_everything_trusted_state_is_adopted_the_rest_set_asi
 					     "zeroed" };
 	const uint32_t version = 99;
 	int64_t qid[6], epoch;
-	char path[400], old_pid[32], key[64], want[200], *log;
+	char path[400], old_pid[32], key[64], want[200];
+	const char *log;
 	uint32_t owner;
 	struct stat st;
 	unsigned i;
