@@ -187,8 +187,11 @@ int model_cancel(struct model *m, const char *tag, uint32_t owner, struct herr *
 /* A session or orphaned owner is gone: recover its slots on the queues in
  * qids (all queues when qids is NULL), cancel its consumers, delete its
  * exclusive queues and auto-delete queues it was the last consumer of.
+ * exited: its process is gone, so its WRITING slots are recovered too (else
+ * only its claims: a live producer publishes by plain stores).
  * Returns the number of (queue, owner) recoveries still pending. */
-unsigned model_owner_gone(struct model *m, uint32_t owner, const uint32_t *qids, unsigned n_qids);
+unsigned model_owner_gone(struct model *m, uint32_t owner, const uint32_t *qids, unsigned n_qids,
+			  bool exited);
 /* Retry pending recoveries; returns how many are still pending.  Owners
  * whose recovery completes leave the superblock's session table. */
 unsigned model_retry_pending(struct model *m);
@@ -216,8 +219,9 @@ void mq_free(struct model *m, struct mx_queue *q, bool unlink_file);
 int mq_depth(const struct mx_queue *q, uint64_t *depth);
 uint64_t mq_unacked(const struct mx_queue *q);
 int mq_purge(struct model *m, struct mx_queue *q, uint64_t *purged);
-/* 0 done, -EAGAIN pending, other negative: error (logged). */
-int mq_recover(struct model *m, struct mx_queue *q, uint32_t owner);
+/* 0 done, -EAGAIN pending, other negative: error (logged).  writers: the
+ * owner's process has exited, recover its WRITING slots too. */
+int mq_recover(struct model *m, struct mx_queue *q, uint32_t owner, bool writers);
 
 /* ---- shared by model*.c only */
 

@@ -346,7 +346,19 @@ int model_cancel(struct model *m, const char *tag, uint32_t owner, struct herr *
 
 /* ------------------------------------------------------- an owner is gone */
 
-unsigned model_owner_gone(struct model *m, uint32_t owner, const uint32_t *qids, unsigned n_qids)
+static bool pending_find(const struct model *m, uint32_t qid, uint32_t owner)
+{
+	for (unsigned i = 0; i < m->pending.n; i++) {
+		const struct mx_pending *p = m->pending.v[i];
+
+		if (p->qid == qid && p->owner == owner)
+			return true;
+	}
+	return false;
+}
+
+unsigned model_owner_gone(struct model *m, uint32_t owner, const uint32_t *qids, unsigned n_qids,
+			  bool exited)
 {
 	bool consumers_changed = false, dropped = false, again = true;
 	unsigned i, pending = 0;
@@ -359,8 +371,10 @@ unsigned model_owner_gone(struct model *m, uint32_t owner, const uint32_t *qids,
 		q = qids ? model_queue_by_qid(m, qids[i]) : m->queues.v[i];
 		if (!q)
 			continue;
-		rc = mq_recover(m, q, owner);
-		if (rc == -EAGAIN) {
+		rc = mq_recover(m, q, owner, exited);
+		if (rc == -EAGAIN && pending_find(m, q->qid, owner)) {
+			pending++; /* already waiting (a session closed, then its process exited) */
+		} else if (rc == -EAGAIN) {
 			struct mx_pending *p = malloc(sizeof(*p));
 
 			if (p && vec_push(&m->pending, p) == 0) {

@@ -270,7 +270,9 @@ unsigned model_retry_pending(struct model *m)
 		struct mx_pending *p = m->pending.v[i];
 		struct mx_queue *q = model_queue_by_qid(m, p->qid);
 
-		if (q && mq_recover(m, q, p->owner) == -EAGAIN) {
+		/* Claims only: WRITING slots never wait (they become skips
+		 * in the first pass, once the process has exited). */
+		if (q && mq_recover(m, q, p->owner, false) == -EAGAIN) {
 			i++;
 			continue;
 		}

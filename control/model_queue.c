@@ -244,13 +244,14 @@ int mq_purge(struct model *m, struct mx_queue *q, uint64_t *purged)
 	return 0;
 }
 
-int mq_recover(struct model *m, struct mx_queue *q, uint32_t owner)
+int mq_recover(struct model *m, struct mx_queue *q, uint32_t owner, bool writers)
 {
 	struct hbus_recovery r;
 	int rc;
 
 	(void)m;
-	rc = hbus_queue_recover_owner(q->h, owner, &r);
+	rc = writers ? hbus_queue_recover_owner(q->h, owner, &r) :
+		       hbus_queue_recover_claims(q->h, owner, &r);
 	if (rc && rc != -EAGAIN) {
 		HBUS_ERR("recovering owner %u on queue '%s': %s", owner, q->name, hbus_strerror(rc));
 		return rc;

@@ -1,14 +1,20 @@
 /*
- * orphans.c - sessions of a previous hbusd whose processes still run.
+ * orphans.c - owners whose session is gone but whose process still runs.
  *
- * A restarted hbusd finds the owners of the previous one's sessions in the
- * superblock.  A process that is gone is recovered at once; one that still
- * runs is watched (pidfd, else polled by start time) until it exits, when
- * its slots are recovered, or until it says hello again with its old id.
+ * Two ways to get here.  A restarted hbusd finds the owners of the previous
+ * one's sessions in the superblock; and a session can close while its
+ * process lives on (it closed the socket, hbusd dropped it, or it is in the
+ * middle of exiting).  A process that is gone is recovered at once; one that
+ * still runs is watched (pidfd, else polled by start time) until it exits,
+ * when its slots are recovered, or until it says hello again with its old
+ * id.  Its WRITING slots must wait for its exit: producers publish them
+ * with plain stores (docs/QUEUE.md, "Recovery").
  */
 #include "server.h"
 #include "log.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/syscall.h>
@@ -17,6 +23,10 @@
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
 #endif
+
+/* Watched owners at most: a process that churns sessions must not turn
+ * hbusd's descriptors into pidfds without bound. */
+#define ORPHANS_MAX 1024u
 
 struct orphan *orphan_find(struct hbusd *d, uint32_t owner)
 {
@@ -35,6 +45,7 @@ void orphan_forget(struct hbusd *d, struct orphan *o)
 	for (pp = &d->orphans; *pp; pp = &(*pp)->next)
 		if (*pp == o) {
 			*pp = o->next;
+			d->n_orphans--;
 			break;
 		}
 	if (o->pidfd >= 0) {
@@ -49,7 +60,7 @@ void orphan_forget(struct hbusd *d, struct orphan *o)
 
 static void owner_dead(struct hbusd *d, uint32_t owner)
 {
-	if (model_owner_gone(&d->model, owner, NULL, 0))
+	if (model_owner_gone(&d->model, owner, NULL, 0, true))
 		sb_session_closed(&d->sb, owner);
 	else
 		sb_session_remove(&d->sb, owner);
@@ -57,10 +68,75 @@ static void owner_dead(struct hbusd *d, uint32_t owner)
 
 void orphan_dead(struct hbusd *d, struct orphan *o)
 {
-	HBUS_INFO("process %d (owner %u) from before the restart has exited: recovering its "
-		  "slots", (int)o->pid, o->owner);
+	HBUS_INFO("process %d (owner %u) has exited: recovering its slots", (int)o->pid, o->owner);
 	owner_dead(d, o->owner);
 	orphan_forget(d, o);
+}
+
+/* Watch a running process's owner.  pidfd: one the caller opened (taken
+ * over), or -1 to open it here.  -ENOMEM / -ENOSPC (cap) when not watched. */
+static int orphan_watch(struct hbusd *d, uint32_t owner, int32_t pid, uint64_t start_time,
+			int pidfd)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct orphan *o;
+
+	if (d->n_orphans >= ORPHANS_MAX || !(o = calloc(1, sizeof(*o)))) {
+		if (pidfd >= 0)
+			close(pidfd);
+		return d->n_orphans >= ORPHANS_MAX ? -ENOSPC : -ENOMEM;
+	}
+	o->ev.kind = EV_ORPHAN;
+	o->owner = owner;
+	o->pid = pid;
+	o->start_time = start_time;
+	o->pidfd = pidfd >= 0 ? pidfd : (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+	ev.data.ptr = o;
+	if (o->pidfd >= 0 && epoll_ctl(d->epfd, EPOLL_CTL_ADD, o->pidfd, &ev) != 0) {
+		close(o->pidfd);
+		o->pidfd = -1;
+	}
+	o->next = d->orphans;
+	d->orphans = o;
+	d->n_orphans++;
+	return 0;
+}
+
+/* Has this process exited?  *pidfd_out: an open pidfd when it runs. */
+static bool process_exited(int32_t pid, uint64_t start_time, int *pidfd_out)
+{
+	struct pollfd p = { .events = POLLIN };
+
+	*pidfd_out = -1;
+	if (pid <= 0 || proc_start_time(pid) != start_time)
+		return true; /* gone, or the pid names another process now */
+	p.fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+	if (p.fd < 0)
+		return errno == ESRCH;
+	if (poll(&p, 1, 0) == 1) {
+		close(p.fd);
+		return true;
+	}
+	*pidfd_out = p.fd;
+	return false;
+}
+
+bool orphan_session_closed(struct hbusd *d, uint32_t owner, int32_t pid, uint64_t start_time)
+{
+	int pidfd, rc;
+
+	if (process_exited(pid, start_time, &pidfd))
+		return false;
+	rc = orphan_watch(d, owner, pid, start_time, pidfd);
+	if (rc) {
+		HBUS_WARN("owner %u (pid %d) not watched (%s): its half-written slots, if any, wait "
+			  "for the next hbusd start", owner, (int)pid,
+			  rc == -ENOSPC ? "too many watched processes" : "out of memory");
+		return true; /* the superblock keeps it: a restart adopts it */
+	}
+	HBUS_INFO("owner %u (pid %d) left its session but still runs: its writes are "
+		  "recovered when it exits", owner, (int)pid);
+	return true;
 }
 
 /* Owners in the superblock's session table belong to sessions of the
@@ -72,13 +148,10 @@ void adopt_sessions(struct hbusd *d)
 	unsigned i;
 
 	if (d->sb.prev_owner) /* slots a previous hbusd held mid-purge */
-		model_owner_gone(&d->model, d->sb.prev_owner, NULL, 0);
+		model_owner_gone(&d->model, d->sb.prev_owner, NULL, 0, true);
 	for (i = 0; i < HBUS_SUPER_SESSIONS; i++) {
 		struct hbus_super_session *e = &sb->sessions[i];
 		uint32_t owner = atomic_load(&e->owner);
-		struct epoll_event ev = { .events = EPOLLIN };
-		struct orphan *o;
-
 		if (!owner)
 			continue;
 		if (!e->pid || proc_start_time(e->pid) != e->start_time) {
@@ -87,25 +160,13 @@ void adopt_sessions(struct hbusd *d)
 			owner_dead(d, owner);
 			continue;
 		}
-		o = calloc(1, sizeof(*o));
-		if (!o) {
-			HBUS_ERR("out of memory: owner %u not watched", owner);
+		if (orphan_watch(d, owner, e->pid, e->start_time, -1) != 0) {
+			HBUS_ERR("owner %u (pid %d) not watched: too many, or out of memory", owner,
+				 (int)e->pid);
 			continue;
 		}
-		o->ev.kind = EV_ORPHAN;
-		o->owner = owner;
-		o->pid = e->pid;
-		o->start_time = e->start_time;
-		o->pidfd = (int)syscall(SYS_pidfd_open, (pid_t)e->pid, 0);
-		ev.data.ptr = o;
-		if (o->pidfd >= 0 && epoll_ctl(d->epfd, EPOLL_CTL_ADD, o->pidfd, &ev) != 0) {
-			close(o->pidfd);
-			o->pidfd = -1;
-		}
-		o->next = d->orphans;
-		d->orphans = o;
 		HBUS_INFO("owner %u (pid %d) from before the restart still runs: kept until it exits "
-			  "or resumes", owner, (int)o->pid);
+			  "or resumes", owner, (int)e->pid);
 	}
 }
 

@@ -138,13 +138,20 @@ static void session_close(struct hbusd *d, struct session *s, const char *why)
 	if (!s->owner)
 		d->n_prehello--;
 	if (s->owner) {
+		/* A process that still runs keeps its half-written slots until
+		 * it exits (it publishes them by plain stores); its claims go
+		 * back now.  Only sessions that were sent queues can hold any. */
+		bool runs = (s->n_qids || s->all_queues) &&
+			    orphan_session_closed(d, s->owner, s->peer.pid, s->start_time);
 		/* NULL means every queue: only for owners whose descriptors
 		 * hbusd cannot know (resumed from before a restart). */
 		static const uint32_t none[1];
 		pending = model_owner_gone(&d->model, s->owner,
 					   s->all_queues ? NULL : s->qids ? s->qids : none,
-					   s->n_qids);
-		if (pending)
+					   s->n_qids, !runs);
+		if (runs)
+			; /* the superblock entry stays: a restarted hbusd watches it */
+		else if (pending)
 			sb_session_closed(&d->sb, s->owner);
 		else
 			sb_session_remove(&d->sb, s->owner);

@@ -106,6 +106,7 @@ struct hbusd {
 	char *reqbuf;          /* max_request + 1 bytes: one request at a time */
 	uint64_t next_session_id;
 	struct orphan *orphans;
+	unsigned n_orphans;
 	/* Closed in this epoll batch; freed after it, as a later event of
 	 * the batch may still point at them. */
 	struct session *dead_sessions;
@@ -153,11 +154,16 @@ json_t *report_stat(struct hbusd *d);
  * stat reply's "dataplanes" array (NULL only when out of memory). */
 json_t *report_dataplanes(const char *bus_dir);
 
-/* orphans.c: sessions of a previous hbusd whose processes still run. */
+/* orphans.c: owners whose session is gone but whose process still runs
+ * (sessions of a previous hbusd, or closed by a live process). */
 struct orphan *orphan_find(struct hbusd *d, uint32_t owner);
 void orphan_forget(struct hbusd *d, struct orphan *o);
 void orphan_dead(struct hbusd *d, struct orphan *o);
 void adopt_sessions(struct hbusd *d);
+/* A session of owner closed: true when its process still runs (it is then
+ * watched, and its writing slots recovered when it exits), false when it
+ * has exited (recover everything now). */
+bool orphan_session_closed(struct hbusd *d, uint32_t owner, int32_t pid, uint64_t start_time);
 void poll_orphans(struct hbusd *d);
 
 #endif

@@ -73,7 +73,7 @@ void consumers_rejoin_locked(hbus_client *c, uint32_t new_owner)
 			continue;
 		cc->q->owner = new_owner;
 		cc->q->unacked = 0; /* old delivery tags are void */
-		rc = hbus_queue_recover_owner(cc->q, old, &rec);
+		rc = hbus_queue_recover_claims(cc->q, old, &rec); /* we still run */
 		if (rc == -EAGAIN)
 			HBUS_WARN("queue '%s': %u unacked messages of the old session wait for room",
 				  cc->queue, rec.pending);

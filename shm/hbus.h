@@ -179,9 +179,15 @@ struct hbus_recovery {
 	uint32_t released;    /* auto CLAIMED slots returned */
 	uint32_t pending;     /* claimed slots that could not be republished yet */
 };
-/* Recover the slots a dead owner held.  Returns 0, or -EAGAIN when some
- * slots are still pending (queue full): call again later. */
+/* Recover the slots an owner held: its half-written messages become skips,
+ * its claimed ones are requeued (manual) or freed (auto).  Only for an owner
+ * whose process has EXITED: producers publish by plain stores, so a live
+ * writer's slot must never be taken from it.  Returns 0, or -EAGAIN when
+ * some slots are still pending (queue full): call again later. */
 int hbus_queue_recover_owner(hbus_queue *q, uint32_t dead_owner, struct hbus_recovery *out);
+/* The consumer half of that, safe while the owner's process still runs (its
+ * session closed, or it consumes under a new id now): claimed slots only. */
+int hbus_queue_recover_claims(hbus_queue *q, uint32_t owner, struct hbus_recovery *out);
 
 /* ------------------------------------------------------- message metadata */
 /*

@@ -63,6 +63,25 @@ static inline void cursor_help(_Atomic uint64_t *cursor, uint64_t pos)
 		atomic_store_explicit(cursor, pos + 1, RELAXED);
 }
 
+/* Ask for a line in exclusive state (PREFETCHW): a read prefetch of a
+ * line another core modified brings it shared, and the CAS that follows
+ * then pays a second transfer to upgrade it.  PREFETCHW decodes as a NOP
+ * on x86 CPUs that lack it; other targets use the compiler's hint. */
+static inline void prefetch_for_write(const void *p)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__asm__ volatile("prefetchw %0" : : "m"(*(const char *)p));
+#else
+	__builtin_prefetch(p, 1, 3);
+#endif
+}
+
+static inline void cursor_help_n(_Atomic uint64_t *cursor, uint64_t pos, unsigned n)
+{
+	if (atomic_load_explicit(cursor, RELAXED) == pos)
+		atomic_store_explicit(cursor, pos + n, RELAXED);
+}
+
 uint64_t hbus_now_ns(void);
 void queue_fill_msg(const struct hbus_queue *q, struct hbus_slot *s, uint64_t pos,
 		    struct hbus_msg *m);

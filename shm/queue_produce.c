@@ -1,11 +1,12 @@
 /*
- * queue_produce.c - the producer side of the ring: claim FREE(lap) ->
- * WRITING(lap, me) by CAS, help the tail past it, write in place, CAS
- * WRITING -> READY (release), and wake sleeping consumers only when one is
- * flagged.  Also the republish used by nack(requeue) and recovery.
- *
- * Commit uses CAS rather than a plain store so that a slot recovered from a
- * process presumed dead can never be overwritten by it later.
+ * queue_produce.c - the producer side of the ring.  A burst claims runs of
+ * FREE(lap) slots with one CAS each (claim_run), writes them in place and
+ * publishes them READY with release stores; the one-slot path (claim_tail:
+ * FREE(lap) -> WRITING(lap, me) by CAS, help the tail past it, write, CAS
+ * WRITING -> READY) serves single reservations and every unusual case
+ * (lagging tail, skips to clear, drop-head, full).  Consumers are woken
+ * only when one is flagged.  Also the republish used by nack(requeue) and
+ * recovery.
  */
 #include "queue_internal.h"
 
@@ -56,7 +57,8 @@ int queue_claim_tail(struct hbus_queue *q, uint64_t *pos, uint64_t *blocked)
 				return 0;
 			}
 			if (word_state(w) != SLOT_FREE)
-				cursor_help(tail, t); /* taken: help the tail past it */
+				/* taken: help the tail past it (a run: all of it) */
+				cursor_help_n(tail, t, word_state(w) == SLOT_WRITING ? word_run(w) : 1);
 			t = atomic_load_explicit(tail, RELAXED);
 			continue;
 		}
@@ -119,53 +121,140 @@ static inline void write_slot(struct hbus_slot *s, const struct hbus_out *m)
 
 /*
  * Ask for the next slots of a burst in exclusive state before claiming
- * them one by one: each slot line was last written by a consumer (it freed
- * it) on another core, and without this every claim's CAS waits for its
- * own cross-core transfer in turn.  A hint only: a wrong guess costs a
- * wasted prefetch, never correctness.
+ * them: each slot line was last written by a consumer (it freed it) on
+ * another core, and without this each claim waits for its own cross-core
+ * transfer in turn.  PREFETCHW, not a read prefetch: a read brings the line
+ * shared, and the claim then pays a second transfer to own it (measured:
+ * docs/BENCHMARKS.md, "Write prefetch").  A hint only: a wrong guess costs
+ * a wasted prefetch, never correctness.
  */
 static inline void prefetch_tail(const struct hbus_queue *q, unsigned n)
 {
 	uint64_t t = atomic_load_explicit(&q->hdr->tail, RELAXED);
 	unsigned i;
 
-	if (n > 16)
-		n = 16;
+	if (n > 64)
+		n = 64;
 	for (i = 1; i < n; i++)
-		__builtin_prefetch(slot_at(q, t + i), 1, 3);
+		prefetch_for_write(slot_at(q, t + i));
+}
+
+/*
+ * Claim a run of up to n (<= SLOT_RUN_MAX) slots from the tail with one
+ * CAS on the first: its WRITING word carries the run's length, and the
+ * other slots stay FREE until they are published.  No one else claims
+ * them (a producer that meets the first slot steps the tail past the whole
+ * run) and no consumer reads them (consumers wait at the first slot, which
+ * is published last).  Returns the run's length and *pos, or 0 when the
+ * slot at the tail is not plainly FREE at its lap (full, taken, lagging
+ * tail...): the caller then takes the one-slot path, which handles every
+ * such case.
+ */
+static unsigned claim_run(struct hbus_queue *q, unsigned n, uint64_t *pos)
+{
+	_Atomic uint64_t *tail = &q->hdr->tail;
+	uint64_t t = atomic_load_explicit(tail, RELAXED);
+	uint64_t w = slot_word(pos_lap(q, t), 0, SLOT_FREE);
+	unsigned k;
+
+	if (atomic_load_explicit(&slot_at(q, t)->state, RELAXED) != w)
+		return 0;
+	if (n > q->mask + 1)
+		n = (unsigned)q->mask + 1;
+	/* A slot ahead of the tail that is FREE at its lap stays so until it
+	 * is claimed, and claims happen only at the tail: these loads hold
+	 * until our CAS on slot t succeeds. */
+	for (k = 1; k < n; k++)
+		if (atomic_load_explicit(&slot_at(q, t + k)->state, RELAXED) !=
+		    slot_word(pos_lap(q, t + k), 0, SLOT_FREE))
+			break;
+	if (!atomic_compare_exchange_strong_explicit(&slot_at(q, t)->state, &w,
+			slot_word_run(pos_lap(q, t), q->owner, SLOT_WRITING, k), ACQUIRE, RELAXED))
+		return 0;
+	cursor_help_n(tail, t, k);
+	*pos = t;
+	return k;
+}
+
+/* Write and publish a claimed run, its first slot last: until then the
+ * consumers wait at the first slot, never on a line being written, and
+ * then take the whole run at once. */
+static void publish_run(struct hbus_queue *q, uint64_t pos, const struct hbus_out *m, unsigned k)
+{
+	uint64_t ts = q->ttl_ns ? hbus_now_ns() : 0;
+
+	for (unsigned j = k; j-- > 0;) {
+		struct hbus_slot *s = slot_at(q, pos + j);
+
+		write_slot(s, &m[j]);
+		s->enq_ts_ns = ts;
+		atomic_store_explicit(&s->state, slot_word(pos_lap(q, pos + j), 0, SLOT_READY), RELEASE);
+	}
+}
+
+/* The messages at m[0..n) that fit a slot, at most SLOT_RUN_MAX. */
+static inline unsigned count_valid(const struct hbus_queue *q, const struct hbus_out *m, unsigned n)
+{
+	unsigned j;
+
+	for (j = 0; j < n && j < SLOT_RUN_MAX; j++)
+		if (!out_valid(&m[j]) || (uint64_t)m[j].meta_len + m[j].body_len > q->slot_size)
+			break;
+	return j;
+}
+
+/* One message by the one-slot path: claim (helping, clearing skips,
+ * dropping the head, or finding the ring full), write, publish. */
+static int enqueue_one(struct hbus_queue *q, const struct hbus_out *m)
+{
+	uint64_t pos;
+	int rc;
+
+	if (!out_valid(m))
+		return -EINVAL;
+	if ((uint64_t)m->meta_len + m->body_len > q->slot_size) {
+		counter_add(&q->hdr->prod.dropped_oversize, 1);
+		return -EMSGSIZE;
+	}
+	rc = queue_claim_tail(q, &pos, NULL);
+	if (rc) {
+		counter_add(&q->hdr->prod.dropped_overflow, 1);
+		return rc;
+	}
+	write_slot(slot_at(q, pos), m);
+	return queue_publish_slot(q, slot_at(q, pos), pos);
 }
 
 int hbus_queue_enqueue_burst(hbus_queue *q, const struct hbus_out *m, unsigned n)
 {
-	unsigned i;
+	unsigned i = 0, runs = 0;
 	uint64_t pos;
 	int rc = 0;
 
 	if (!q || (!m && n))
 		return -EINVAL;
 	prefetch_tail(q, n);
-	for (i = 0; i < n; i++) {
-		if (!out_valid(&m[i])) {
-			rc = -EINVAL;
-			break;
+	while (i < n) {
+		unsigned k = count_valid(q, m + i, n - i);
+
+		if (k && (k = claim_run(q, k, &pos)) != 0) {
+			publish_run(q, pos, m + i, k);
+			i += k;
+			runs++;
+			continue;
 		}
-		if ((uint64_t)m[i].meta_len + m[i].body_len > q->slot_size) {
-			counter_add(&q->hdr->prod.dropped_oversize, 1);
-			rc = -EMSGSIZE;
-			break;
-		}
-		rc = queue_claim_tail(q, &pos, NULL);
-		if (rc) {
-			counter_add(&q->hdr->prod.dropped_overflow, 1);
-			break;
-		}
-		write_slot(slot_at(q, pos), &m[i]);
-		rc = queue_publish_slot(q, slot_at(q, pos), pos);
+		rc = enqueue_one(q, &m[i]);
 		if (rc)
 			break;
+		i++;
 	}
 	if (i) {
 		counter_add(&q->hdr->prod.enqueued, i);
+		/* READY went out by plain stores: order them before the
+		 * waiters load (the futex handshake in hbus_queue_wait), once
+		 * for the whole burst. */
+		if (runs)
+			atomic_thread_fence(SEQ_CST);
 		wake_if_waiting(q);
 	}
 	return i ? (int)i : rc;

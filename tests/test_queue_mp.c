@@ -51,16 +51,31 @@ static uint32_t stress_total(void)
 	return n < PRODUCERS ? PRODUCERS : n - n % PRODUCERS;
 }
 
+/* Producers 0 and 1 enqueue one message at a time (the one-slot path);
+ * the others enqueue bursts of 1..40, so runs (up to 16 slots per claim)
+ * race each other and the one-slot claims, and a burst cut short by a full
+ * ring resumes where it stopped. */
 static void produce(int fd, uint32_t id, uint32_t count)
 {
 	hbus_queue *q = tu_open(fd, 10 + id, HBUS_ACK_AUTO, 0);
-	uint32_t seq = 0;
-	unsigned spins = 0;
+	struct tu_payload p[40];
+	struct hbus_out o[40];
+	uint32_t seq = 0, i;
+	unsigned spins = 0, seed = id * 131u + 7;
 
+	for (i = 0; i < 40; i++)
+		o[i] = (struct hbus_out){ .body = &p[i], .body_len = sizeof(p[i]) };
 	while (seq < count) {
-		int rc = tu_enqueue_id(q, id, seq);
-		if (rc == 0) {
-			seq++;
+		uint32_t n = id < 2 ? 1 : 1 + (uint32_t)rand_r(&seed) % 40;
+		int rc;
+
+		if (n > count - seq)
+			n = count - seq;
+		for (i = 0; i < n; i++)
+			tu_payload_make(&p[i], id, seq + i);
+		rc = hbus_queue_enqueue_burst(q, o, n);
+		if (rc > 0) {
+			seq += (uint32_t)rc;
 			spins = 0;
 		} else if (rc == -ENOBUFS) {
 			tu_backoff(&spins);
@@ -380,4 +395,79 @@ Test(queue_mp, consumer_killed_mid_stream_loses_nothing, .timeout = 300)
 	cr_log_info("victim recovery: %u requeued, %u skipped", rec.requeued, rec.skipped);
 	hbus_queue_close(q);
 	close(fd);
+}
+
+/* A producer writing bursts (runs of up to 16 slots per claim) is killed at
+ * random moments.  After recovery the consumer gets a gapless prefix of its
+ * stream (each message whole, none twice), never stalls, and the ring
+ * carries a new producer's messages on. */
+static uint32_t drain_victim(hbus_queue *q, uint32_t next)
+{
+	struct hbus_msg m[32];
+	struct tu_payload p;
+	int n, i;
+
+	while ((n = hbus_queue_consume_burst(q, m, 32)) > 0) {
+		for (i = 0; i < n; i++) {
+			cr_assert(tu_payload_ok(&m[i], &p), "corrupt message after seq %u", next);
+			cr_assert_eq(p.seq, next, "producer %u: got seq %u, want %u", p.producer, p.seq,
+				     next);
+			next++;
+		}
+		cr_assert_eq(hbus_queue_ack_burst(q, m, (unsigned)n), 0);
+	}
+	return next;
+}
+
+Test(queue_mp, producer_killed_mid_burst_is_skipped_no_stall, .timeout = 120)
+{
+	unsigned round, seed = (unsigned)time(NULL);
+
+	for (round = 0; round < 40; round++) {
+		int fd = tu_queue_fd(256, 64, HBUS_OVERFLOW_REJECT, 0);
+		hbus_queue *q = tu_open(fd, 2, HBUS_ACK_AUTO, 0);
+		uint32_t next = 0, after = 0, want = 500 + (uint32_t)rand_r(&seed) % 20000;
+		struct hbus_recovery rec;
+		unsigned spins = 0;
+		pid_t victim = tu_fork();
+
+		cr_assert_geq(victim, 0);
+		if (victim == 0) {
+			produce(fd, 3, UINT32_MAX / 2); /* owner 13, bursts of 1..40 */
+			_exit(0);
+		}
+		while (next < want) {
+			uint32_t was = next;
+
+			next = drain_victim(q, next);
+			if (next == was)
+				tu_backoff(&spins);
+		}
+		/* Killed while the ring moves, so the kill finds it mid-burst. */
+		kill(victim, SIGKILL);
+		while (waitpid(victim, NULL, WNOHANG) != victim)
+			next = drain_victim(q, next);
+		cr_assert_eq(hbus_queue_recover_owner(q, 13, &rec), 0);
+		next = drain_victim(q, next);
+		/* The ring goes on for a new producer, over several laps. */
+		for (uint32_t i = 0; i < 1000; i++) {
+			struct hbus_msg m;
+			struct tu_payload p;
+
+			cr_assert_eq(tu_enqueue_id(q, 9, i), 0, "stalled at %u", i);
+			if (i % 100 != 99)
+				continue;
+			while (hbus_queue_consume(q, &m) == 0) {
+				cr_assert(tu_payload_ok(&m, &p));
+				cr_assert_eq(p.producer, 9);
+				cr_assert_eq(p.seq, after++);
+				hbus_queue_ack(q, &m);
+			}
+		}
+		cr_assert_eq(after, 1000, "only %u of the new producer's messages", after);
+		cr_log_info("round %u: victim killed after %u messages, %u skipped", round, next,
+			    rec.skipped);
+		hbus_queue_close(q);
+		close(fd);
+	}
 }

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "hbusd_harness.h"
+#include "queue_layout.h"
 #include "testutil.h"
 
 static struct hb_env env;
@@ -305,8 +306,9 @@ Test(stale, after_kill_9_of_everything_trusted_state_is_adopted_the_rest_set_asi
 	snprintf(key, sizeof(key), "queue.%lld (queue 'truncated')", (long long)qid[3]);
 	one_line(log, key, "truncated: 2048 of", "moved to stale/", NULL);
 	snprintf(key, sizeof(key), "queue.%lld (queue 'future')", (long long)qid[4]);
-	one_line(log, key, "queue layout version 99, this hbusd reads version 1",
-		 "moved to stale/", NULL);
+	snprintf(want, sizeof(want), "queue layout version 99, this hbusd reads version %u",
+		 HBUS_QUEUE_LAYOUT_VERSION);
+	one_line(log, key, want, "moved to stale/", NULL);
 	snprintf(key, sizeof(key), "queue.%lld (queue 'zeroed')", (long long)qid[5]);
 	one_line(log, key, "never initialised", "removed", NULL);
 	one_line(log, "queue.9999:", "bad magic", "moved to stale/queue.9999.epoch", NULL);

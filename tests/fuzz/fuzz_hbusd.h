@@ -211,7 +211,7 @@ static inline void fz_session_close(struct session *s)
 
 	if (s->owner) {
 		model_owner_gone(&fz.d.model, s->owner,
-				 s->all_queues ? NULL : s->qids ? s->qids : none, s->n_qids);
+				 s->all_queues ? NULL : s->qids ? s->qids : none, s->n_qids, true);
 		/* Pending recoveries die with this input's model: the entry goes
 		 * too, or the table would fill up over millions of inputs. */
 		sb_session_remove(&fz.d.sb, s->owner);

@@ -1,0 +1,250 @@
+/*
+ * test_queue_run.c - bursts claimed as runs (one CAS per run of up to
+ * SLOT_RUN_MAX slots), and recovery of a producer that died inside one.
+ *
+ * The dead-producer cases are built white-box: the slot words a producer
+ * leaves when it dies right after the run's CAS (or halfway through
+ * publishing it) are written directly, since no test can time a SIGKILL
+ * into a window of a few instructions.  The live paths are real, and
+ * tests/test_queue_mp.c kills bursting producers at random.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <string.h>
+
+#include "queue_internal.h"
+#include "testutil.h"
+
+static struct tu_payload pay[64];
+static struct hbus_out out[64];
+
+static void make_burst(uint32_t producer, uint32_t first, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		tu_payload_make(&pay[i], producer, first + i);
+		out[i] = (struct hbus_out){ .body = &pay[i], .body_len = sizeof(pay[i]) };
+	}
+}
+
+/* Consume everything there is; the sequence numbers must run from *next. */
+static unsigned drain_in_order(hbus_queue *q, uint32_t *next)
+{
+	struct hbus_msg m[64];
+	struct tu_payload p;
+	unsigned got = 0;
+	int n;
+
+	while ((n = hbus_queue_consume_burst(q, m, 64)) > 0) {
+		for (int i = 0; i < n; i++) {
+			cr_assert(tu_payload_ok(&m[i], &p), "checksum mismatch");
+			cr_assert_eq(p.seq, *next, "got %u, want %u", p.seq, *next);
+			(*next)++;
+		}
+		cr_assert_eq(hbus_queue_ack_burst(q, m, (unsigned)n), 0);
+		got += (unsigned)n;
+	}
+	return got;
+}
+
+static void assert_stats(hbus_queue *q, uint64_t enq, uint64_t aborted, uint64_t released)
+{
+	struct hbus_queue_stats s;
+
+	cr_assert_eq(hbus_queue_stats(q, &s), 0);
+	cr_assert_eq(s.enqueued, enq, "enqueued %lu, want %lu", s.enqueued, enq);
+	cr_assert_eq(s.aborted, aborted, "aborted %lu, want %lu", s.aborted, aborted);
+	cr_assert_eq(s.released, released, "released %lu, want %lu", s.released, released);
+}
+
+TestSuite(queue_run, .timeout = 60);
+
+Test(queue_run, bursts_wrap_many_laps_in_order)
+{
+	int fd = tu_queue_fd(16, 64, HBUS_OVERFLOW_REJECT, 0);
+	hbus_queue *p = tu_open(fd, 1, HBUS_ACK_AUTO, 0);
+	hbus_queue *c = tu_open(fd, 2, HBUS_ACK_AUTO, 0);
+	uint32_t sent = 0, next = 0;
+	unsigned round;
+
+	/* Bursts of 1..40 into 16 slots: runs end at the ring's end and at
+	 * the full mark, and resume on the next lap. */
+	for (round = 0; round < 2000; round++) {
+		unsigned n = 1 + (round * 7) % 40;
+		int rc;
+
+		make_burst(1, sent, n);
+		rc = hbus_queue_enqueue_burst(p, out, n);
+		cr_assert(rc > 0 && (unsigned)rc <= n && rc <= 16, "round %u: rc %d", round, rc);
+		sent += (uint32_t)rc;
+		drain_in_order(c, &next);
+	}
+	cr_assert_eq(next, sent);
+	assert_stats(c, sent, 0, sent);
+	hbus_queue_close(p);
+	hbus_queue_close(c);
+	close(fd);
+}
+
+Test(queue_run, full_ring_takes_what_fits_and_counts_the_rest)
+{
+	int fd = tu_queue_fd(16, 64, HBUS_OVERFLOW_REJECT, 0);
+	hbus_queue *q = tu_open(fd, 1, HBUS_ACK_AUTO, 0);
+	struct hbus_queue_stats s;
+	uint32_t next = 0;
+
+	make_burst(1, 0, 10);
+	cr_assert_eq(hbus_queue_enqueue_burst(q, out, 10), 10);
+	make_burst(1, 10, 10);
+	cr_assert_eq(hbus_queue_enqueue_burst(q, out, 10), 6, "only 6 slots left");
+	cr_assert_eq(hbus_queue_enqueue_burst(q, out + 6, 4), -ENOBUFS);
+	cr_assert_eq(hbus_queue_stats(q, &s), 0);
+	cr_assert_eq(s.dropped_overflow, 2, "the message that found the ring full, each call");
+	cr_assert_eq(drain_in_order(q, &next), 16);
+	hbus_queue_close(q);
+	close(fd);
+}
+
+Test(queue_run, burst_stops_at_a_bad_message_after_the_good_ones)
+{
+	int fd = tu_queue_fd(64, 64, HBUS_OVERFLOW_REJECT, 0);
+	hbus_queue *q = tu_open(fd, 1, HBUS_ACK_AUTO, 0);
+	static uint8_t big[65];
+	struct hbus_queue_stats s;
+	uint32_t next = 0;
+
+	make_burst(1, 0, 5);
+	out[2] = (struct hbus_out){ .body = big, .body_len = sizeof(big) };
+	cr_assert_eq(hbus_queue_enqueue_burst(q, out, 5), 2);
+	cr_assert_eq(hbus_queue_enqueue_burst(q, out + 2, 3), -EMSGSIZE);
+	out[2] = (struct hbus_out){ .body = NULL, .body_len = 4 };
+	cr_assert_eq(hbus_queue_enqueue_burst(q, out + 2, 3), -EINVAL);
+	cr_assert_eq(hbus_queue_stats(q, &s), 0);
+	cr_assert_eq(s.dropped_oversize, 2);
+	cr_assert_eq(s.enqueued, 2);
+	cr_assert_eq(drain_in_order(q, &next), 2);
+	hbus_queue_close(q);
+	close(fd);
+}
+
+/*
+ * Producer 60 died right after claiming a run of 4 at positions 0..3 (its
+ * CAS on slot 0 went through; slots 1..3 are FREE until published) and, in
+ * the second case, before stepping the tail past the run.
+ */
+static void dead_unmarked_run(int tail_moved)
+{
+	int fd = tu_queue_fd(16, 64, HBUS_OVERFLOW_REJECT, 0);
+	hbus_queue *q = tu_open(fd, 2, HBUS_ACK_AUTO, 0);
+	struct hbus_recovery rec;
+	struct hbus_msg m;
+	uint32_t next = 100;
+
+	atomic_store(&slot_at(q, 0)->state, slot_word_run(0, 60, SLOT_WRITING, 4));
+	if (tail_moved)
+		atomic_store(&q->hdr->tail, 4);
+	/* A live producer goes past the whole run, never into it. */
+	make_burst(1, 100, 3);
+	cr_assert_eq(hbus_queue_enqueue_burst(q, out, 3), 3);
+	cr_assert_eq(atomic_load(&q->hdr->tail), 7);
+	cr_assert_eq(hbus_queue_consume(q, &m), -EAGAIN, "blocked behind the dead run");
+	cr_assert_eq(hbus_queue_recover_owner(q, 60, &rec), 0);
+	cr_assert_eq(rec.skipped, 4, "the run's first slot and its three unpublished slots");
+	cr_assert_eq(drain_in_order(q, &next), 3);
+	assert_stats(q, 3, 4, 3);
+	/* The ring goes on: next laps over the skipped slots. */
+	for (unsigned i = 0; i < 5; i++) {
+		make_burst(1, next, 16);
+		cr_assert_eq(hbus_queue_enqueue_burst(q, out, 16), 16);
+		cr_assert_eq(drain_in_order(q, &next), 16);
+	}
+	hbus_queue_close(q);
+	close(fd);
+}
+
+Test(queue_run, dead_producer_unmarked_run_is_skipped)
+{
+	dead_unmarked_run(1);
+}
+
+Test(queue_run, dead_producer_run_before_the_tail_moved_is_skipped)
+{
+	dead_unmarked_run(0);
+}
+
+/* Producer 60 died halfway through publishing a run of 4 (published last
+ * to first): slots 3 and 2 READY, slot 1 still FREE, the run's first slot
+ * still WRITING.  No consumer saw any of it: the whole run is skipped, so
+ * what a dead producer leaves is a prefix of its stream, whole runs. */
+Test(queue_run, dead_producer_partly_published_run_is_skipped_whole)
+{
+	int fd = tu_queue_fd(16, 64, HBUS_OVERFLOW_REJECT, 0);
+	hbus_queue *dead = tu_open(fd, 60, HBUS_ACK_AUTO, 0);
+	hbus_queue *q = tu_open(fd, 2, HBUS_ACK_AUTO, 0);
+	struct hbus_recovery rec;
+	struct hbus_msg m;
+	uint32_t next = 4;
+
+	make_burst(60, 0, 4);
+	cr_assert_eq(hbus_queue_enqueue_burst(dead, out, 4), 4);
+	atomic_store(&slot_at(q, 0)->state, slot_word_run(0, 60, SLOT_WRITING, 4));
+	atomic_store(&slot_at(q, 1)->state, slot_word(0, 0, SLOT_FREE));
+	cr_assert_eq(hbus_queue_consume(q, &m), -EAGAIN, "consumers wait at the run's first slot");
+	cr_assert_eq(hbus_queue_recover_owner(q, 60, &rec), 0);
+	cr_assert_eq(rec.skipped, 4);
+	cr_assert_eq(hbus_queue_consume(q, &m), -EAGAIN, "nothing of the run is delivered");
+	make_burst(1, 4, 3);
+	cr_assert_eq(hbus_queue_enqueue_burst(q, out, 3), 3);
+	cr_assert_eq(drain_in_order(q, &next), 3);
+	hbus_queue_close(dead);
+	hbus_queue_close(q);
+	close(fd);
+}
+
+/* A process that still runs loses its claims, never its writes. */
+Test(queue_run, recover_claims_leaves_a_live_writer_alone)
+{
+	int fd = tu_queue_fd(16, 64, HBUS_OVERFLOW_REJECT, 0);
+	hbus_queue *live = tu_open(fd, 7, HBUS_ACK_MANUAL, 0);
+	hbus_queue *other = tu_open(fd, 8, HBUS_ACK_AUTO, 0);
+	struct hbus_reservation r;
+	struct hbus_recovery rec;
+	struct hbus_msg m[2];
+	struct tu_payload p;
+
+	make_burst(1, 0, 2);
+	cr_assert_eq(hbus_queue_enqueue_burst(other, out, 2), 2);
+	cr_assert_eq(hbus_queue_consume_burst(live, m, 2), 2);
+	cr_assert_eq(hbus_queue_reserve(live, &r), 0);
+	cr_assert_eq(hbus_queue_recover_claims(other, 7, &rec), 0);
+	cr_assert_eq(rec.requeued, 2);
+	cr_assert_eq(rec.skipped, 0, "the writer still runs");
+	/* It finishes its write: its slot (position 2) comes before the two
+	 * requeued ones (republished at 3 and 4). */
+	tu_payload_make(&p, 1, 2);
+	memcpy(r.data, &p, sizeof(p));
+	cr_assert_eq(hbus_queue_commit(live, &r, 0, sizeof(p), 0, 0), 0);
+	for (unsigned i = 0; i < 3; i++) {
+		cr_assert_eq(hbus_queue_consume(other, &m[0]), 0);
+		cr_assert(tu_payload_ok(&m[0], &p));
+		cr_assert_eq(p.seq, (i + 2) % 3, "2, then the requeued 0 and 1");
+		cr_assert_eq(!!(m[0].flags & HBUS_MSG_REDELIVERED), i > 0);
+		cr_assert_eq(hbus_queue_ack(other, &m[0]), 0);
+	}
+	cr_assert_eq(hbus_queue_consume(other, m), -EAGAIN);
+	hbus_queue_close(live);
+	hbus_queue_close(other);
+	close(fd);
+}
+
+Test(queue_run, recover_claims_bad_arguments)
+{
+	int fd = tu_queue_fd(16, 64, HBUS_OVERFLOW_REJECT, 0);
+	hbus_queue *q = tu_open(fd, 7, HBUS_ACK_AUTO, 0);
+
+	cr_assert_eq(hbus_queue_recover_claims(NULL, 3, NULL), -EINVAL);
+	cr_assert_eq(hbus_queue_recover_claims(q, 0, NULL), -EINVAL);
+	cr_assert_eq(hbus_queue_recover_claims(q, 7, NULL), -EINVAL, "not its own handle's id");
+	cr_assert_eq(hbus_queue_recover_claims(q, HBUS_OWNER_MAX + 1, NULL), -EINVAL);
+	hbus_queue_close(q);
+	close(fd);
+}
