@@ -36,6 +36,9 @@ struct burst {
 	const char *key;
 	uint8_t key_len;
 	int key_n;
+	/* Memo: the last queue handle found, and its qid. */
+	hbus_queue *q_memo;
+	uint32_t q_memo_qid;
 	uint32_t raw_qids[HBUS_ROUTE_MAX_QIDS];
 };
 
@@ -125,8 +128,10 @@ static void stage_flush(struct dp_pipe *p, struct burst *b)
 	p->stage.nq = 0;
 }
 
-static inline void stage_add(struct dp_pipe *p, struct burst *b, hbus_queue *q,
-			     const struct hbus_out *out)
+/* Slow path of stage_slot: q is not the last queue used, or its list is
+ * full.  Finds or opens q's list; a full stage or list is flushed first. */
+static __attribute__((noinline)) struct hbus_out *stage_slot_slow(struct dp_pipe *p,
+								  struct burst *b, hbus_queue *q)
 {
 	struct dp_stage *s = &p->stage;
 	unsigned k;
@@ -144,20 +149,61 @@ static inline void stage_add(struct dp_pipe *p, struct burst *b, hbus_queue *q,
 	} else if (s->n[k] == DP_STAGE_DEPTH) {
 		stage_flush_one(p, b, k);
 	}
-	s->out[k][s->n[k]++] = *out;
+	s->last = k;
+	return &s->out[k][s->n[k]++];
 }
 
-static void deliver(struct dp_pipe *p, struct burst *b, const uint32_t *qids, int n,
-		    const struct hbus_out *out)
+/* Where the next message for q goes.  Most bursts feed one queue, so the
+ * last queue's list is tried before any search. */
+static inline struct hbus_out *stage_slot(struct dp_pipe *p, struct burst *b, hbus_queue *q)
+{
+	struct dp_stage *s = &p->stage;
+	unsigned k = s->last;
+
+	if (__builtin_expect(k < s->nq && s->q[k] == q && s->n[k] < DP_STAGE_DEPTH, 1))
+		return &s->out[k][s->n[k]++];
+	return stage_slot_slow(p, b, q);
+}
+
+/* The queue handle of qid.  The last handle found is remembered for the
+ * burst (handles do not change between a table acquire and its release);
+ * a qid without one is asked again every time, as the router may retry. */
+static inline hbus_queue *burst_queue(struct dp_pipe *p, struct burst *b, uint32_t qid)
+{
+	hbus_queue *q;
+
+	if (__builtin_expect(b->q_memo != NULL && b->q_memo_qid == qid, 1))
+		return b->q_memo;
+	q = src_queue(p, qid);
+	if (q) {
+		b->q_memo = q;
+		b->q_memo_qid = qid;
+	}
+	return q;
+}
+
+/* Stage one message (its fields, written straight into the stage lists)
+ * for each of n queues. */
+static inline __attribute__((always_inline)) void
+deliver(struct dp_pipe *p, struct burst *b, const uint32_t *qids, int n, const void *body,
+	uint32_t body_len, const void *meta, uint16_t meta_len, uint64_t send_ts_ns)
 {
 	b->enqueues += (uint32_t)n;
 	for (int i = 0; i < n; i++) {
-		hbus_queue *q = src_queue(p, qids[i]);
+		hbus_queue *q = burst_queue(p, b, qids[i]);
 
-		if (__builtin_expect(q != NULL, 1))
-			stage_add(p, b, q, out);
-		else
+		if (__builtin_expect(q != NULL, 1)) {
+			struct hbus_out *o = stage_slot(p, b, q);
+
+			o->body = body;
+			o->body_len = body_len;
+			o->meta_len = meta_len;
+			o->flags = 0;
+			o->meta = meta;
+			o->send_ts_ns = send_ts_ns;
+		} else {
 			ctr_add(p, HBUS_DPC_DROP_NO_QUEUE, 1);
+		}
 	}
 }
 
@@ -176,7 +222,6 @@ static void on_message(struct dp_pipe *p, struct burst *b, const struct hbus_wir
 {
 	struct hbus_meta *meta = &p->meta;
 	const uint32_t *qids = p->qids;
-	struct hbus_out out;
 	int n;
 
 	b->msgs++;
@@ -215,9 +260,7 @@ static void on_message(struct dp_pipe *p, struct burst *b, const struct hbus_wir
 		return;
 	b->routed++;
 	/* The metadata block goes into the slot exactly as it came. */
-	out = (struct hbus_out){ .body = m->body, .body_len = m->body_len, .meta = m->meta,
-				 .meta_len = m->meta_len, .send_ts_ns = m->send_ts_ns };
-	deliver(p, b, qids, n, &out);
+	deliver(p, b, qids, n, m->body, m->body_len, m->meta, m->meta_len, m->send_ts_ns);
 }
 
 static void on_hbus_frame(struct dp_pipe *p, struct burst *b, const struct hbus_pkt *pkt)
@@ -276,8 +319,6 @@ static const uint8_t *raw_meta(struct dp_pipe *p, uint32_t xid, const char *key,
 
 static void on_raw(struct dp_pipe *p, struct burst *b, const struct hbus_pkt *pkt)
 {
-	struct hbus_out out;
-
 	if (b->raw_state == 0 || b->raw_ip != pkt->dst_ip || b->raw_port != pkt->dst_port) {
 		const char *key;
 		size_t klen;
@@ -302,9 +343,8 @@ static void on_raw(struct dp_pipe *p, struct burst *b, const struct hbus_pkt *pk
 	if (!count_unrouted(p, b->raw_n))
 		return;
 	b->routed++;
-	out = (struct hbus_out){ .body = pkt->payload, .body_len = pkt->payload_len,
-				 .meta = b->raw_meta, .meta_len = b->raw_meta_len };
-	deliver(p, b, b->raw_qids, b->raw_n, &out);
+	deliver(p, b, b->raw_qids, b->raw_n, pkt->payload, pkt->payload_len, b->raw_meta,
+		b->raw_meta_len, 0);
 	return;
 nomap:
 	ctr_add(p, HBUS_DPC_DROP_NO_UDPMAP, 1);
@@ -338,6 +378,7 @@ unsigned dp_pipe_burst(struct dp_pipe *p, const struct dp_frame *f, unsigned n,
 	struct hbus_pkt pkt;
 	uint64_t bytes = 0;
 	unsigned i, nctl = 0;
+	int v;
 
 	if (n > DP_BURST_MAX)
 		n = DP_BURST_MAX;
@@ -352,7 +393,12 @@ unsigned dp_pipe_burst(struct dp_pipe *p, const struct dp_frame *f, unsigned n,
 		if (i + 3 < n)
 			__builtin_prefetch(f[i + 3].data);
 		bytes += f[i].len;
-		switch (hbus_pkt_parse_hint(f[i].data, f[i].len, &p->pkt_cfg, f[i].hints, &pkt)) {
+		/* hbus_pkt_parse_hint, with its fast path inlined here. */
+		v = hbus_pkt_parse_fast(f[i].data, f[i].len, &p->pkt_cfg, f[i].hints, &pkt);
+		if (__builtin_expect(v < 0, 0))
+			v = hbus_pkt_parse_careful(f[i].data, f[i].len, &p->pkt_cfg, f[i].hints,
+						   &pkt);
+		switch (v) {
 		case HBUS_PKT_UDP:
 			on_udp(p, &b, &pkt);
 			break;

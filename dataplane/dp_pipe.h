@@ -68,6 +68,7 @@ struct dp_route_src {
 
 struct dp_stage {
 	unsigned nq;
+	unsigned last;                /* list of the last message staged */
 	hbus_queue *q[DP_STAGE_QUEUES];
 	uint16_t n[DP_STAGE_QUEUES];
 	struct hbus_out out[DP_STAGE_QUEUES][DP_STAGE_DEPTH];

@@ -10,14 +10,20 @@
 
 TestSuite(pkt, .init = setup);
 
-Test(pkt, csum_matches_reference_at_every_length_and_alignment)
+/* Reproducible bytes for the checksum tests (an LCG: no libc state). */
+static void fill_pseudo_random(uint8_t *buf, size_t n, uint32_t x)
 {
-	static uint8_t buf[600];
-	uint32_t x = 12345;
-	for (size_t i = 0; i < sizeof(buf); i++) {
+	for (size_t i = 0; i < n; i++) {
 		x = x * 1103515245u + 12345u;
 		buf[i] = (uint8_t)(x >> 16);
 	}
+}
+
+Test(pkt, csum_matches_reference_at_every_length_and_alignment)
+{
+	static uint8_t buf[600];
+
+	fill_pseudo_random(buf, sizeof(buf), 12345);
 	for (size_t align = 0; align < 8; align++) {
 		for (size_t n = 0; n <= 520; n++) {
 			uint16_t lib = hbus_csum_fold(hbus_csum_partial(buf + align, n, 0));
@@ -416,4 +422,137 @@ Test(pkt, random_mutations_never_misbehave)
 	}
 	cr_assert_gt(verdicts[HBUS_PKT_DROP], 0);
 	cr_assert_gt(verdicts[HBUS_PKT_ARP_REQUEST], 0);
+}
+
+/* ------------------------------------- fast path vs careful parser */
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* The fast path's inline sum (whole words, then the tail taken from the
+ * word that ends the buffer) against the plain 16-bit reference. */
+Test(pkt, inline_sum_matches_reference_at_every_length_and_alignment)
+{
+	static uint8_t buf[600];
+
+	fill_pseudo_random(buf, sizeof(buf), 777);
+	for (int fill = 0; fill < 2; fill++) {
+		if (fill)
+			memset(buf, 0xff, sizeof(buf)); /* negative-zero corner */
+		for (size_t align = 0; align < 8; align++) {
+			for (uint32_t n = 8; n <= 520; n++) {
+				uint16_t c = (uint16_t)~hbus_oc_fold(hbus_oc_sum(buf + align, n, 0));
+				uint8_t b[2];
+				memcpy(b, &c, 2);
+				cr_assert_eq(be16(b), ref_csum(buf + align, n, 0), "align %zu len %u",
+					     align, n);
+			}
+		}
+	}
+}
+#endif
+
+/* Recompute the UDP checksum of the datagram at l3, if its header and
+ * length fit in the frame (after a mutation they may not). */
+static void fix_udp(uint8_t *f, size_t l3, size_t len)
+{
+	uint8_t *ip = f + l3;
+	size_t ihl = (ip[0] & 0xfu) * 4u;
+	if (l3 + ihl + 8 > len)
+		return;
+	uint8_t *u = ip + ihl;
+	size_t ul = be16(u + 4);
+	if (ul < 8 || l3 + ihl + ul > len)
+		return;
+	put16(u + 6, 0);
+	uint16_t c = ref_csum(u, ul, ref_pseudo(be32(ip + 12), be32(ip + 16), (uint16_t)ul));
+	put16(u + 6, c ? c : 0xffff);
+}
+
+/* One frame through hbus_pkt_parse_hint (fast path first) and through the
+ * careful parser alone, from exact-size heap copies: same verdict, same
+ * bytes in struct hbus_pkt.  Returns 1 when the fast path accepted it. */
+static int same_as_careful(const uint8_t *f, size_t len, unsigned hints)
+{
+	uint8_t *b = malloc(len ? len : 1);
+	struct hbus_pkt p1, p2, p3;
+	memcpy(b, f, len);
+	int v1 = hbus_pkt_parse_hint(b, (uint32_t)len, &cfg, hints, &p1);
+	int v2 = hbus_pkt_parse_careful(b, (uint32_t)len, &cfg, hints, &p2);
+	int v3 = hbus_pkt_parse_fast(b, (uint32_t)len, &cfg, hints, &p3);
+	free(b);
+	cr_assert_eq(v1, v2);
+	cr_assert_eq(memcmp(&p1, &p2, sizeof(p1)), 0, "verdict %d drop %u", v2, p2.drop);
+	if (v3 < 0)
+		return 0;
+	cr_assert_eq(v3, v2);
+	cr_assert_eq(memcmp(&p3, &p2, sizeof(p3)), 0);
+	return 1;
+}
+
+Test(pkt, fast_path_agrees_with_careful_parser)
+{
+	static const uint32_t dsts[] = { OUR_IP, GROUP_A, GROUP_B, IP(239, 9, 9, 9),
+					 HBUS_IPV4_ALL_HOSTS, IP(10, 0, 0, 255), 0xffffffffu,
+					 IP(10, 0, 0, 99), 0 };
+	static const uint32_t srcs[] = { PEER_IP, IP(240, 0, 0, 1), IP(224, 0, 0, 5), 0xffffffffu };
+	static uint8_t f[2048], body[400];
+	uint32_t x = 0x1234567u;
+	unsigned fast = 0, common = 0, frames = 0;
+
+	for (unsigned i = 0; i < sizeof(body); i++)
+		body[i] = (uint8_t)(i * 31u + 7u);
+	for (unsigned plen = 0; plen <= 300; plen += 1 + plen / 16) {
+		for (unsigned k = 0; k < 4 * 9 * 4; k++) {
+			struct hbus_udp_spec s = { .src_ip = srcs[k % 4], .dst_ip = dsts[k / 4 % 9],
+						   .src_port = 40000, .dst_port = (uint16_t)(5000 + k),
+						   .vlan_present = (uint8_t)(k / 36 % 2), .vlan_tci = 0x2005,
+						   .no_udp_csum = (uint8_t)(k / 72 % 2) };
+			int blen = hbus_build_udp(f, sizeof(f), &s, body, plen);
+			size_t l3 = s.vlan_present ? 18 : 14;
+
+			cr_assert_gt(blen, 0);
+			/* Built frames: the fast path takes every one that is
+			 * for us from an ordinary source. */
+			int took = same_as_careful(f, (size_t)blen, 0);
+			struct hbus_pkt p;
+			hbus_pkt_parse_careful(f, (uint32_t)blen, &cfg, 0, &p);
+			if (p.verdict == HBUS_PKT_UDP && s.src_ip == PEER_IP) {
+				common++;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+				cr_assert(took, "plen %u k %u not on the fast path", plen, k);
+#endif
+			}
+			fast += (unsigned)took;
+			/* Mutants: a few bytes changed (often in the headers),
+			 * checksums sometimes made right again so the checks
+			 * after them are reached, length cut or padded, hints. */
+			for (unsigned m = 0; m < 12; m++) {
+				static uint8_t g[2100];
+				size_t len = (size_t)blen;
+				memcpy(g, f, len);
+				for (unsigned j = 0; j < 1 + m % 3; j++) {
+					x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+					size_t at = x % 3 ? (x >> 8) % (l3 + 28) : (x >> 8) % len;
+					g[at] ^= (uint8_t)(1u << (x >> 4 & 7));
+				}
+				x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+				if (x & 1)
+					fix_ip(g, l3);
+				if (x & 2)
+					fix_udp(g, l3, len);
+				if ((x >> 2) % 4 == 0)
+					len = (x >> 4) % (len + 1);
+				else if ((x >> 2) % 4 == 1)
+					len += (x >> 4) % 40; /* trailing bytes: leftovers */
+				if (len > sizeof(g))
+					len = sizeof(g);
+				fast += (unsigned)same_as_careful(g, len, (x >> 8) & 3u);
+				frames++;
+			}
+		}
+	}
+	cr_assert_gt(common, 1000);
+	cr_assert_gt(frames, 50000);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	cr_assert_gt(fast, common);
+#endif
 }
