@@ -6,7 +6,7 @@
  *   hbus-bench throughput --size 32 --seconds 5 --cpus 0,1 [--burst 32] [--json]
  *
  * The producer enqueues bursts (hbus_queue_enqueue_burst) and retries the
- * rest of a burst when the ring is full; the consumer claims bursts
+ * rest of a burst, after a pause, when the ring is full; the consumer claims bursts
  * (consume_burst), checks that every sequence number is the next one and
  * returns the slots (ack_burst, auto-ack mode).  The rate is the consumer's
  * count over the consumer's time from the first to the last message.
@@ -30,6 +30,7 @@
 #define TP_BURST_MAX 1024u
 #define TP_CAPACITY  4096u
 #define TP_MAX_GAPS  100000u
+#define TP_FULL_PAUSES 512     /* producer's wait when the ring is full */
 
 struct tp_opts {
 	uint32_t size, burst;
@@ -231,7 +232,12 @@ static int producer(int fd, const struct tp_opts *o, struct tp_ctl *ctl, pid_t c
 				rc = atomic_load(&ctl->cons_rc); /* the consumer gave up */
 				break;
 			} else {
-				bench_cpu_relax();
+				/* Full: wait for the consumer to free a batch
+				 * (~10 us).  Polling again at once pulls in the
+				 * very slot lines it is about to free and slows
+				 * it down (docs/BENCHMARKS.md, "Full-ring retries"). */
+				for (int k = 0; k < TP_FULL_PAUSES; k++)
+					bench_cpu_relax();
 			}
 		}
 		seq += done;
