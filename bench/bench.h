@@ -84,10 +84,10 @@ int bench_usage_error(const char *mode, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 /* Create an hbus queue file under dir (NULL: /dev/shm) and unlink it at
- * once: *fd is then the only reference, inherited across fork.  0 or
- * negative errno from hbus_queue_create. */
+ * once: *fd is then the only reference, inherited across fork.  flags:
+ * HBUS_QUEUE_F_*.  0 or negative errno from hbus_queue_create. */
 int bench_shm_queue_create(const char *dir, const char *tag, uint32_t capacity,
-			   uint32_t slot_size, int *fd);
+			   uint32_t slot_size, uint32_t flags, int *fd);
 
 /* ----------------------------------------------------------- output */
 

@@ -303,7 +303,7 @@ int bench_throughput_main(int argc, char **argv)
 	if (rc)
 		return rc == 1 ? 0 : rc;
 	bench_clock_init();
-	rc = bench_shm_queue_create(o.shm_dir, "throughput", TP_CAPACITY, o.size, &fd);
+	rc = bench_shm_queue_create(o.shm_dir, "throughput", TP_CAPACITY, o.size, 0, &fd);
 	if (rc) {
 		fprintf(stderr, "hbus-bench throughput: cannot create the queue: %s\n", strerror(-rc));
 		return 1;

@@ -21,6 +21,9 @@
 /* Ring capacity: deep enough that a producer never finds its next slot
  * still held (the ping-pong has one message in flight). */
 #define SHM_PP_CAPACITY 256u
+/* A ping-pong has one message in flight: the queues are declared the way
+ * a latency-bound user declares them (hbus declare-queue --latency). */
+#define SHM_PP_FLAGS HBUS_QUEUE_F_LATENCY
 
 struct shm_ctx {
 	int fd[2];              /* 0 = ping (pinger -> echoer), 1 = pong */
@@ -31,7 +34,7 @@ struct shm_ctx {
 
 /* Create one queue file under dir and unlink it: the fd is all that is left. */
 int bench_shm_queue_create(const char *dir, const char *tag, uint32_t capacity,
-			   uint32_t slot_size, int *fd)
+			   uint32_t slot_size, uint32_t flags, int *fd)
 {
 	static _Atomic unsigned serial;
 	char path[512];
@@ -40,6 +43,7 @@ int bench_shm_queue_create(const char *dir, const char *tag, uint32_t capacity,
 		.slot_size = slot_size < 8 ? 8 : slot_size,
 		.overflow = HBUS_OVERFLOW_REJECT,
 		.numa_node = -1,
+		.flags = flags,
 	};
 	int rc;
 
@@ -57,9 +61,11 @@ static int shm_prepare(void *ctx, const struct pp_opts *o)
 	int rc;
 
 	c->fd[0] = c->fd[1] = -1;
-	rc = bench_shm_queue_create(o->shm_dir, "ping", SHM_PP_CAPACITY, o->size, &c->fd[0]);
+	rc = bench_shm_queue_create(o->shm_dir, "ping", SHM_PP_CAPACITY, o->size, SHM_PP_FLAGS,
+				    &c->fd[0]);
 	if (rc == 0)
-		rc = bench_shm_queue_create(o->shm_dir, "pong", SHM_PP_CAPACITY, o->size, &c->fd[1]);
+		rc = bench_shm_queue_create(o->shm_dir, "pong", SHM_PP_CAPACITY, o->size, SHM_PP_FLAGS,
+					    &c->fd[1]);
 	if (rc && c->fd[0] >= 0)
 		close(c->fd[0]);
 	return rc;

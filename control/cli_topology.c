@@ -58,7 +58,7 @@ int cmd_declare_queue(struct cli *cli, int argc, char **argv)
 {
 	uint32_t capacity = 0, slot_size = 0, ttl_ms = 0;
 	int32_t numa = -1;
-	int durable = 0, exclusive = 0, auto_delete = 0, passive = 0, n;
+	int durable = 0, exclusive = 0, auto_delete = 0, passive = 0, latency = 0, n;
 	int seen_cap = 0, seen_slot = 0, seen_ttl = 0, seen_numa = 0;
 	const char *overflow = NULL, *dlx = NULL, *dlk = NULL, *pos[1];
 	char what[300];
@@ -75,6 +75,7 @@ int cmd_declare_queue(struct cli *cli, int argc, char **argv)
 		{ "--auto-delete", OPT_FLAG, &auto_delete, NULL, NULL },
 		{ "--passive", OPT_FLAG, &passive, NULL, NULL },
 		{ "--numa-node", OPT_I32, &numa, NULL, &seen_numa },
+		{ "--latency", OPT_FLAG, &latency, NULL, NULL },
 		{ NULL, 0, NULL, NULL, NULL },
 	};
 
@@ -93,6 +94,8 @@ int cmd_declare_queue(struct cli *cli, int argc, char **argv)
 		json_object_set_new(req, "overflow", json_string(overflow));
 	if (req && seen_ttl)
 		json_object_set_new(req, "ttl_ms", json_integer(ttl_ms));
+	if (req && latency)
+		json_object_set_new(req, "latency", json_true());
 	if (req && dlx)
 		json_object_set_new(req, "dead_letter_exchange", json_string(dlx));
 	if (req && dlk)

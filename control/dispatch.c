@@ -371,7 +371,7 @@ static const char *const F_DEL_X[] = { F_COMMON, "name", "if_unused", NULL };
 static const char *const F_DECL_Q[] = { F_COMMON, "name", "capacity", "slot_size", "overflow",
 					"ttl_ms", "dead_letter_exchange", "dead_letter_routing_key",
 					"durable", "exclusive", "auto_delete", "numa_node",
-					"passive", NULL };
+					"latency", "passive", NULL };
 static const char *const F_DEL_Q[] = { F_COMMON, "name", "if_unused", "if_empty", NULL };
 static const char *const F_PURGE[] = { F_COMMON, "name", NULL };
 static const char *const F_BIND[] = { F_COMMON, "source", "destination", "destination_type",

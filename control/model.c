@@ -392,6 +392,7 @@ static int queue_equivalent(const struct mx_queue *q, const struct queue_args *a
 	CMP_U(overflow, "overflow")
 	CMP_U(ttl_ms, "ttl_ms")
 	CMP_U(numa_node, "numa_node")
+	CMP_U(flags, "latency")
 	CMP_S(dlx, "dead_letter_exchange")
 	CMP_S(dlx_key, "dead_letter_routing_key")
 	CMP_B(durable, "durable")

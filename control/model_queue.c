@@ -136,7 +136,8 @@ int mq_create(struct model *m, const struct queue_args *a, uint32_t owner, struc
 static bool config_equal(const struct hbus_queue_config *a, const struct hbus_queue_config *b)
 {
 	return a->capacity == b->capacity && a->slot_size == b->slot_size &&
-	       a->overflow == b->overflow && a->ttl_ms == b->ttl_ms && a->numa_node == b->numa_node;
+	       a->overflow == b->overflow && a->ttl_ms == b->ttl_ms && a->numa_node == b->numa_node &&
+	       a->flags == b->flags;
 }
 
 int mq_adopt(struct model *m, uint32_t qid, const struct queue_args *a, struct mx_queue **out)

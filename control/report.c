@@ -19,6 +19,8 @@ json_t *report_queue(const struct model *m, const struct mx_queue *q)
 		      "ttl_ms", (json_int_t)q->cfg.ttl_ms, "numa_node", (json_int_t)q->cfg.numa_node,
 		      "durable", q->durable, "exclusive", q->exclusive, "auto_delete", q->auto_delete,
 		      "messages", (json_int_t)depth, "consumers", (json_int_t)q->consumers);
+	if (o)
+		json_object_set_new(o, "latency", json_boolean(q->cfg.flags & HBUS_QUEUE_F_LATENCY));
 	if (o && q->dlx)
 		json_object_set_new(o, "dead_letter_exchange", json_string(q->dlx));
 	if (o && q->dlx_key)

@@ -39,7 +39,7 @@ static int config_valid(const struct hbus_queue_config *c)
 	       (c->capacity & (c->capacity - 1)) == 0 &&
 	       c->slot_size >= HBUS_SLOT_SIZE_MIN && c->slot_size <= HBUS_SLOT_SIZE_MAX &&
 	       c->overflow <= HBUS_OVERFLOW_DROP_HEAD && c->numa_node >= -1 &&
-	       c->ttl_ms <= 7u * 24 * 3600 * 1000;
+	       c->ttl_ms <= 7u * 24 * 3600 * 1000 && (c->flags & ~HBUS_QUEUE_F_ALL) == 0;
 }
 
 int hbus_queue_create(const char *path, const char *name,
@@ -64,6 +64,7 @@ int hbus_queue_create(const char *path, const char *name,
 	h->overflow = cfg->overflow;
 	h->ttl_ms = cfg->ttl_ms;
 	h->numa_node = cfg->numa_node;
+	h->flags = cfg->flags;
 	h->slots_offset = hdr_len();
 	h->created_ns = hbus_now_ns();
 	memcpy(h->name, name, strlen(name) + 1);
@@ -79,6 +80,7 @@ static int header_consistent(const struct hbus_queue_hdr *h, size_t maplen)
 	struct hbus_queue_config c = {
 		.capacity = h->capacity, .slot_size = h->slot_size,
 		.overflow = h->overflow, .ttl_ms = h->ttl_ms, .numa_node = h->numa_node,
+		.flags = h->flags,
 	};
 
 	if (!config_valid(&c) || h->slot_stride != stride_for(h->slot_size) ||
@@ -126,6 +128,7 @@ int hbus_queue_open_fd(int fd, const struct hbus_queue_opts *opts, hbus_queue **
 	q->slot_size = h->slot_size;
 	q->overflow = h->overflow;
 	q->ttl_ns = (uint64_t)h->ttl_ms * 1000000u;
+	q->demote = (h->flags & HBUS_QUEUE_F_LATENCY) != 0;
 	q->owner = opts->owner;
 	q->ack_mode = opts->ack_mode;
 	q->prefetch = opts->prefetch ? opts->prefetch : h->capacity;
@@ -160,6 +163,7 @@ int hbus_queue_config_get(const hbus_queue *q, struct hbus_queue_config *cfg)
 	cfg->overflow = q->overflow;
 	cfg->ttl_ms = (uint32_t)(q->ttl_ns / 1000000u);
 	cfg->numa_node = q->hdr->numa_node;
+	cfg->flags = q->hdr->flags;
 	return 0;
 }
 

@@ -25,6 +25,7 @@ struct hbus_queue {
 	uint32_t ack_mode;
 	uint32_t prefetch;
 	uint32_t unacked;
+	int demote;             /* HBUS_QUEUE_F_LATENCY */
 	hbus_dead_fn dead_fn;
 	void *dead_ctx;
 	struct hbus_map map;
@@ -80,6 +81,30 @@ static inline void cursor_help_n(_Atomic uint64_t *cursor, uint64_t pos, unsigne
 {
 	if (atomic_load_explicit(cursor, RELAXED) == pos)
 		atomic_store_explicit(cursor, pos + n, RELAXED);
+}
+
+/*
+ * Latency queues (HBUS_QUEUE_F_LATENCY): push a published message that
+ * spans several lines from this core's private caches to the shared L3
+ * (CLDEMOTE), where the waiting consumer's misses are served sooner than
+ * by snooping our L2.  data_len is the caller's, taken before publishing:
+ * once READY the slot may be consumed and rewritten under us.  A hint in
+ * the x86 NOP space: a NOP on CPUs without it.  Measured in
+ * docs/BENCHMARKS.md ("Large messages").
+ */
+static inline void demote_slot(const struct hbus_queue *q, const struct hbus_slot *s,
+			       uint32_t data_len)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	uint32_t end = HBUS_SLOT_HDR_LEN + data_len;
+
+	if (!q->demote || end <= 64)
+		return;
+	for (uint32_t off = 0; off < end; off += 64)
+		__asm__ volatile("cldemote %0" : : "m"(*((const char *)s + off)));
+#else
+	(void)q, (void)s, (void)data_len;
+#endif
 }
 
 uint64_t hbus_now_ns(void);

@@ -99,6 +99,7 @@ struct hbus_queue_hdr {
 	uint32_t overflow;
 	uint32_t ttl_ms;
 	int32_t numa_node;
+	uint32_t flags;        /* HBUS_QUEUE_F_* */
 	uint64_t slots_offset;
 	uint64_t created_ns;
 	char name[256];

@@ -91,6 +91,7 @@ int queue_publish_slot(struct hbus_queue *q, struct hbus_slot *s, uint64_t pos)
 {
 	uint64_t lap = pos_lap(q, pos);
 	uint64_t w = slot_word(lap, q->owner, SLOT_WRITING);
+	uint32_t len = (uint32_t)s->meta_len + s->body_len;
 
 	if (q->ttl_ns)
 		s->enq_ts_ns = hbus_now_ns();
@@ -99,6 +100,7 @@ int queue_publish_slot(struct hbus_queue *q, struct hbus_slot *s, uint64_t pos)
 	if (!atomic_compare_exchange_strong_explicit(&s->state, &w,
 			slot_word(lap, 0, SLOT_READY), SEQ_CST, RELAXED))
 		return -ESTALE;
+	demote_slot(q, s, len);
 	return 0;
 }
 
@@ -189,6 +191,7 @@ static void publish_run(struct hbus_queue *q, uint64_t pos, const struct hbus_ou
 		write_slot(s, &m[j]);
 		s->enq_ts_ns = ts;
 		atomic_store_explicit(&s->state, slot_word(pos_lap(q, pos + j), 0, SLOT_READY), RELEASE);
+		demote_slot(q, s, (uint32_t)m[j].meta_len + m[j].body_len);
 	}
 }
 

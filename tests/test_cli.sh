@@ -112,6 +112,10 @@ for q in qd qf1 qf2 qt qh qdl; do
 	[ "$(cat "$T/decl-q-$q.out")" = "$q" ] || fail "declare-queue $q prints its name"
 done
 expect_exit 0 decl-q-ttl h declare-queue qttl --ttl-ms 50 --dead-letter-exchange ex.dl
+expect_exit 0 decl-q-lat h declare-queue qlat --latency --durable --slot-size 1344
+expect_exit 1 decl-q-lat-diff h declare-queue qlat --durable --slot-size 1344
+grep -q "406.*latency" "$T/decl-q-lat-diff.err" ||
+	fail "redeclaring without --latency names latency: $(cat "$T/decl-q-lat-diff.err")"
 expect_exit 0 bind-d h bind qd ex.d k1
 expect_exit 0 bind-f1 h bind qf1 ex.f
 expect_exit 0 bind-f2 h bind qf2 ex.f
@@ -294,6 +298,8 @@ ok "hbusd kill -9 + restart while publishing and consuming: nothing lost"
 # --------------------------------------------------- export / import
 expect_exit 0 export h export "$T/export.json"
 jq -e '.exchanges | map(.name) | index("ex.d")' "$T/export.json" >/dev/null || fail "export lacks ex.d"
+jq -e '.queues[] | select(.name == "qlat") | .latency == true' "$T/export.json" >/dev/null ||
+	fail "export lacks qlat's latency"
 BUS2=cli2$$
 "$HBUSD" --foreground --bus $BUS2 --run-dir "$RUN" --shm-dir "$SHM" >>"$T/hbusd2.log" 2>&1 &
 HBUSD2_PID=$!

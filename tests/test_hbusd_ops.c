@@ -174,6 +174,60 @@ Test(control_ops, queues_follow_amqp_rules)
 	close(fd);
 }
 
+/* latency: a queue argument like the others: declared, compared on
+ * redeclare, written to the queue file, kept across a restart. */
+static bool queue_latency(int fd, const char *name)
+{
+	json_t *r = hb_call(fd, NULL, "{s:s, s:s}", "op", "list", "what", "queues"), *it;
+	bool found = false, latency = false;
+	size_t i;
+
+	cr_assert(hb_ok(r), "%s", hb_error(r));
+	json_array_foreach(json_object_get(r, "items"), i, it) {
+		if (strcmp(json_string_value(json_object_get(it, "name")) ?: "", name))
+			continue;
+		found = true;
+		latency = json_is_true(json_object_get(it, "latency"));
+	}
+	json_decref(r);
+	cr_assert(found, "queue %s not listed", name);
+	return latency;
+}
+
+Test(control_ops, latency_queues_are_declared_compared_and_kept)
+{
+	int fd = hb_session(&env, NULL);
+	struct hbus_queue_config cfg;
+	hbus_queue *q;
+	json_t *r;
+
+	r = hb_call(fd, NULL, "{s:s, s:s, s:i, s:b, s:b}", "op", "declare_queue", "name", "lat",
+		    "slot_size", 1344, "latency", 1, "durable", 1);
+	cr_assert(hb_ok(r), "%s", hb_error(r));
+	cr_assert(json_is_true(json_object_get(r, "latency")));
+	json_decref(r);
+	OK(hb_call(fd, NULL, "{s:s, s:s, s:i, s:b, s:b}", "op", "declare_queue", "name", "lat",
+		   "slot_size", 1344, "latency", 1, "durable", 1));
+	EXPECT(hb_call(fd, NULL, "{s:s, s:s, s:i, s:b}", "op", "declare_queue", "name", "lat",
+		       "slot_size", 1344, "durable", 1), 406, "latency");
+	r = hb_call(fd, NULL, "{s:s, s:s, s:s}", "op", "declare_queue", "name", "bad", "latency",
+		    "yes");
+	cr_assert(!hb_ok(r) && strstr(hb_error(r), "latency"), "%s", hb_error(r));
+	json_decref(r);
+	cr_assert(queue_latency(fd, "lat"));
+	q = hb_open_queue(fd, "lat", "write", 1, HBUS_ACK_AUTO);
+	cr_assert_eq(hbus_queue_config_get(q, &cfg), 0);
+	cr_assert_eq(cfg.flags, HBUS_QUEUE_F_LATENCY, "the queue file carries the flag");
+	hbus_queue_close(q);
+	close(fd);
+
+	cr_assert_eq(hb_stop(&env), 0);
+	hb_start(&env, NULL);
+	fd = hb_session(&env, NULL);
+	cr_assert(queue_latency(fd, "lat"), "latency lost across a restart");
+	close(fd);
+}
+
 Test(control_ops, delete_and_purge_count_messages)
 {
 	uint32_t owner;

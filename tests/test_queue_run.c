@@ -248,3 +248,50 @@ Test(queue_run, recover_claims_bad_arguments)
 	hbus_queue_close(q);
 	close(fd);
 }
+
+/* A latency queue (HBUS_QUEUE_F_LATENCY) demotes published multi-line
+ * slots: a hint that must change nothing of what is delivered. */
+Test(queue_run, latency_queue_delivers_multi_line_messages_whole)
+{
+	struct hbus_queue_config cfg = { .capacity = 64, .slot_size = 1344,
+					 .overflow = HBUS_OVERFLOW_REJECT, .numa_node = -1,
+					 .flags = HBUS_QUEUE_F_LATENCY }, got;
+	static uint8_t body[20][1300];
+	struct hbus_out o[20];
+	struct hbus_msg m[20];
+	int fd = tu_queue_fd_cfg(&cfg);
+	hbus_queue *q = tu_open(fd, 1, HBUS_ACK_AUTO, 0);
+	unsigned i, round;
+
+	cr_assert_eq(hbus_queue_config_get(q, &got), 0);
+	cr_assert_eq(got.flags, HBUS_QUEUE_F_LATENCY);
+	for (round = 0; round < 10; round++) {
+		unsigned n = round % 2 ? 20 : 1; /* the one-message path, then runs */
+
+		for (i = 0; i < n; i++) {
+			memset(body[i], (int)(round * 20 + i), sizeof(body[i]));
+			o[i] = (struct hbus_out){ .body = body[i], .body_len = 64 + 61 * i };
+		}
+		cr_assert_eq(hbus_queue_enqueue_burst(q, o, n), (int)n);
+		cr_assert_eq(hbus_queue_consume_burst(q, m, 20), (int)n);
+		for (i = 0; i < n; i++) {
+			cr_assert_eq(m[i].body_len, 64 + 61 * i);
+			cr_assert_eq(tu_fnv1a(m[i].body, m[i].body_len), tu_fnv1a(body[i], 64 + 61 * i),
+				     "round %u message %u", round, i);
+		}
+		cr_assert_eq(hbus_queue_ack_burst(q, m, n), 0);
+	}
+	hbus_queue_close(q);
+	close(fd);
+}
+
+Test(queue_run, unknown_queue_flags_are_refused)
+{
+	struct hbus_queue_config cfg = { .capacity = 64, .slot_size = 64, .numa_node = -1,
+					 .flags = 0x2 };
+	int fd = -1;
+
+	cr_assert_eq(hbus_queue_create("/dev/shm/hbus-test-flags", "t", &cfg, &fd), -EINVAL);
+	cr_assert_eq(fd, -1);
+	cr_assert_eq(access("/dev/shm/hbus-test-flags", F_OK), -1, "nothing was created");
+}

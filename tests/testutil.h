@@ -29,23 +29,30 @@ static inline uint32_t tu_fnv1a(const void *p, size_t n)
 }
 
 /* Create an unlinked queue file; returns its descriptor. */
-static inline int tu_queue_fd(uint32_t capacity, uint32_t slot_size, uint32_t overflow,
-			      uint32_t ttl_ms)
+/* A queue file (created, then unlinked: the fd is all that is left). */
+static inline int tu_queue_fd_cfg(const struct hbus_queue_config *cfg)
 {
 	static int seq;
-	struct hbus_queue_config cfg = {
-		.capacity = capacity, .slot_size = slot_size, .overflow = overflow,
-		.ttl_ms = ttl_ms, .numa_node = -1,
-	};
 	char path[128];
 	int fd = -1, rc;
 
 	snprintf(path, sizeof(path), "/dev/shm/hbus-test-%d-%d", (int)getpid(), seq++);
 	unlink(path);
-	rc = hbus_queue_create(path, "test", &cfg, &fd);
+	rc = hbus_queue_create(path, "test", cfg, &fd);
 	cr_assert_eq(rc, 0, "hbus_queue_create: %s", hbus_strerror(rc));
 	unlink(path);
 	return fd;
+}
+
+static inline int tu_queue_fd(uint32_t capacity, uint32_t slot_size, uint32_t overflow,
+			      uint32_t ttl_ms)
+{
+	struct hbus_queue_config cfg = {
+		.capacity = capacity, .slot_size = slot_size, .overflow = overflow,
+		.ttl_ms = ttl_ms, .numa_node = -1,
+	};
+
+	return tu_queue_fd_cfg(&cfg);
 }
 
 static inline hbus_queue *tu_open(int fd, uint32_t owner, uint32_t ack_mode, uint32_t prefetch)
