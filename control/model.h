@@ -196,6 +196,8 @@ unsigned model_owner_gone(struct model *m, uint32_t owner, const uint32_t *qids,
  * whose recovery completes leave the superblock's session table. */
 unsigned model_retry_pending(struct model *m);
 bool model_owner_pending(const struct model *m, uint32_t owner);
+/* Is the recovery of owner on queue qid pending already? */
+bool model_recovery_pending(const struct model *m, uint32_t qid, uint32_t owner);
 
 /* Compile, persist and publish the current topology.  -1 (*e filled) when
  * the table exceeds its limit or the definitions file cannot be written;

@@ -346,17 +346,6 @@ int model_cancel(struct model *m, const char *tag, uint32_t owner, struct herr *
 
 /* ------------------------------------------------------- an owner is gone */
 
-static bool pending_find(const struct model *m, uint32_t qid, uint32_t owner)
-{
-	for (unsigned i = 0; i < m->pending.n; i++) {
-		const struct mx_pending *p = m->pending.v[i];
-
-		if (p->qid == qid && p->owner == owner)
-			return true;
-	}
-	return false;
-}
-
 unsigned model_owner_gone(struct model *m, uint32_t owner, const uint32_t *qids, unsigned n_qids,
 			  bool exited)
 {
@@ -372,7 +361,7 @@ unsigned model_owner_gone(struct model *m, uint32_t owner, const uint32_t *qids,
 		if (!q)
 			continue;
 		rc = mq_recover(m, q, owner, exited);
-		if (rc == -EAGAIN && pending_find(m, q->qid, owner)) {
+		if (rc == -EAGAIN && model_recovery_pending(m, q->qid, owner)) {
 			pending++; /* already waiting (a session closed, then its process exited) */
 		} else if (rc == -EAGAIN) {
 			struct mx_pending *p = malloc(sizeof(*p));

@@ -251,14 +251,26 @@ void model_save_state(struct model *m)
 	free(text);
 }
 
+/* Is a recovery of owner pending (on queue qid, or on any when any_qid)? */
+static bool pending_has(const struct model *m, uint32_t owner, bool any_qid, uint32_t qid)
+{
+	for (unsigned i = 0; i < m->pending.n; i++) {
+		const struct mx_pending *p = m->pending.v[i];
+
+		if (p->owner == owner && (any_qid || p->qid == qid))
+			return true;
+	}
+	return false;
+}
+
 bool model_owner_pending(const struct model *m, uint32_t owner)
 {
-	unsigned i;
+	return pending_has(m, owner, true, 0);
+}
 
-	for (i = 0; i < m->pending.n; i++)
-		if (((struct mx_pending *)m->pending.v[i])->owner == owner)
-			return true;
-	return false;
+bool model_recovery_pending(const struct model *m, uint32_t qid, uint32_t owner)
+{
+	return pending_has(m, owner, false, qid);
 }
 
 unsigned model_retry_pending(struct model *m)

@@ -109,6 +109,11 @@ static inline int out_valid(const struct hbus_out *m)
 	return (m->body || !m->body_len) && (m->meta || !m->meta_len);
 }
 
+static inline int out_fits(const struct hbus_queue *q, const struct hbus_out *m)
+{
+	return (uint64_t)m->meta_len + m->body_len <= q->slot_size;
+}
+
 static inline void write_slot(struct hbus_slot *s, const struct hbus_out *m)
 {
 	if (m->meta_len)
@@ -201,7 +206,7 @@ static inline unsigned count_valid(const struct hbus_queue *q, const struct hbus
 	unsigned j;
 
 	for (j = 0; j < n && j < SLOT_RUN_MAX; j++)
-		if (!out_valid(&m[j]) || (uint64_t)m[j].meta_len + m[j].body_len > q->slot_size)
+		if (!out_valid(&m[j]) || !out_fits(q, &m[j]))
 			break;
 	return j;
 }
@@ -215,7 +220,7 @@ static int enqueue_one(struct hbus_queue *q, const struct hbus_out *m)
 
 	if (!out_valid(m))
 		return -EINVAL;
-	if ((uint64_t)m->meta_len + m->body_len > q->slot_size) {
+	if (!out_fits(q, m)) {
 		counter_add(&q->hdr->prod.dropped_oversize, 1);
 		return -EMSGSIZE;
 	}
