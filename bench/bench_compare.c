@@ -5,7 +5,8 @@
  *   hbus-bench compare --size 32 --count 100000 --cpus 0,1 [--json] [--plot F.png]
  *                      [--rate MSGS_PER_S] [--rounds R]
  *
- * Transports: cacheline (floor), shm (hbus), uds, udp, zmq.  The VM under
+ * Transports: cacheline and cacheline2 (the floors: one buffer both ways,
+ * one buffer per direction; pp_cacheline.c), shm (hbus), uds, udp, zmq.  The VM under
  * us time-slices its two vCPUs and moves them between near and far cores,
  * so one long run per transport would compare different machines.  The
  * run is split into R rounds (default 5); each round runs every transport
@@ -22,14 +23,15 @@
 #include "pp_cli.h"
 
 static const char *const cmp_names[] = {
-	"cacheline", "shm", "uds", "udp",
+	"cacheline", "cacheline2", "shm", "uds", "udp",
 #ifdef HBUS_BENCH_ZMQ
 	"zmq",
 #endif
 };
 #define CMP_N (sizeof(cmp_names) / sizeof(cmp_names[0]))
-#define CMP_SHM 1u      /* index of hbus in cmp_names */
-#define CMP_PEER0 2u    /* first peer */
+#define CMP_FLOOR2 1u   /* index of the two-buffer floor */
+#define CMP_SHM 2u      /* index of hbus in cmp_names */
+#define CMP_PEER0 3u    /* first peer */
 
 struct cmp_result {
 	const struct pp_ops *ops;
@@ -138,8 +140,9 @@ static void cmp_print_table(const struct pp_cli *cli, const struct cmp_result *r
 	}
 	printf("(p50/shm, p99.9/shm: ratio to hbus; rnd-p50: median of the %u per-round p50s, us)\n",
 	       cli->rounds);
-	printf("hbus vs floor: p50 %.2fx the cacheline ping-pong\n",
-	       ratio(hb50, hist_percentile(&res[0].merged, 50.0)));
+	printf("hbus vs floor: p50 %.2fx the cacheline ping-pong, %.2fx the two-buffer one (cacheline2)\n",
+	       ratio(hb50, hist_percentile(&res[0].merged, 50.0)),
+	       ratio(hb50, hist_percentile(&res[CMP_FLOOR2].merged, 50.0)));
 	printf("hbus vs best peer (%s): %.1fx faster at p50, %.1fx faster at p99.9\n",
 	       res[best].ops->name, ratio(hist_percentile(&res[best].merged, 50.0), hb50),
 	       ratio(hist_percentile(&res[best].merged, 99.9), hb999));

@@ -19,9 +19,9 @@ struct bench_mode {
 };
 
 static const struct bench_mode modes[] = {
-	{ "pingpong", bench_pingpong_main, "round-trip latency over one transport (cacheline|shm)" },
+	{ "pingpong", bench_pingpong_main, "round-trip latency over one transport (cacheline|cacheline2|shm)" },
 	{ "throughput", bench_throughput_main, "1 producer -> 1 consumer process over one hbus queue" },
-	{ "compare", bench_compare_main, "ping-pong over cacheline, shm, uds, udp, zmq; table and plot" },
+	{ "compare", bench_compare_main, "ping-pong over cacheline, cacheline2, shm, uds, udp, zmq; table and plot" },
 	{ "vmcheck", bench_vmcheck_main, "how much of the time the two cpus run, alone and together" },
 #ifdef HBUS_BENCH_ROUTE
 	{ "route", bench_route_main, "routing-table lookup cost" },

@@ -55,6 +55,7 @@ struct pp_ops {
 };
 
 extern const struct pp_ops pp_cacheline_ops;
+extern const struct pp_ops pp_cacheline2_ops;
 extern const struct pp_ops pp_shm_ops;
 extern const struct pp_ops pp_uds_ops;
 extern const struct pp_ops pp_udp_ops;

@@ -65,7 +65,7 @@ elif kind == "vmcheck":
         assert 0.0 <= doc[c]["lost_fraction"] <= 1.0 and doc[c]["gaps"] >= 0, doc
 elif kind == "compare":
     names = [r["transport"] for r in doc["results"]]
-    assert names == ["cacheline", "shm", "uds", "udp", "zmq"], names
+    assert names == ["cacheline", "cacheline2", "shm", "uds", "udp", "zmq"], names
     for r in doc["results"]:
         check_rtt(r["rtt_ns"], r["transport"])
 else:
@@ -76,7 +76,7 @@ EOF
 shm_before=$(ls /dev/shm | grep -c '^hbus-bench-')
 
 # Ping-pong over both transports, JSON and human output, three sizes.
-for t in cacheline shm; do
+for t in cacheline cacheline2 shm; do
 	run "pp-$t" "$BENCH" pingpong --transport $t --size 32 --count 2000 --warmup 200 \
 		--cpus $CPUS --json && check_json "pp-$t" "pingpong:$t"
 done
