@@ -2,7 +2,7 @@
  * bench_pingpong.c - `hbus-bench pingpong`: round-trip latency over one
  * transport, percentiles in nanoseconds.
  *
- *   hbus-bench pingpong --transport cacheline|shm --size 32 --count 1000000 --cpus 0,1
+ *   hbus-bench pingpong --transport cacheline|cacheline2|shm --size 32 --count 1000000 --cpus 0,1
  *
  * cacheline is the hardware floor (two threads bouncing one line); shm is
  * two processes over two hbus queue rings.  The kernel and ZeroMQ peers
@@ -25,7 +25,7 @@ int bench_pingpong_main(int argc, char **argv)
 		return rc == 1 ? 0 : rc;
 	ops = pp_find(cli.transport);
 	if (!ops)
-		return bench_usage_error(argv[0], "unknown transport '%s' (cacheline, shm, uds, udp%s)",
+		return bench_usage_error(argv[0], "unknown transport '%s' (cacheline, cacheline2, shm, uds, udp%s)",
 					 cli.transport,
 #ifdef HBUS_BENCH_ZMQ
 					 ", zmq"

@@ -3,7 +3,8 @@
 #
 #   sh tests/test_bench.sh path/to/hbus-bench
 #
-# Checks that each mode runs to completion on cpus 0,1, that --json output
+# Checks that each mode (and bench/run_benchmarks.sh) runs to completion on
+# cpus 0,1, that --json output
 # parses and carries the documented keys with sane values (percentiles in
 # order, messages counted), that --plot writes a PNG, that bad options are
 # refused with exit status 2, and that no queue file is left in /dev/shm.
@@ -101,6 +102,23 @@ if [ -s "$TMP/cmp.png" ]; then
 	[ "$magic" = "89504e470d0a1a0a" ] || fail "compare --plot: not a PNG (magic $magic)"
 else
 	fail "compare --plot: no plot file written"
+fi
+
+# The script behind docs/BENCHMARKS.md, with tiny counts: it runs every
+# mode, keeps the raw JSON and prints the summary the docs quote.
+SCRIPT=$(dirname "$0")/../bench/run_benchmarks.sh
+if run runbench env CPUS=$CPUS ROUNDS=1 PP_COUNT=2000 CMP_COUNT=300 TP_SECONDS=1 RATE=5000 \
+	RATE_COUNT=300 sh "$SCRIPT" "$BENCH" "$TMP/runbench"; then
+	for want in "## ping-pong, 32 bytes" "## throughput, 32 bytes" "## compare (closed loop)" \
+		"two-buffer floor" "vs best peer"; do
+		grep -q -- "$want" "$TMP/runbench.out" || fail "run_benchmarks.sh: no '$want' in its summary"
+	done
+	n=$(grep -c '^size ' "$TMP/runbench.out")
+	[ "$n" -eq 6 ] || fail "run_benchmarks.sh: $n compare lines, want 6 (5 sizes + fixed rate)"
+	for f in pingpong.jsonl throughput.jsonl compare.jsonl compare-rate.json compare-rate.png \
+		compare-32.png compare-32.txt vmcheck-before.json vmcheck-after.json; do
+		[ -s "$TMP/runbench/$f" ] || fail "run_benchmarks.sh: $f missing or empty"
+	done
 fi
 
 # Bad input: a clear refusal with exit status 2, never a crash.
