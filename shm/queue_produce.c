@@ -136,8 +136,8 @@ static inline void copy_span(struct hbus_slot *s, const struct hbus_out *m, uint
  * holds the state word a waiting consumer polls, so it is pulled away from
  * us while we write; filling the other lines first and the first one (data,
  * then header, then the caller's READY store) at the end takes it back
- * once instead of twice.  288-byte round trips -7%, streams of 288 bytes
- * +15% (docs/BENCHMARKS.md, "Session 3").
+ * once instead of twice (with the claim below: 288-byte round trips -12%,
+ * docs/BENCHMARKS.md, "Session 3").
  */
 static inline void write_slot(struct hbus_slot *s, const struct hbus_out *m)
 {
@@ -173,6 +173,26 @@ static inline void prefetch_tail(const struct hbus_queue *q, unsigned n)
 		n = 64;
 	for (i = 1; i < n; i++)
 		prefetch_for_write(slot_at(q, t + i));
+}
+
+/*
+ * The same for the lines of the slot at the tail other than its first,
+ * where the first message of a burst goes.  Not its first line: a waiting
+ * consumer polls it, and pulling it early only makes it bounce (measured
+ * worse); the claim CAS takes it once.  The other lines then arrive while
+ * that CAS waits and are written at once after it, so the consumer has no
+ * time to take the first line back before it is written last (288-byte
+ * round trips a further -8%, 1344-byte -4%: docs/BENCHMARKS.md, "Session 3").
+ */
+static inline void prefetch_first_message(const struct hbus_queue *q, const struct hbus_out *m)
+{
+	const char *s = (const char *)slot_at(q, atomic_load_explicit(&q->hdr->tail, RELAXED));
+	uint32_t end = HBUS_SLOT_HDR_LEN + (uint32_t)m->meta_len + m->body_len;
+
+	if (end > q->stride)
+		end = q->stride;
+	for (uint32_t off = HBUS_CACHE_LINE; off < end; off += HBUS_CACHE_LINE)
+		prefetch_for_write(s + off);
 }
 
 /*
@@ -274,6 +294,8 @@ int hbus_queue_enqueue_burst(hbus_queue *q, const struct hbus_out *m, unsigned n
 	if (!q || (!m && n))
 		return -EINVAL;
 	prefetch_tail(q, n);
+	if (n && out_valid(&m[0]))
+		prefetch_first_message(q, &m[0]);
 	while (i < n) {
 		unsigned k = count_valid(q, m + i, n - i);
 
