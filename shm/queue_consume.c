@@ -41,6 +41,27 @@ static void dead_letter(struct hbus_queue *q, uint64_t pos, enum hbus_dead_reaso
 	release_slot(q, pos, held_state(q));
 }
 
+/*
+ * Latency queues: ask for a READY message's lines past the first before
+ * claiming it.  The claim CAS holds back every later load until it owns
+ * the first line; the other lines then arrive while it waits instead of
+ * after it (1344-byte round trips -10%, docs/BENCHMARKS.md, "Session 3").
+ * Only there: a stream's consumer finds the next lines on their way anyway.
+ * The lengths are read before the claim (relaxed: another consumer may
+ * take the slot and a producer rewrite it meanwhile), so they may be stale:
+ * a hint, bounded by the slot.
+ */
+static inline void prefetch_ready_message(const struct hbus_queue *q, const struct hbus_slot *s)
+{
+	uint32_t end = HBUS_SLOT_HDR_LEN + (uint32_t)__atomic_load_n(&s->meta_len, __ATOMIC_RELAXED) +
+		       __atomic_load_n(&s->body_len, __ATOMIC_RELAXED);
+
+	if (end > q->stride)
+		end = q->stride;
+	for (uint32_t off = HBUS_CACHE_LINE; off < end; off += HBUS_CACHE_LINE)
+		__builtin_prefetch((const char *)s + off, 0, 3);
+}
+
 /* Claim the READY slot at the head.  0 and *pos, or -EAGAIN when empty. */
 static int claim_head(struct hbus_queue *q, uint64_t *pos)
 {
@@ -62,6 +83,8 @@ static int claim_head(struct hbus_queue *q, uint64_t *pos)
 			case SLOT_WRITING:
 				return -EAGAIN;
 			case SLOT_READY:
+				if (q->demote)
+					prefetch_ready_message(q, s);
 				if (atomic_compare_exchange_weak_explicit(&s->state, &w,
 						slot_word(lap, q->owner, held), ACQUIRE, RELAXED)) {
 					cursor_help(head, h);
