@@ -26,6 +26,13 @@ struct hbus_queue {
 	uint32_t prefetch;
 	uint32_t unacked;
 	int demote;             /* HBUS_QUEUE_F_LATENCY */
+	/* This handle last found the ring full (a hint, shared by the threads
+	 * producing through the handle; written only when it changes).  Set,
+	 * a producer looks at the tail slot before locking it and asks for no
+	 * lines ahead: on a full ring those lines are the consumer's next
+	 * messages, and taking them would slow the one side that can make
+	 * room. */
+	_Atomic int full_hint;
 	hbus_dead_fn dead_fn;
 	void *dead_ctx;
 	struct hbus_map map;
@@ -75,6 +82,12 @@ static inline void prefetch_for_write(const void *p)
 #else
 	__builtin_prefetch(p, 1, 3);
 #endif
+}
+
+static inline void note_full(struct hbus_queue *q, int full)
+{
+	if (atomic_load_explicit(&q->full_hint, RELAXED) != full)
+		atomic_store_explicit(&q->full_hint, full, RELAXED);
 }
 
 static inline void cursor_help_n(_Atomic uint64_t *cursor, uint64_t pos, unsigned n)

@@ -53,6 +53,7 @@ int queue_claim_tail(struct hbus_queue *q, uint64_t *pos, uint64_t *blocked)
 			    atomic_compare_exchange_weak_explicit(&s->state, &w,
 					slot_word(lap, q->owner, SLOT_WRITING), ACQUIRE, RELAXED)) {
 				cursor_help(tail, t);
+				note_full(q, 0);
 				*pos = t;
 				return 0;
 			}
@@ -82,6 +83,7 @@ int queue_claim_tail(struct hbus_queue *q, uint64_t *pos, uint64_t *blocked)
 		*pos = t;
 		if (blocked)
 			*blocked = w;
+		note_full(q, 1);
 		return -ENOBUFS;
 	}
 }
@@ -215,7 +217,12 @@ static unsigned claim_run(struct hbus_queue *q, unsigned n, uint64_t *pos)
 
 	/* No load of slot t before the CAS: a consumer waiting for it holds
 	 * its line, and a load would fetch it shared for the CAS to upgrade,
-	 * two transfers where the CAS alone makes one. */
+	 * two transfers where the CAS alone makes one.  Unless the ring was
+	 * full last time: then slot t is likely the consumer's next message,
+	 * and a failed CAS would take its line away. */
+	if (atomic_load_explicit(&q->full_hint, RELAXED) &&
+	    atomic_load_explicit(&slot_at(q, t)->state, RELAXED) != w)
+		return 0;
 	if (n > q->mask + 1)
 		n = (unsigned)q->mask + 1;
 	/* A slot ahead of the tail that is FREE at its lap stays so until it
@@ -231,6 +238,7 @@ static unsigned claim_run(struct hbus_queue *q, unsigned n, uint64_t *pos)
 			slot_word_run(pos_lap(q, t), q->owner, SLOT_WRITING, k), ACQUIRE, RELAXED))
 		return 0;
 	cursor_help_n(tail, t, k);
+	note_full(q, 0);
 	*pos = t;
 	return k;
 }
@@ -293,9 +301,11 @@ int hbus_queue_enqueue_burst(hbus_queue *q, const struct hbus_out *m, unsigned n
 
 	if (!q || (!m && n))
 		return -EINVAL;
-	prefetch_tail(q, n);
-	if (n && out_valid(&m[0]))
-		prefetch_first_message(q, &m[0]);
+	if (!atomic_load_explicit(&q->full_hint, RELAXED)) {
+		prefetch_tail(q, n);
+		if (n && out_valid(&m[0]))
+			prefetch_first_message(q, &m[0]);
+	}
 	while (i < n) {
 		unsigned k = count_valid(q, m + i, n - i);
 

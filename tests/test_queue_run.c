@@ -338,6 +338,50 @@ Test(queue_run, messages_split_around_the_first_line_arrive_whole)
 	close(fd);
 }
 
+/* A handle that found the ring full looks before it locks (full_hint):
+ * set by a refusal, cleared by the next claim; bursts on a full ring
+ * leave every slot as it was, and what fits later arrives in order. */
+Test(queue_run, full_ring_hint_is_set_by_a_refusal_and_cleared_by_a_claim)
+{
+	int fd = tu_queue_fd(16, 64, HBUS_OVERFLOW_REJECT, 0);
+	hbus_queue *q = tu_open(fd, 1, HBUS_ACK_AUTO, 0);
+	uint64_t words[16];
+	uint32_t next = 0;
+	unsigned i;
+
+	make_burst(1, 0, 16);
+	cr_assert_eq(hbus_queue_enqueue_burst(q, out, 16), 16);
+	cr_assert_eq(atomic_load(&q->full_hint), 0);
+	for (i = 0; i < 16; i++)
+		words[i] = atomic_load(&slot_at(q, i)->state);
+	make_burst(1, 16, 8);
+	cr_assert_eq(hbus_queue_enqueue_burst(q, out, 8), -ENOBUFS);
+	cr_assert_eq(atomic_load(&q->full_hint), 1);
+	cr_assert_eq(hbus_queue_enqueue_burst(q, out, 8), -ENOBUFS, "again, now looking first");
+	cr_assert_eq(hbus_queue_enqueue(q, &out[0]), -ENOBUFS);
+	for (i = 0; i < 16; i++)
+		cr_assert_eq(atomic_load(&slot_at(q, i)->state), words[i], "slot %u changed", i);
+	/* Room for three: a burst of eight takes three, then finds it full. */
+	{
+		struct hbus_msg m[3];
+
+		cr_assert_eq(hbus_queue_consume_burst(q, m, 3), 3);
+		cr_assert_eq(hbus_queue_ack_burst(q, m, 3), 0);
+	}
+	cr_assert_eq(hbus_queue_enqueue_burst(q, out, 8), 3);
+	cr_assert_eq(atomic_load(&q->full_hint), 1, "the fourth found it full");
+	next = 3;
+	cr_assert_eq(drain_in_order(q, &next), 16);
+	cr_assert_eq(next, 19);
+	make_burst(1, 19, 4);
+	cr_assert_eq(hbus_queue_enqueue_burst(q, out, 4), 4);
+	cr_assert_eq(atomic_load(&q->full_hint), 0, "a claim clears it");
+	cr_assert_eq(drain_in_order(q, &next), 4);
+	assert_stats(q, 23, 0, 23);
+	hbus_queue_close(q);
+	close(fd);
+}
+
 Test(queue_run, unknown_queue_flags_are_refused)
 {
 	struct hbus_queue_config cfg = { .capacity = 64, .slot_size = 64, .numa_node = -1,
