@@ -53,11 +53,9 @@ static void dead_letter(struct hbus_queue *q, uint64_t pos, enum hbus_dead_reaso
  */
 static inline void prefetch_ready_message(const struct hbus_queue *q, const struct hbus_slot *s)
 {
-	uint32_t end = HBUS_SLOT_HDR_LEN + (uint32_t)__atomic_load_n(&s->meta_len, __ATOMIC_RELAXED) +
-		       __atomic_load_n(&s->body_len, __ATOMIC_RELAXED);
+	uint32_t end = slot_extent(q, (uint64_t)__atomic_load_n(&s->meta_len, __ATOMIC_RELAXED) +
+					 __atomic_load_n(&s->body_len, __ATOMIC_RELAXED));
 
-	if (end > q->stride)
-		end = q->stride;
 	for (uint32_t off = HBUS_CACHE_LINE; off < end; off += HBUS_CACHE_LINE)
 		__builtin_prefetch((const char *)s + off, 0, 3);
 }

@@ -96,6 +96,16 @@ static inline void cursor_help_n(_Atomic uint64_t *cursor, uint64_t pos, unsigne
 		atomic_store_explicit(cursor, pos + n, RELAXED);
 }
 
+/* How far into its slot a message of data_len bytes reaches (header
+ * included), at most the stride: where prefetching or demoting its lines
+ * stops.  data_len may come from a racing read: the cap keeps it inside. */
+static inline uint32_t slot_extent(const struct hbus_queue *q, uint64_t data_len)
+{
+	uint64_t end = HBUS_SLOT_HDR_LEN + data_len;
+
+	return end < q->stride ? (uint32_t)end : q->stride;
+}
+
 /*
  * Latency queues (HBUS_QUEUE_F_LATENCY): push a published message that
  * spans several lines from this core's private caches to the shared L3
@@ -109,7 +119,7 @@ static inline void demote_slot(const struct hbus_queue *q, const struct hbus_slo
 			       uint32_t data_len)
 {
 #if defined(__x86_64__) || defined(__i386__)
-	uint32_t end = HBUS_SLOT_HDR_LEN + data_len;
+	uint32_t end = slot_extent(q, data_len);
 
 	if (!q->demote || end <= 64)
 		return;

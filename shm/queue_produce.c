@@ -189,10 +189,8 @@ static inline void prefetch_tail(const struct hbus_queue *q, unsigned n)
 static inline void prefetch_first_message(const struct hbus_queue *q, const struct hbus_out *m)
 {
 	const char *s = (const char *)slot_at(q, atomic_load_explicit(&q->hdr->tail, RELAXED));
-	uint32_t end = HBUS_SLOT_HDR_LEN + (uint32_t)m->meta_len + m->body_len;
+	uint32_t end = slot_extent(q, (uint64_t)m->meta_len + m->body_len);
 
-	if (end > q->stride)
-		end = q->stride;
 	for (uint32_t off = HBUS_CACHE_LINE; off < end; off += HBUS_CACHE_LINE)
 		prefetch_for_write(s + off);
 }

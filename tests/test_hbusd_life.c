@@ -448,25 +448,7 @@ static void run_as(uid_t uid, int out, const char *const *reqs)
 
 static void results_as(uid_t uid, const char *const *reqs, char *buf, size_t cap)
 {
-	int p[2], st;
-	size_t got = 0;
-	ssize_t n;
-	pid_t pid;
-
-	cr_assert_eq(pipe(p), 0);
-	pid = fork();
-	if (pid == 0) {
-		close(p[0]);
-		run_as(uid, p[1], reqs);
-	}
-	close(p[1]);
-	while (got < cap - 1 && (n = read(p[0], buf + got, cap - 1 - got)) > 0)
-		got += (size_t)n;
-	buf[got] = '\0';
-	close(p[0]);
-	waitpid(pid, &st, 0);
-	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child as uid %u failed (%d): %s",
-		  (unsigned)uid, WEXITSTATUS(st), buf);
+	tu_output_as(run_as, uid, reqs, buf, cap);
 }
 
 Test(control_life, other_users_get_403_naming_what_is_missing)

@@ -182,24 +182,19 @@ Test(queue_mp, manual_ack_random_nacks_no_loss_flagged_duplicates, .timeout = 60
 /* Run fn in a child that reports readiness on a pipe and then waits to die. */
 static pid_t spawn_and_hold(void (*fn)(int fd), int fd)
 {
-	int p[2];
+	int rep;
 	char c;
-	pid_t pid;
+	pid_t pid = tu_fork_reporting(&rep);
 
-	cr_assert_eq(pipe(p), 0);
-	pid = tu_fork();
-	cr_assert_geq(pid, 0);
 	if (pid == 0) {
-		close(p[0]);
 		fn(fd);
-		if (write(p[1], "x", 1) != 1)
+		if (write(rep, "x", 1) != 1)
 			_exit(1);
 		for (;;)
 			pause();
 	}
-	close(p[1]);
-	cr_assert_eq(read(p[0], &c, 1), 1, "child did not get ready");
-	close(p[0]);
+	cr_assert_eq(read(rep, &c, 1), 1, "child did not get ready");
+	close(rep);
 	return pid;
 }
 

@@ -188,26 +188,7 @@ static void child_as(uid_t uid, int out, const char *const *reqs)
 
 static void results_as(uid_t uid, const char *const *reqs, char *buf, size_t cap)
 {
-	size_t got = 0;
-	ssize_t n;
-	int p[2], st;
-	pid_t pid;
-
-	cr_assert_eq(pipe(p), 0);
-	pid = tu_fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		close(p[0]);
-		child_as(uid, p[1], reqs);
-	}
-	close(p[1]);
-	while (got < cap - 1 && (n = read(p[0], buf + got, cap - 1 - got)) > 0)
-		got += (size_t)n;
-	buf[got] = '\0';
-	close(p[0]);
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
-	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child as uid %u failed (%d): %s",
-		  (unsigned)uid, WEXITSTATUS(st), buf);
+	tu_output_as(child_as, uid, reqs, buf, cap);
 }
 
 /* The next line of a results_as buffer (strtok_r over it). */

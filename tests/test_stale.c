@@ -139,21 +139,15 @@ static void child_holds(const char *claim, int n, const char *reserve, int repor
 
 static void spawn_holder(const char *claim, int n, const char *reserve)
 {
-	int p[2];
 	char ok = 0;
-	pid_t pid;
+	int rep;
+	pid_t pid = tu_fork_reporting(&rep);
 
-	cr_assert_eq(pipe(p), 0);
-	pid = tu_fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		close(p[0]);
-		child_holds(claim, n, reserve, p[1]);
-	}
-	close(p[1]);
+	if (pid == 0)
+		child_holds(claim, n, reserve, rep);
 	kids[n_kids++] = pid;
-	cr_assert_eq(read(p[0], &ok, 1), 1, "the holder child failed before holding");
-	close(p[0]);
+	cr_assert_eq(read(rep, &ok, 1), 1, "the holder child failed before holding");
+	close(rep);
 }
 
 /* ------------------------------------------------------------ the files */

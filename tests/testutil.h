@@ -11,24 +11,16 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/types.h>
+#include <sys/wait.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "fnv1a.h"
 #include "hbus.h"
 
-/* FNV-1a: the payload checksum the tests carry end to end. */
-static inline uint32_t tu_fnv1a(const void *p, size_t n)
-{
-	const uint8_t *b = p;
-	uint32_t h = 2166136261u;
-	while (n--)
-		h = (h ^ *b++) * 16777619u;
-	return h;
-}
-
-/* Create an unlinked queue file; returns its descriptor. */
 /* A queue file (created, then unlinked: the fd is all that is left). */
 static inline int tu_queue_fd_cfg(const struct hbus_queue_config *cfg)
 {
@@ -80,7 +72,7 @@ static inline void tu_payload_make(struct tu_payload *p, uint32_t producer, uint
 	p->seq = seq;
 	for (i = 0; i < sizeof(p->fill); i++)
 		p->fill[i] = (uint8_t)(producer * 31 + seq * 7 + i);
-	p->sum = tu_fnv1a(p->fill, sizeof(p->fill));
+	p->sum = fnv1a32(p->fill, sizeof(p->fill));
 }
 
 static inline int tu_payload_ok(const struct hbus_msg *m, struct tu_payload *out)
@@ -88,7 +80,7 @@ static inline int tu_payload_ok(const struct hbus_msg *m, struct tu_payload *out
 	if (m->body_len != sizeof(*out))
 		return 0;
 	memcpy(out, m->body, sizeof(*out));
-	return out->sum == tu_fnv1a(out->fill, sizeof(out->fill));
+	return out->sum == fnv1a32(out->fill, sizeof(out->fill));
 }
 
 static inline int tu_enqueue_id(hbus_queue *q, uint32_t producer, uint32_t seq)
@@ -112,6 +104,44 @@ static inline pid_t tu_fork(void)
 			_exit(99);
 	}
 	return pid;
+}
+
+/* tu_fork() with a pipe from the child to the parent: 0 in the child, with
+ * *fd the write end; the child's pid in the parent, with *fd the read end
+ * (the other end closed on each side). */
+static inline pid_t tu_fork_reporting(int *fd)
+{
+	int p[2];
+	pid_t pid;
+
+	cr_assert_eq(pipe(p), 0);
+	pid = tu_fork();
+	cr_assert_geq(pid, 0);
+	close(p[pid == 0 ? 0 : 1]);
+	*fd = p[pid == 0 ? 1 : 0];
+	return pid;
+}
+
+/* Run child(uid, out, reqs) in a child process (it must _exit), collect
+ * what it writes to out into buf (NUL-terminated, at most cap - 1 bytes)
+ * and assert that it exited with status 0. */
+static inline void tu_output_as(void (*child)(uid_t uid, int out, const char *const *reqs),
+				uid_t uid, const char *const *reqs, char *buf, size_t cap)
+{
+	size_t got = 0;
+	ssize_t n;
+	int fd, st;
+	pid_t pid = tu_fork_reporting(&fd);
+
+	if (pid == 0)
+		child(uid, fd, reqs);
+	while (got < cap - 1 && (n = read(fd, buf + got, cap - 1 - got)) > 0)
+		got += (size_t)n;
+	buf[got] = '\0';
+	close(fd);
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child as uid %u failed (%d): %s",
+		  (unsigned)uid, WEXITSTATUS(st), buf);
 }
 
 /* Back off in a polling loop: there are only two cores. */

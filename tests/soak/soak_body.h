@@ -18,19 +18,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../fnv1a.h"
+
 #define SOAK_PAD_LEN  16u
 #define SOAK_KIND_MAX 31u
 #define SOAK_BODY_MAX 96u
-
-static inline uint32_t soak_fnv1a(const void *p, size_t n)
-{
-	const uint8_t *b = p;
-	uint32_t h = 2166136261u;
-
-	while (n--)
-		h = (h ^ *b++) * 16777619u;
-	return h;
-}
 
 /* Write the body of (kind, id) into buf; returns its length, or -1. */
 static inline int soak_body_make(char *buf, size_t cap, const char *kind, uint64_t id)
@@ -42,7 +34,7 @@ static inline int soak_body_make(char *buf, size_t cap, const char *kind, uint64
 		return -1;
 	for (k = 0; k < SOAK_PAD_LEN; k++)
 		buf[n++] = (char)(97 + (id * 7 + k) % 26);
-	n += snprintf(buf + n, cap - (size_t)n, ":%08x", soak_fnv1a(buf, (size_t)n));
+	n += snprintf(buf + n, cap - (size_t)n, ":%08x", fnv1a32(buf, (size_t)n));
 	return n;
 }
 
@@ -81,7 +73,7 @@ static inline int soak_body_check(const uint8_t *b, size_t len, char kind[SOAK_K
 			return -1;
 		want = want << 4 | (uint32_t)d;
 	}
-	if (soak_fnv1a(b, (size_t)(c3 - b)) != want)
+	if (fnv1a32(b, (size_t)(c3 - b)) != want)
 		return -1;
 	memcpy(kind, b, (size_t)(c1 - b));
 	kind[c1 - b] = '\0';
