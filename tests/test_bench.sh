@@ -108,6 +108,10 @@ run vm "$BENCH" vmcheck --cpus $CPUS --seconds 1 --json && check_json vm vmcheck
 # Aeron IPC is a peer only in builds given -Daeron=DIR (CI has none): there
 # it runs like any transport and leaves no driver directory behind; without
 # it pingpong refuses the transport and compare skips the row with a note.
+# aeronmd takes the settings the benchmark does not make from the environment:
+# 64 KiB terms instead of 64 MiB make each run's setup cheap and make the
+# publications rotate terms several times within these short runs.
+export AERON_IPC_TERM_BUFFER_LENGTH=65536
 AERON_NOTE="compare: no aeron row: hbus-bench was built without -Daeron=DIR"
 CMP_KIND=compare
 "$BENCH" pingpong --transport aeron --size 32 --count 2000 --warmup 200 --cpus $CPUS --json \
