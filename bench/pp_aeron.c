@@ -189,8 +189,9 @@ static int app_prepare(void *ctx, const struct pp_opts *o)
 	 * fail fast when the driver dies at start instead of timing out. */
 	for (t0 = bench_mono_ns(); stat(cnc, &st) != 0 || st.st_size == 0; app_nap()) {
 		if (waitpid(c->driver, &status, WNOHANG) == c->driver) {
-			fprintf(stderr, "hbus-bench: aeron: %s exited at start (status %d)\n",
-				HBUS_BENCH_AERONMD, status);
+			fprintf(stderr, "hbus-bench: aeron: %s %s %d at start\n", HBUS_BENCH_AERONMD,
+				WIFEXITED(status) ? "exited with status" : "killed by signal",
+				WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
 			c->driver = 0;
 			app_cleanup(c);
 			return -ECHILD;
