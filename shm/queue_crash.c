@@ -17,6 +17,14 @@ const char *const hbus_crashpoint_names[HBUS_CP_COUNT] = {
 unsigned long hbus_crashpoint_passes[HBUS_CP_COUNT];
 static int armed = -1;
 static unsigned long armed_left;
+static void (*hook_fn)(int point, void *ctx);
+static void *hook_ctx;
+
+void hbus_crashpoint_hook(void (*fn)(int point, void *ctx), void *ctx)
+{
+	hook_ctx = ctx;
+	hook_fn = fn;
+}
 
 void hbus_crashpoint_arm(int point, unsigned long hit)
 {
@@ -27,6 +35,8 @@ void hbus_crashpoint_arm(int point, unsigned long hit)
 void hbus_crashpoint_pass(int point)
 {
 	hbus_crashpoint_passes[point]++;
+	if (hook_fn)
+		hook_fn(point, hook_ctx);
 	if (point == armed && --armed_left == 0)
 		kill(getpid(), SIGKILL);
 }

@@ -38,6 +38,8 @@
 	X(REC_RELEASE_JOURNAL) X(REC_RELEASE_CAS) X(REC_RELEASE_COUNT)                       \
 	X(REC_REMOVE_JOURNAL) X(REC_REMOVE_CAS) X(REC_REMOVE_COUNT)                          \
 	X(REC_SLEEPER) X(REC_FREE)                                                           \
+	/* a cursor read by a helper that is about to move it on */                          \
+	X(CURSOR_SEEN)                                                                       \
 	/* records and sleepers */                                                           \
 	X(OPEN_RECORD) X(CLOSE_RECORD) X(WAIT_SLEEPER)
 
@@ -55,6 +57,10 @@ extern unsigned long hbus_crashpoint_passes[HBUS_CP_COUNT];
 /* SIGKILL this process at the hit-th pass of point from now (hit >= 1);
  * point < 0 disarms. */
 void hbus_crashpoint_arm(int point, unsigned long hit);
+/* Call fn at every pass of every point instead (NULL: none): a test
+ * drives interleavings through it (tests/test_queue_race.c), e.g. by
+ * parking a thread at a point while another one works. */
+void hbus_crashpoint_hook(void (*fn)(int point, void *ctx), void *ctx);
 void hbus_crashpoint_pass(int point);
 #define CRASHPOINT(n) hbus_crashpoint_pass(HBUS_CP_##n)
 #define CRASHPOINT_ID(n) HBUS_CP_##n

@@ -198,6 +198,11 @@ static inline int transition(struct hbus_queue *q, uint64_t pos, uint64_t from, 
  */
 static inline void cursor_advance(_Atomic uint64_t *cursor, uint64_t pos, uint64_t next)
 {
+	/* Look first: a cursor someone already moved costs no locked op.
+	 * What we saw may be stale by the CAS: then the CAS fails. */
+	if (atomic_load_explicit(cursor, RELAXED) != pos)
+		return;
+	CRASHPOINT(CURSOR_SEEN);
 	atomic_compare_exchange_strong_explicit(cursor, &pos, next, RELAXED, RELAXED);
 }
 
