@@ -72,7 +72,15 @@ struct hbus_queue_config {
  * It costs streams most of their throughput (60-70%), so it is off by
  * default.  No effect on messages that fit one line, or on non-x86 CPUs. */
 #define HBUS_QUEUE_F_LATENCY 0x1u
-#define HBUS_QUEUE_F_ALL     HBUS_QUEUE_F_LATENCY
+/* A queue whose consumers can read its messages but never write them: the
+ * message bytes live in a second file (hbus_queue_create_protected) that
+ * consumers map from a read-only descriptor; only the state words they
+ * claim and free with are writable.  A consumer can then at most disturb
+ * claims on the queue, never change or inject a message.  Costs a second
+ * cache line per hand-off (docs/BENCHMARKS.md, "Protected queues").  A
+ * consumer's nack(requeue) goes through hbusd (it writes the copy). */
+#define HBUS_QUEUE_F_PROTECTED 0x2u
+#define HBUS_QUEUE_F_ALL     (HBUS_QUEUE_F_LATENCY | HBUS_QUEUE_F_PROTECTED)
 
 /* How a process uses a queue handle. */
 struct hbus_queue_opts {
@@ -156,11 +164,31 @@ typedef void (*hbus_dead_fn)(void *ctx, hbus_queue *q, const struct hbus_msg *m,
 int hbus_queue_create(const char *path, const char *name,
 		      const struct hbus_queue_config *cfg, int *fd_out);
 
+/* A protected queue (HBUS_QUEUE_F_PROTECTED in cfg->flags): the state file
+ * at path, the message bytes at data_path; both descriptors returned
+ * read-write (hbusd hands consumers the data file opened O_RDONLY). */
+int hbus_queue_create_protected(const char *path, const char *data_path, const char *name,
+				const struct hbus_queue_config *cfg, int *fd_out, int *data_fd_out);
+
 /* Map a queue from a descriptor (the fd is dup'ed; the caller keeps its own)
  * and take a record for the handle.  Checks magic, layout version and every
  * size field: -EPROTO on a foreign or corrupt file, -EPROTONOSUPPORT on
  * another layout version, -EUSERS when every record is taken. */
 int hbus_queue_open_fd(int fd, const struct hbus_queue_opts *opts, hbus_queue **out);
+/* The same for a protected queue: data_fd is its data file, read-write (a
+ * producer, hbusd) or read-only (a consumer: producing and requeueing then
+ * return -EPERM, unless a requeue hook is set).  data_fd < 0: the queue must
+ * not be protected. */
+int hbus_queue_open_fds(int fd, int data_fd, const struct hbus_queue_opts *opts,
+			hbus_queue **out);
+/* A consumer that cannot write the bytes (a protected queue, read-only)
+ * requeues through fn: the client library asks hbusd to do it. */
+typedef int (*hbus_requeue_fn)(void *ctx, hbus_queue *q, const struct hbus_msg *m);
+int hbus_queue_set_requeue(hbus_queue *q, hbus_requeue_fn fn, void *ctx);
+/* hbusd's side of that: requeue the message at pos (a delivery tag) that a
+ * handle of owner holds, as nack(requeue) would.  0, -ESTALE (not held by
+ * that owner), -EAGAIN (full: retry), -EPERM (q is read-only). */
+int hbus_queue_requeue_for(hbus_queue *q, uint32_t owner, uint64_t pos);
 int hbus_queue_close(hbus_queue *q);
 
 int hbus_queue_name(const hbus_queue *q, const char **name);

@@ -21,7 +21,8 @@
  */
 struct hbus_queue {
 	struct hbus_queue_hdr *hdr;
-	uint8_t *slots;
+	uint8_t *slots;         /* message slots (in the data file of a protected queue) */
+	uint8_t *states;        /* state words: slots itself, or the state lines */
 	struct hbus_qrec *recs;
 	struct hbus_qrec *rec;  /* ours */
 	/* Copied from the header once, after validation: a process never
@@ -29,7 +30,10 @@ struct hbus_queue {
 	uint64_t mask;
 	uint32_t shift;
 	uint32_t stride;
+	uint32_t state_stride;
 	uint32_t slot_size;
+	uint32_t flags;         /* HBUS_QUEUE_F_* */
+	int read_only;          /* a protected queue's bytes, mapped read-only (a consumer) */
 	uint32_t overflow;
 	uint64_t ttl_ns;
 	uint32_t nrec;
@@ -49,9 +53,16 @@ struct hbus_queue {
 	hbus_dead_fn dead_fn;
 	void *dead_ctx;
 	uint8_t *dead_buf;      /* slot_size bytes: a message removed unread, for dead_fn */
-	struct hbus_map map;
-	int fd;
+	hbus_requeue_fn requeue_fn;
+	void *requeue_ctx;
+	struct hbus_map map, data_map;
+	int fd, data_fd;
 };
+
+/* queue_file.c: map the queue's file(s) onto q, every layout field checked
+ * and copied; and undo it. */
+int queue_map(struct hbus_queue *q, int fd, int data_fd);
+void queue_unmap(struct hbus_queue *q);
 
 static inline struct hbus_slot *slot_at(const struct hbus_queue *q, uint64_t pos)
 {
@@ -147,9 +158,11 @@ static inline void count_plain(struct hbus_queue *q, unsigned ctr, uint64_t n)
 			      RELAXED);
 }
 
+/* The state word of pos: the slot's first 8 bytes, or its own line in the
+ * state file of a protected queue. */
 static inline _Atomic uint64_t *slot_state(const struct hbus_queue *q, uint64_t pos)
 {
-	return &slot_at(q, pos)->state;
+	return (_Atomic uint64_t *)(q->states + (pos & q->mask) * q->state_stride);
 }
 
 static inline int slot_cas(const struct hbus_queue *q, uint64_t pos, uint64_t *expect,

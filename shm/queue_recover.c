@@ -193,6 +193,8 @@ int hbus_queue_recover_owner(hbus_queue *q, uint32_t owner, struct hbus_recovery
 
 	if (!q || owner == 0 || owner > HBUS_OWNER_MAX || owner == q->owner)
 		return -EINVAL;
+	if (q->read_only)
+		return -EPERM;
 	memset(&r, 0, sizeof(r));
 	for (i = 0; i < q->nrec; i++) {
 		if (atomic_load_explicit(&q->recs[i].owner, ACQUIRE) != owner)

@@ -93,6 +93,16 @@ int queue_requeue(struct hbus_queue *q, uint64_t pos, uint64_t held)
 
 	if (atomic_load_explicit(slot_state(q, pos), ACQUIRE) != held)
 		return -ESTALE;
+	if (q->read_only) {
+		/* A protected queue's consumer cannot write the copy: hbusd
+		 * does it for it (client_consume.c), on the slot we hold. */
+		struct hbus_msg m;
+
+		if (!q->requeue_fn)
+			return -EPERM;
+		queue_fill_msg(q, slot_at(q, pos), pos, &m);
+		return q->requeue_fn(q->requeue_ctx, q, &m);
+	}
 	rc = queue_claim_tail(q, &t, &blocked);
 	if (rc == -ENOBUFS) {
 		/* Full: only in place, and only if our slot is the one in the
@@ -106,4 +116,25 @@ int queue_requeue(struct hbus_queue *q, uint64_t pos, uint64_t held)
 	if (rc == 0)
 		wake_if_waiting(q);
 	return rc;
+}
+
+int hbus_queue_requeue_for(hbus_queue *q, uint32_t owner, uint64_t pos)
+{
+	uint64_t w;
+	uint32_t h;
+	unsigned st;
+
+	if (!q || owner == 0 || owner > HBUS_OWNER_MAX)
+		return -EINVAL;
+	if (q->read_only)
+		return -EPERM;
+	w = atomic_load_explicit(slot_state(q, pos), ACQUIRE);
+	h = word_holder(w);
+	st = word_state(w);
+	/* Held, at this position's lap, by a record of that owner: the asker
+	 * (whose thread waits in its nack while we work on its slot). */
+	if ((st != SLOT_CLAIMED && st != SLOT_CLAIMED_AUTO) || word_lap(w) != pos_lap(q, pos) ||
+	    h == 0 || h > q->nrec || atomic_load_explicit(&q->recs[h - 1].owner, ACQUIRE) != owner)
+		return -ESTALE;
+	return queue_requeue(q, pos, w);
 }
