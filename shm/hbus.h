@@ -219,8 +219,9 @@ int hbus_queue_consume_wait(hbus_queue *q, struct hbus_msg *m, int timeout_ms);
  * not held by this handle's owner (already acked, or recovered). */
 int hbus_queue_ack(hbus_queue *q, const struct hbus_msg *m);
 int hbus_queue_ack_burst(hbus_queue *q, const struct hbus_msg *m, unsigned n);
-/* nack: requeue = republish with HBUS_MSG_REDELIVERED (-EAGAIN if the queue is
- * full: the message stays claimed, retry later); else dead-letter (REJECTED). */
+/* nack: requeue = back to its own position, flagged HBUS_MSG_REDELIVERED (it
+ * is delivered again before what came after it, as in RabbitMQ; never waits
+ * for room); else dead-letter (REJECTED). */
 int hbus_queue_nack(hbus_queue *q, const struct hbus_msg *m, int requeue);
 
 /* Remove up to max READY messages from the head unread (counted in purged;
@@ -242,19 +243,20 @@ struct hbus_recovery {
 	uint32_t requeued;    /* manual claims requeued as redelivered */
 	uint32_t released;    /* auto claims returned */
 	uint32_t removed;     /* removals (expiry, drop-head, purge) finished and counted */
-	uint32_t pending;     /* claims that could not be requeued yet (queue full) */
 	uint32_t records;     /* records freed */
 };
 /* Recover what a process held on this queue once it has EXITED: settle the
  * journals of its records (so every counter is exact), turn its unpublished
  * writes into skips, requeue its manual claims flagged redelivered, return
  * its auto claims, finish its removals, free its records.  Nothing is ever
- * taken from a process that still runs.  0, -EAGAIN when some claims wait
- * for room (call again later), -EUCLEAN on a corrupt ring. */
+ * taken from a process that still runs.  Requeued messages go back to their
+ * own positions, so recovery never waits for room: one pass over the ring.
+ * 0, or -EINVAL / -EPERM (a read-only handle). */
 int hbus_queue_recover_owner(hbus_queue *q, uint32_t dead_owner, struct hbus_recovery *out);
 /* Give back every message this handle holds (a consumer that stops, as an
  * AMQP channel closing): manual claims requeued flagged redelivered, auto
- * claims returned.  -EAGAIN when a requeue must wait for room. */
+ * claims returned.  0, or the error of a requeue hbusd refused (a
+ * protected queue's reader requeues through it). */
 int hbus_queue_release_held(hbus_queue *q, struct hbus_recovery *out);
 
 /* ------------------------------------------------------- message metadata */
