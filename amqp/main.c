@@ -155,11 +155,23 @@ static void *loop_thread(void *p)
 
 static void write_stats(void)
 {
+	static uint64_t last_pub, last_del, last_ns;
+	uint64_t now = gw_now_ns(), pub = atomic_load(&gw_stats.v[GC_PUBLISHED]),
+		 del = atomic_load(&gw_stats.v[GC_DELIVERED]) + atomic_load(&gw_stats.v[GC_GET]);
 	json_t *j = gw_stats_json();
 	char tmp[512];
 
 	if (!j)
 		return;
+	/* Rates over the last interval, so one `hbus stat` shows them. */
+	if (last_ns && now > last_ns) {
+		double s = (double)(now - last_ns) / 1e9;
+		json_object_set_new(j, "publish_per_s", json_integer((json_int_t)((double)(pub - last_pub) / s)));
+		json_object_set_new(j, "deliver_per_s", json_integer((json_int_t)((double)(del - last_del) / s)));
+	}
+	last_pub = pub;
+	last_del = del;
+	last_ns = now;
 	if (gw_opts.stats_file) {
 		snprintf(tmp, sizeof(tmp), "%s.tmp", gw_opts.stats_file);
 		if (json_dump_file(j, tmp, JSON_COMPACT) == 0)

@@ -256,8 +256,12 @@ static json_t *op_open_queue(struct op_ctx *c)
 			 (long long)qid, q->name, name);
 		return NULL;
 	}
-	if (model_queue_access(m, q, c->owner, &c->e) ||
-	    perm(c, mode[0] == 'w' ? PERM_WRITE : PERM_READ, "queue", q->name))
+	/* A gateway's own session publishes for its virtual sessions: their
+	 * exclusive queues are its too. */
+	if ((!q->exclusive || c->vs || !vsession_find(c->s, q->excl_owner)) &&
+	    model_queue_access(m, q, c->owner, &c->e))
+		return NULL;
+	if (perm(c, mode[0] == 'w' ? PERM_WRITE : PERM_READ, "queue", q->name))
 		return NULL;
 	return queue_fd_reply(c, q, NULL);
 }
@@ -428,6 +432,11 @@ static json_t *op_authorize(struct op_ctx *c)
 	return ok();
 }
 
+static json_t *op_gateway_report(struct op_ctx *c)
+{
+	return vsession_report(c->d, c->s, c->req, &c->e);
+}
+
 #define F_COMMON "op", "id", "as"
 
 static const char *const F_HELLO[] = { F_COMMON, "role", "version", "pid", "owner", NULL };
@@ -453,6 +462,7 @@ static const char *const F_NONE[] = { F_COMMON, NULL };
 static const char *const F_IMPORT[] = { F_COMMON, "definitions", NULL };
 static const char *const F_LOGIN[] = { F_COMMON, "user", "password", NULL };
 static const char *const F_AUTH[] = { F_COMMON, "perm", "exchange", "queue", NULL };
+static const char *const F_REPORT[] = { F_COMMON, "stats", NULL };
 
 static const struct op {
 	const char *name;
@@ -480,6 +490,7 @@ static const struct op {
 	{ "amqp_login", op_amqp_login, F_LOGIN, false },
 	{ "amqp_logout", op_amqp_logout, F_NONE, true },
 	{ "authorize", op_authorize, F_AUTH, true },
+	{ "gateway_report", op_gateway_report, F_REPORT, false },
 };
 
 /* "as": the request acts for one of this session's virtual sessions. */

@@ -72,6 +72,7 @@ struct session {
 				  descriptors are unknown, recover everywhere */
 	struct vsession *vsessions; /* a gateway's AMQP connections */
 	unsigned n_vsessions;
+	json_t *gw_report;     /* a gateway's latest counters (gateway_report) */
 	struct session *prev, *next;
 };
 
@@ -177,6 +178,10 @@ int vsession_logout(struct hbusd *d, struct session *s, uint32_t owner, struct h
 void vsession_close_all(struct hbusd *d, struct session *s);
 /* hbusd is stopping: free them, leaving the superblock as it is. */
 void vsession_free_all(struct session *s);
+/* gateway_report: keep a gateway's counters for stat. */
+json_t *vsession_report(struct hbusd *d, struct session *s, json_t *req, struct herr *e);
+/* stat's "gateways": one object per session that reported. */
+json_t *vsession_gateways(const struct hbusd *d);
 
 /* orphans.c: owners whose session is gone but whose process still runs
  * (sessions of a previous hbusd, or closed by a live process). */

@@ -183,6 +183,8 @@ void vsession_close_all(struct hbusd *d, struct session *s)
 {
 	struct vsession *v;
 
+	json_decref(s->gw_report);
+	s->gw_report = NULL;
 	while ((v = s->vsessions)) {
 		s->vsessions = v->next;
 		vsession_close(d, s, v, false);
@@ -193,6 +195,8 @@ void vsession_free_all(struct session *s)
 {
 	struct vsession *v;
 
+	json_decref(s->gw_report);
+	s->gw_report = NULL;
 	while ((v = s->vsessions)) {
 		s->vsessions = v->next;
 		free(v->qids);
@@ -200,4 +204,50 @@ void vsession_free_all(struct session *s)
 		free(v);
 	}
 	s->n_vsessions = 0;
+}
+
+json_t *vsession_report(struct hbusd *d, struct session *s, json_t *req, struct herr *e)
+{
+	json_t *st = json_object_get(req, "stats"), *copy;
+	const char *k;
+	json_t *v;
+
+	if (!perms_is_gateway(&d->perms, &s->peer)) {
+		herr_set(e, AMQP_ACCESS_REFUSED, "gateway_report: user '%s' is not a gateway "
+			 "(\"amqp_gateway\": true in the permissions file)", s->peer.user);
+		return NULL;
+	}
+	if (!json_is_object(st) || json_object_size(st) > 64) {
+		herr_set(e, AMQP_COMMAND_INVALID, "gateway_report: 'stats' must be an object of at "
+			 "most 64 numbers");
+		return NULL;
+	}
+	json_object_foreach(st, k, v)
+		if (!json_is_integer(v) || strlen(k) > 64) {
+			herr_set(e, AMQP_COMMAND_INVALID, "gateway_report: stat '%.64s' is not an "
+				 "integer", k);
+			return NULL;
+		}
+	copy = json_deep_copy(st);
+	if (!copy) {
+		herr_set(e, AMQP_INTERNAL_ERROR, "out of memory");
+		return NULL;
+	}
+	json_object_set_new(copy, "pid", json_integer(s->peer.pid));
+	json_object_set_new(copy, "user", json_string(s->peer.user));
+	json_object_set_new(copy, "amqp_sessions", json_integer(s->n_vsessions));
+	json_decref(s->gw_report);
+	s->gw_report = copy;
+	return json_pack("{s:b}", "ok", 1);
+}
+
+json_t *vsession_gateways(const struct hbusd *d)
+{
+	json_t *a = json_array();
+	const struct session *s;
+
+	for (s = d->sessions; a && s; s = s->next)
+		if (s->gw_report)
+			json_array_append(a, s->gw_report);
+	return a;
 }
