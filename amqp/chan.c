@@ -181,6 +181,10 @@ static void call_done(struct conn *c, struct ctl_req *r)
 		refused(ch, r);
 		goto out;
 	}
+	/* consumer_cancel_notify: consumers here of a queue deleted here
+	 * hear of it first (nowait or not). */
+	if (r->method == AMQP_QUEUE_DELETE_METHOD)
+		deliver_queue_deleted(c->loop, json_string_value(json_object_get(r->req, "name")));
 	if (r->nowait)
 		goto out;
 	switch (r->method) {

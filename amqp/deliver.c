@@ -291,3 +291,32 @@ int deliver_recover(struct chan *ch)
 	ch->ua_n = ch->ua_head = 0;
 	return 0;
 }
+
+void deliver_queue_deleted(struct loop *l, const char *queue)
+{
+	struct conn *c;
+	unsigned i;
+
+	for (c = l->conns; c && queue; c = c->next) {
+		if (c->dead || c->state != C_OPEN || !c->ch)
+			continue;
+		for (i = 1; i <= c->channel_max; i++) {
+			struct chan *ch = c->ch[i];
+			struct consumer *k, *next;
+
+			if (!ch || ch->state != CH_OPEN)
+				continue;
+			for (k = ch->consumers; k; k = next) {
+				amqp_basic_cancel_t m = { .consumer_tag = amqp_cstring_bytes(k->tag),
+							  .nowait = 1 };
+				next = k->next;
+				if (k->get_only || k->cancelled || strcmp(k->queue, queue))
+					continue;
+				if (frame_put_method(&c->out, ch->id, AMQP_BASIC_CANCEL_METHOD, &m) == 0)
+					gw_count(GC_FRAMES_OUT, 1);
+				k->cancelled = true;
+				consumer_settled(k);
+			}
+		}
+	}
+}

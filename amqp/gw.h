@@ -183,6 +183,7 @@ struct conn {
 	unsigned pending;        /* control requests not completed yet */
 	bool dead;               /* socket closed; freed when pending is 0 */
 	bool reading, writing;   /* epoll interest */
+	bool shut;               /* C_DONE: write side shut, draining input */
 	struct chan **ch;        /* [channel_max + 1], lazily allocated */
 	unsigned n_chan;
 	char **write_ok;         /* exchanges this user may publish to */
@@ -229,6 +230,9 @@ int deliver_recover(struct chan *ch);
 void deliver_get(struct chan *ch, struct consumer *g);
 void consumer_settled(struct consumer *k);
 void consumer_free_handle(struct consumer *k);
+/* A queue was deleted through this loop: its consumers here get
+ * basic.cancel (consumer_cancel_notify). */
+void deliver_queue_deleted(struct loop *l, const char *queue);
 enum { SETTLE_ACK = 0, SETTLE_REQUEUE = 1, SETTLE_DROP = 2 };
 
 /* props.c */

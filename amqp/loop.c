@@ -41,8 +41,8 @@ uint64_t gw_now_ns(void)
 void loop_update_events(struct conn *c)
 {
 	struct epoll_event ev = { .data.ptr = c };
-	bool reading = c->in.len < (size_t)c->frame_max + READ_CHUNK &&
-		       c->out.len <= gw_opts.max_buffer && c->state != C_DONE;
+	bool reading = c->shut || (c->in.len < (size_t)c->frame_max + READ_CHUNK &&
+				   c->out.len <= gw_opts.max_buffer && c->state != C_DONE);
 	bool writing = c->out.len > 0;
 
 	if (c->dead || (reading == c->reading && writing == c->writing))
@@ -113,12 +113,14 @@ static void flush(struct conn *c, uint64_t now)
 	}
 	if (!c->out.len)
 		c->stuck_since_ns = 0;
-	if (c->state == C_DONE && !c->out.len) {
-		/* Say everything, then close: a half-close first lets the
-		 * peer read the close we sent before it sees the end. */
+	if (c->state == C_DONE && !c->out.len && !c->shut) {
+		/* Say everything, then half-close and read until the peer
+		 * closes too (or a second passes): closing with bytes unread
+		 * would reset the connection before the peer reads our
+		 * close-ok. */
 		shutdown(c->fd, SHUT_WR);
-		conn_close(c);
-		return;
+		c->shut = true;
+		c->close_ns = now;
 	}
 	loop_update_events(c);
 }
@@ -128,8 +130,15 @@ static void on_readable(struct conn *c, uint64_t now)
 	for (;;) {
 		ssize_t n;
 
-		if (c->state == C_DONE)
+		if (c->state == C_DONE) {
+			char sink[4096];
+			ssize_t k = recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT);
+			if (k > 0 || (k < 0 && errno == EINTR))
+				continue;
+			if (k == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+				conn_close(c);
 			return;
+		}
 		if (gbuf_reserve(&c->in, READ_CHUNK)) {
 			conn_close(c);
 			return;
@@ -315,17 +324,19 @@ void loop_run(struct loop *l, int lfd)
 		}
 		delivered = deliver_pass(l);
 		if (now >= l->next_tick_ns) {
-			for (c = l->conns; c; c = c->next)
-				if (!c->dead)
+			for (c = l->conns; c; c = c->next) {
+				if (!c->dead && c->shut && now - c->close_ns > 1000000000u)
+					conn_close(c);
+				else if (!c->dead)
 					conn_tick(c, now);
+			}
 			l->next_tick_ns = now + 1000000000u;
 		}
 		for (c = l->conns; c; c = next) {
 			next = c->next;
 			if (!c->dead && (c->out.len || c->state == C_DONE))
 				flush(c, now);
-			if (!c->dead && c->reading != (c->in.len < (size_t)c->frame_max + READ_CHUNK &&
-						       c->out.len <= gw_opts.max_buffer))
+			if (!c->dead)
 				loop_update_events(c);
 			if (c->dead)
 				conn_reap(c);

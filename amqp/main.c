@@ -28,7 +28,7 @@ void ctl_stop(void);
 volatile sig_atomic_t gw_stop;
 
 struct gw_opts gw_opts = {
-	.host = "127.0.0.1", .port = 5672, .threads = 1, .channel_max = 256,
+	.host = "127.0.0.1", .port = 5672, .threads = 1, .channel_max = 2047,
 	.frame_max = 131072, .heartbeat = 60, .max_unacked = 8192, .max_buffer = 16u << 20,
 	.handshake_s = 10, .send_timeout_s = 30, .idle_max_us = 1000,
 	.queue_capacity = 1024, .queue_slot_size = 4096,

@@ -17,7 +17,7 @@ free_port() {
 
 gw_start() {
 	"$B/amqp/hbus-amqp" --bus "$AMQP_BUS" --run-dir "$AMQP_DIR/run" \
-		--listen "127.0.0.1:$AMQP_PORT" --heartbeat 10 "$@" >>"$AMQP_DIR/gw.log" 2>&1 &
+		--listen "127.0.0.1:$AMQP_PORT" --heartbeat 10 ${AMQP_GW_ARGS:-} "$@" >>"$AMQP_DIR/gw.log" 2>&1 &
 	GW_PID=$!
 	for _ in $(seq 1 100); do
 		if $PY -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1',$AMQP_PORT)))" 2>/dev/null; then
