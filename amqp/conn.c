@@ -263,8 +263,10 @@ static int conn_method(struct conn *c, amqp_method_number_t id, void *m)
 	amqp_connection_close_ok_t ok = { 0 };
 
 	if (id == AMQP_CONNECTION_CLOSE_METHOD) {
-		if (c->state != C_CLOSING)
+		if (c->state != C_CLOSING) {
 			put_method(c, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+			c->peer_closes = true;
+		}
 		c->state = C_DONE;
 		conn_teardown(c);
 		return 0;

@@ -184,6 +184,7 @@ struct conn {
 	bool dead;               /* socket closed; freed when pending is 0 */
 	bool reading, writing;   /* epoll interest */
 	bool shut;               /* C_DONE: write side shut, draining input */
+	bool peer_closes;        /* close-ok sent: the peer closes the socket */
 	struct chan **ch;        /* [channel_max + 1], lazily allocated */
 	unsigned n_chan;
 	char **write_ok;         /* exchanges this user may publish to */

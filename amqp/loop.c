@@ -118,7 +118,9 @@ static void flush(struct conn *c, uint64_t now)
 		 * closes too (or a second passes): closing with bytes unread
 		 * would reset the connection before the peer reads our
 		 * close-ok. */
-		shutdown(c->fd, SHUT_WR);
+		if (!c->peer_closes)
+			shutdown(c->fd, SHUT_WR);
+		/* After close-ok the client closes first, as with RabbitMQ. */
 		c->shut = true;
 		c->close_ns = now;
 	}
