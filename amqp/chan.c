@@ -267,12 +267,12 @@ static int exchange_declare(struct chan *ch, const amqp_exchange_declare_t *m)
 {
 	char name[256], type[64];
 	struct arg_err err;
-	json_t *j = ctl_json(ch->c, "declare_exchange");
+	json_t *j;
 
 	NAME(m->exchange, name, AMQP_EXCHANGE_DECLARE_METHOD);
 	if (!cstr(m->type, type, sizeof(type)))
 		type[0] = 0;
-	if (!j)
+	if (!(j = ctl_json(ch->c, "declare_exchange")))
 		return -1;
 	json_object_set_new(j, "name", json_string(name));
 	json_object_set_new(j, "passive", json_boolean(m->passive));
@@ -331,12 +331,12 @@ static int queue_declare(struct chan *ch, const amqp_queue_declare_t *m)
 {
 	char name[256];
 	struct arg_err err;
-	json_t *j = ctl_json(ch->c, "declare_queue");
+	json_t *j;
 	struct call_arg *a;
 	struct ctl_req *r;
 
 	NAME(m->queue, name, AMQP_QUEUE_DECLARE_METHOD);
-	if (!j)
+	if (!(j = ctl_json(ch->c, "declare_queue")))
 		return -1;
 	json_object_set_new(j, "name", json_string(name));
 	if (m->passive) {
@@ -383,10 +383,10 @@ static int queue_simple(struct chan *ch, amqp_method_number_t id, const char *op
 			amqp_bytes_t queue, bool if_unused, bool if_empty, bool nowait)
 {
 	char name[256];
-	json_t *j = ctl_json(ch->c, op);
+	json_t *j;
 
 	NAME(queue, name, id);
-	if (!j)
+	if (!(j = ctl_json(ch->c, op)))
 		return -1;
 	json_object_set_new(j, "name", json_string(name));
 	if (id == AMQP_QUEUE_DELETE_METHOD) {

@@ -124,8 +124,11 @@ static void login_done(struct conn *c, struct ctl_req *r)
 			conn_fail(c, AMQP_ACCESS_REFUSED, 0, 0, "ACCESS_REFUSED - Login was refused "
 				  "using authentication mechanism PLAIN. For details see the broker "
 				  "logfile.");
-		else
+		else {
+			HBUS_WARN("connection %llu (%s): login of '%s' failed: %d %s",
+				  (unsigned long long)c->id, c->peer, c->user, r->code, r->msg);
 			conn_fail(c, AMQP_INTERNAL_ERROR, 0, 0, "INTERNAL_ERROR - %s", r->msg);
+		}
 		return;
 	}
 	c->vs = (uint32_t)json_integer_value(json_object_get(r->reply, "owner"));

@@ -12,7 +12,11 @@ RMQ="$B/tests/rmq_client"
 
 pass=0 fail=0
 ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
+bad() {
+	fail=$((fail + 1)); echo "FAIL $1"
+	echo "--- gateway log (last lines)"; tail -5 "$AMQP_DIR/gw.log"
+	echo "--- hbusd log (last lines)"; tail -5 "$AMQP_DIR/run/$AMQP_BUS.log"
+}
 stage() { echo "== $1 ($(( $(date +%s) - t0 )) s)"; }
 t0=$(date +%s)
 

@@ -115,15 +115,24 @@ static unsigned consume(amqp_connection_state_t c, const char *q, unsigned n, in
 	return bad ? 0 : got;
 }
 
+static int run(amqp_connection_state_t c, int argc, char **argv);
+
 int main(int argc, char **argv)
 {
 	amqp_connection_state_t c;
-	int port;
+	int rc;
 
 	if (argc < 4)
 		return 2;
-	port = atoi(argv[1]);
-	c = open_conn(port);
+	c = open_conn(atoi(argv[1]));
+	rc = run(c, argc, argv);
+	amqp_connection_close(c, AMQP_REPLY_SUCCESS);
+	amqp_destroy_connection(c);
+	return rc;
+}
+
+static int run(amqp_connection_state_t c, int argc, char **argv)
+{
 	if (!strcmp(argv[2], "roundtrip")) {
 		unsigned n = (unsigned)atoi(argv[3]);
 		amqp_queue_declare(c, 1, amqp_cstring_bytes("rmq.q"), 0, 0, 0, 0, amqp_empty_table);
@@ -135,8 +144,6 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[2], "publish") && argc == 5) {
 		publish(c, argv[3], (unsigned)atoi(argv[4]));
-		amqp_channel_close(c, 1, AMQP_REPLY_SUCCESS);
-		amqp_connection_close(c, AMQP_REPLY_SUCCESS);
 		return 0;
 	}
 	if (!strcmp(argv[2], "consume") && argc >= 5) {
