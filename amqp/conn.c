@@ -376,6 +376,8 @@ static void on_frame(struct conn *c, const struct frame *f)
 		ch->id = f->channel;
 		c->ch[f->channel] = ch;
 		c->n_chan++;
+		if (f->channel > c->hi_ch)
+			c->hi_ch = f->channel;
 		gw_gauge(&gw_stats.channels, 1);
 	}
 	if (!ch) {
@@ -433,7 +435,7 @@ void conn_process(struct conn *c)
 	}
 	/* Confirms owed for what was just published go out together. */
 	if (c->ch)
-		for (unsigned i = 1; i <= c->channel_max && c->state == C_OPEN; i++)
+		for (unsigned i = 1; i <= c->hi_ch && c->state == C_OPEN; i++)
 			if (c->ch[i] && c->ch[i]->ack_upto)
 				chan_confirm_flush(c->ch[i]);
 }
@@ -485,7 +487,7 @@ void conn_teardown(struct conn *c)
 	unsigned i;
 
 	if (c->ch) {
-		for (i = 1; i <= c->channel_max; i++) {
+		for (i = 1; i <= c->hi_ch; i++) {
 			if (!c->ch[i])
 				continue;
 			chan_release(c->ch[i]);
@@ -508,7 +510,7 @@ void conn_free(struct conn *c)
 	unsigned i;
 
 	if (c->ch) {
-		for (i = 1; i <= c->channel_max; i++) {
+		for (i = 1; i <= c->hi_ch; i++) {
 			if (!c->ch[i])
 				continue;
 			chan_release(c->ch[i]);

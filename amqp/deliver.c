@@ -141,7 +141,7 @@ unsigned deliver_pass(struct loop *l)
 	for (c = l->conns; c; c = c->next) {
 		if (c->state != C_OPEN || c->dead || !c->ch)
 			continue;
-		for (i = 1; i <= c->channel_max; i++) {
+		for (i = 1; i <= c->hi_ch; i++) {
 			struct chan *ch = c->ch[i];
 			struct consumer *k;
 
@@ -300,7 +300,7 @@ void deliver_queue_deleted(struct loop *l, const char *queue)
 	for (c = l->conns; c && queue; c = c->next) {
 		if (c->dead || c->state != C_OPEN || !c->ch)
 			continue;
-		for (i = 1; i <= c->channel_max; i++) {
+		for (i = 1; i <= c->hi_ch; i++) {
 			struct chan *ch = c->ch[i];
 			struct consumer *k, *next;
 

@@ -187,6 +187,7 @@ struct conn {
 	bool peer_closes;        /* close-ok sent: the peer closes the socket */
 	struct chan **ch;        /* [channel_max + 1], lazily allocated */
 	unsigned n_chan;
+	unsigned hi_ch;          /* highest channel id ever opened: loops stop there */
 	char **write_ok;         /* exchanges this user may publish to */
 	unsigned n_write_ok;
 	size_t body_bytes;       /* bytes of partial contents held */
