@@ -509,11 +509,11 @@ void conn_free(struct conn *c)
 {
 	unsigned i;
 
+	/* conn_teardown released what the channels held. */
 	if (c->ch) {
 		for (i = 1; i <= c->hi_ch; i++) {
 			if (!c->ch[i])
 				continue;
-			chan_release(c->ch[i]);
 			free(c->ch[i]->ua);
 			free(c->ch[i]->body);
 			free(c->ch[i]->props);

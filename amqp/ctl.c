@@ -24,33 +24,6 @@ static struct ctl_req *qhead, *qtail;
 static bool qstop;
 static pthread_t thread;
 
-struct ctl_req *ctl_new(enum ctl_kind k)
-{
-	struct ctl_req *r = calloc(1, sizeof(*r));
-
-	if (r)
-		r->kind = k;
-	return r;
-}
-
-void ctl_free(struct ctl_req *r)
-{
-	if (!r)
-		return;
-	json_decref(r->req);
-	json_decref(r->reply);
-	free(r);
-}
-
-json_t *ctl_json(struct conn *c, const char *op)
-{
-	json_t *j = json_pack("{s:s}", "op", op);
-
-	if (j && c && c->vs)
-		json_object_set_new(j, "as", json_integer(c->vs));
-	return j;
-}
-
 static void enqueue(struct ctl_req *r)
 {
 	pthread_mutex_lock(&qlock);

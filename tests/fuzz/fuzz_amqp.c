@@ -23,31 +23,6 @@ hbus_client *gw_client;
 
 static struct ctl_req *pending;
 
-struct ctl_req *ctl_new(enum ctl_kind k)
-{
-	struct ctl_req *r = calloc(1, sizeof(*r));
-	if (r)
-		r->kind = k;
-	return r;
-}
-
-void ctl_free(struct ctl_req *r)
-{
-	if (!r)
-		return;
-	json_decref(r->req);
-	json_decref(r->reply);
-	free(r);
-}
-
-json_t *ctl_json(struct conn *c, const char *op)
-{
-	json_t *j = json_pack("{s:s}", "op", op);
-	if (j && c && c->vs)
-		json_object_set_new(j, "as", json_integer(c->vs));
-	return j;
-}
-
 void ctl_submit(struct conn *c, struct ctl_req *r, bool wait)
 {
 	r->c = c;
