@@ -440,23 +440,29 @@ void conn_process(struct conn *c)
 				chan_confirm_flush(c->ch[i]);
 }
 
+/* Time from t to now; 0 when t is later (taken after the loop read now). */
+static inline uint64_t since(uint64_t now, uint64_t t)
+{
+	return now > t ? now - t : 0;
+}
+
 void conn_tick(struct conn *c, uint64_t now)
 {
 	uint64_t hb = (uint64_t)c->heartbeat * 1000000000ull;
 
-	if (c->state < C_OPEN && now - c->opened_ns > (uint64_t)gw_opts.handshake_s * 1000000000ull) {
+	if (c->state < C_OPEN && since(now, c->opened_ns) > (uint64_t)gw_opts.handshake_s * 1000000000ull) {
 		gw_count(GC_HANDSHAKE_TIMEOUT, 1);
 		c->state = C_DONE; /* nothing to say to a peer that never finished */
 		conn_teardown(c);
 		return;
 	}
 	if (c->state == C_CLOSING &&
-	    now - c->close_ns > (uint64_t)gw_opts.handshake_s * 1000000000ull) {
+	    since(now, c->close_ns) > (uint64_t)gw_opts.handshake_s * 1000000000ull) {
 		c->state = C_DONE;
 		return;
 	}
 	if (hb && c->state == C_OPEN) {
-		if (now - c->last_rx_ns > 2 * hb) {
+		if (since(now, c->last_rx_ns) > 2 * hb) {
 			gw_count(GC_HEARTBEAT_TIMEOUT, 1);
 			HBUS_INFO("connection %llu (%s, user '%s'): no heartbeat for %u s: closed",
 				  (unsigned long long)c->id, c->peer, c->user, 2u * c->heartbeat);
@@ -464,13 +470,13 @@ void conn_tick(struct conn *c, uint64_t now)
 			conn_teardown(c);
 			return;
 		}
-		if (now - c->last_tx_ns >= hb / 2 && c->out.len == 0 && frame_put_heartbeat(&c->out) == 0)
+		if (since(now, c->last_tx_ns) >= hb / 2 && c->out.len == 0 && frame_put_heartbeat(&c->out) == 0)
 			loop_want_write(c);
 	}
 	/* A peer that has read nothing for send_timeout while we had bytes
 	 * for it is not buffered for without end. */
 	if (c->out.len && c->stuck_since_ns && c->state != C_DONE &&
-	    now - c->stuck_since_ns > (uint64_t)gw_opts.send_timeout_s * 1000000000ull) {
+	    since(now, c->stuck_since_ns) > (uint64_t)gw_opts.send_timeout_s * 1000000000ull) {
 		gw_count(GC_SLOW_READER, 1);
 		HBUS_INFO("connection %llu (%s, user '%s'): read nothing for %u s with %zu bytes "
 			  "waiting: closed", (unsigned long long)c->id, c->peer, c->user,

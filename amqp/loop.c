@@ -65,6 +65,8 @@ static void conn_close(struct conn *c)
 
 	if (c->dead)
 		return;
+	HBUS_DEBUG("connection %llu (%s): socket closed in state %d", (unsigned long long)c->id,
+		   c->peer, (int)c->state);
 	epoll_ctl(l->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	c->dead = true;
@@ -187,6 +189,7 @@ static void on_accept(struct loop *l, int lfd)
 			continue;
 		}
 		c->id = ++next_conn_id;
+		HBUS_DEBUG("connection %llu from %s on fd %d", (unsigned long long)c->id, peer, fd);
 		c->reading = true;
 		ev.data.ptr = c;
 		if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev)) {
@@ -226,8 +229,8 @@ static void drain_done(struct loop *l)
 		if (!c->dead)
 			conn_process(c);
 		ctl_free(r);
-		if (c->dead)
-			conn_reap(c);
+		/* A connection closed meanwhile is freed after this epoll
+		 * batch (a later event of the batch may still name it). */
 		r = next;
 	}
 }
@@ -327,7 +330,8 @@ void loop_run(struct loop *l, int lfd)
 		delivered = deliver_pass(l);
 		if (now >= l->next_tick_ns) {
 			for (c = l->conns; c; c = c->next) {
-				if (!c->dead && c->shut && now - c->close_ns > 1000000000u)
+				if (!c->dead && c->shut && now > c->close_ns &&
+				    now - c->close_ns > 1000000000u)
 					conn_close(c);
 				else if (!c->dead)
 					conn_tick(c, now);
