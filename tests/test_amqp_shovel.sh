@@ -46,19 +46,23 @@ stage "shovels"
 G="amqp://guest:guest@127.0.0.1:$AMQP_PORT"
 R="amqp://guest:guest@127.0.0.1:$RMQ_PORT"
 shovel() { # name, source part, destination part
-	$RMQ_CTL set_parameter shovel "$1" "{\"src-protocol\": \"amqp091\", $2, \"dest-protocol\": \"amqp091\", $3, \"ack-mode\": \"on-confirm\", \"prefetch-count\": 20, \"reconnect-delay\": 1}" >/dev/null
+	$RMQ_CTL set_parameter shovel "$1" "{\"src-protocol\": \"amqp091\", $2, \"dest-protocol\": \"amqp091\", $3, \"ack-mode\": \"on-confirm\", \"prefetch-count\": 2, \"reconnect-delay\": 1}" >/dev/null
 }
 depth() { $HBUS stat --json | $PY -c "import json,sys; print(next(q['depth'] for q in json.load(sys.stdin)['queues'] if q['name']=='$1'))"; }
-# Both shovels start at once; the gateway is killed as soon as messages
-# move in either direction, then brought back.
+# Both shovels start at once, two messages in flight each (so they take
+# seconds, not one probe's time); the gateway is killed while one
+# direction is under way, then brought back.
 shovel out "\"src-uri\": \"$G\", \"src-queue\": \"to.rmq\"" "\"dest-uri\": \"$R\", \"dest-queue\": \"from.hbus\"" &
 s1=$!
 shovel in "\"src-uri\": \"$R\", \"src-queue\": \"to.hbus\"" "\"dest-uri\": \"$G\", \"dest-exchange\": \"from.rmq\"" &
 s2=$!
-for _ in $(seq 1 1500); do
-	left=$(depth to.rmq); got=$(depth in.q)
-	[ "$left" -lt "$N" ] || [ "$got" -gt 0 ] && break
-	sleep 0.01
+depths() { $HBUS stat --json | $PY -c "import json,sys; d={q['name']: q['depth'] for q in json.load(sys.stdin)['queues']}; print(d['to.rmq'], d['in.q'])"; }
+end=$(( $(date +%s) + 60 ))
+while [ "$(date +%s)" -lt "$end" ]; do
+	read -r left got <<<"$(depths)"
+	# one direction under way (the other may not have started, or be done)
+	{ [ "$left" -gt 0 ] && [ "$left" -lt "$N" ]; } || { [ "$got" -gt 0 ] && [ "$got" -lt "$N" ]; } && break
+	[ "$left" = 0 ] && [ "$got" -ge "$N" ] && break # both done: too late
 done
 gw_kill9
 wait $s1 $s2
