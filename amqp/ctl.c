@@ -21,7 +21,7 @@ hbus_client *gw_client;
 static pthread_mutex_t qlock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t qcond = PTHREAD_COND_INITIALIZER;
 static struct ctl_req *qhead, *qtail;
-static bool qstop;
+static _Atomic bool qstop; /* read unlocked by ctl_submit_detached */
 static pthread_t thread;
 
 static void enqueue(struct ctl_req *r)
@@ -49,6 +49,12 @@ void ctl_submit(struct conn *c, struct ctl_req *r, bool wait)
 void ctl_submit_detached(struct ctl_req *r)
 {
 	r->c = NULL;
+	if (qstop) { /* stopping: hbusd ends what the gateway's session held */
+		if (r->kind == CTL_CLOSE_HANDLE)
+			hbus_consume_close_as(gw_client, r->q);
+		ctl_free(r);
+		return;
+	}
 	enqueue(r);
 }
 

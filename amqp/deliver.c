@@ -61,12 +61,19 @@ static inline struct unacked *ua_at(struct chan *ch, size_t i)
 	return &ch->ua[(ch->ua_head + i) % ch->ua_cap];
 }
 
+static _Thread_local uint8_t *props; /* encoded properties, one buffer per loop */
+
+void deliver_thread_exit(void)
+{
+	free(props);
+	props = NULL;
+}
+
 /* Frames for one message: method (deliver or get-ok), header, bodies. */
 static int put_message(struct chan *ch, amqp_method_number_t id, void *method,
 		       const struct hbus_msg *m)
 {
 	struct conn *c = ch->c;
-	static _Thread_local uint8_t *props;
 	int n;
 
 	if (!props && !(props = malloc(PROPS_MAX)))

@@ -227,6 +227,7 @@ void chan_write_authorize(struct conn *c, const char *exch);
 /* deliver.c */
 /* Deliver what the rings hold to this loop's consumers: messages sent. */
 unsigned deliver_pass(struct loop *l);
+void deliver_thread_exit(void); /* a loop thread ends */
 int deliver_ack(struct chan *ch, uint64_t tag, bool multiple, int how);
 int deliver_recover(struct chan *ch);
 void deliver_get(struct chan *ch, struct consumer *g);

@@ -349,6 +349,35 @@ void loop_run(struct loop *l, int lfd)
 		}
 		l->idle = (n > 0 || delivered) ? 0 : l->idle + 1;
 	}
-	for (c = l->conns; c; c = c->next)
+	deliver_thread_exit();
+}
+
+/* After the loops and the control thread have stopped (so no answer can
+ * reach a connection freed here): connections end as if their peers had
+ * gone, deliveries requeued; hbusd logs their users out when the
+ * gateway's session closes. */
+void loop_fini(struct loop *l, int lfd)
+{
+	struct ctl_req *r;
+	struct conn *c, *next;
+
+	while ((r = l->done_head)) {
+		l->done_head = r->next;
+		if (r->kind == CTL_OPEN && r->q)
+			hbus_consume_close_as(gw_client, r->q);
+		if (r->kind == CTL_OPEN)
+			free(r->arg);
+		ctl_free(r);
+	}
+	for (c = l->conns; c; c = next) {
+		next = c->next;
 		conn_close(c);
+		c->pending = 0;
+		conn_reap(c);
+	}
+	close(lfd);
+	close(l->evfd);
+	close(l->epfd);
+	pthread_mutex_destroy(l->lock);
+	free(l->lock);
 }

@@ -22,6 +22,7 @@
 
 int loop_init(struct loop *l, unsigned idx, int *lfd_out);
 void loop_run(struct loop *l, int lfd);
+void loop_fini(struct loop *l, int lfd);
 int ctl_start(void);
 void ctl_stop(void);
 
@@ -230,6 +231,8 @@ int main(int argc, char **argv)
 	for (i = 0; i < gw_opts.threads; i++)
 		pthread_join(ta[i].t, NULL);
 	ctl_stop();
+	for (i = 0; i < gw_opts.threads; i++)
+		loop_fini(&ta[i].loop, ta[i].lfd);
 	hbus_close(gw_client);
 	free(ta);
 	return 0;

@@ -138,6 +138,16 @@ else
 	bad stat-and-prometheus
 fi
 
+stage "sanitizers"
+# A clean stop; in the ASan build the gateway's leak and error reports
+# land in its log: none may be there.
+kill "$GW_PID"; wait "$GW_PID" 2>/dev/null; GW_PID=
+if grep -qE "ERROR: (Address|Leak)Sanitizer|runtime error" "$AMQP_DIR/gw.log"; then
+	bad gateway-sanitizer-clean; grep -A20 -E "ERROR: |runtime error" "$AMQP_DIR/gw.log" | head -40
+else
+	ok gateway-sanitizer-clean
+fi
+
 stage "done"
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
