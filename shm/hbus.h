@@ -405,6 +405,48 @@ const struct hbus_rtable *hbus_router_begin(hbus_router *r);
 hbus_queue *hbus_router_queue(hbus_router *r, uint32_t qid);
 void hbus_router_end(hbus_router *r);
 
+/* -------------------------------------- gateways: acting for other users */
+/*
+ * A gateway (hbus-amqp) holds one session and logs its own users in with
+ * hbusd ({"op":"amqp_login",...} through hbus_call): each gets a virtual
+ * session with an owner id of its own, and requests carrying {"as": owner}
+ * are checked by hbusd as that user (docs/CONTROL.md, "Virtual sessions").
+ */
+
+/* What one publish did, queue by queue. */
+struct hbus_publish_info {
+	unsigned matched;  /* queues the message was routed to */
+	unsigned enqueued; /* queues that took it */
+	unsigned oversize; /* queues that refused it: larger than their slot */
+	unsigned refused;  /* queues that refused it otherwise: full, or not openable */
+};
+
+/* hbus_publish that says what happened on each routed queue (info may be
+ * NULL); same return value. */
+int hbus_publish_info(hbus_client *c, const char *exchange, const char *key,
+		      const struct hbus_header *headers, unsigned header_count,
+		      const void *body, uint32_t body_len, struct hbus_publish_info *info);
+
+struct hbus_consume_as {
+	uint32_t as;       /* virtual session's owner id; 0: the session itself */
+	uint32_t ack_mode; /* enum hbus_ack_mode */
+	uint32_t prefetch;
+	int exclusive;
+	const char *tag;   /* consumer tag, NULL or "": hbusd makes one */
+	int get_only;      /* 1: open for reading without a consumer (basic.get) */
+};
+
+/* Register a consumer (or open the queue for reading) as o->as, and get a
+ * handle whose slots carry that owner id; tag_out (may be NULL) gets the
+ * consumer tag.  Not re-registered after a reconnect: a virtual session
+ * does not outlive its hbusd session.  Messages the handle rejects or lets
+ * expire go to the queue's dead-letter exchange, as with hbus_consume_open. */
+int hbus_consume_open_as(hbus_client *c, const char *queue, const struct hbus_consume_as *o,
+			 hbus_queue **out, char *tag_out, size_t tag_cap);
+/* Close a handle from hbus_consume_open_as (cancel the consumer first with
+ * {"op":"cancel","as":...} if it is one). */
+int hbus_consume_close_as(hbus_client *c, hbus_queue *q);
+
 /* ------------------------------------------------------------- utilities */
 const char *hbus_strerror(int err);
 
