@@ -7,8 +7,12 @@
  *
  * Transports: cacheline and cacheline2 (the floors: one buffer both ways,
  * one buffer per direction; pp_cacheline.c), shm (hbus), uds, udp, zmq,
- * aeron.  A peer this build left out (zmq without libzmq, aeron without
- * -Daeron=DIR) is skipped with a one-line note on stderr.  The VM under
+ * aeron, amqp, rabbitmq.  A peer this build left out (zmq without libzmq,
+ * aeron without -Daeron=DIR, the AMQP rows without librabbitmq) is skipped
+ * with a one-line note on stderr.  The AMQP rows start brokers and run only
+ * when asked for (HBUS_BENCH_AMQP=1, or named in --transports); a row whose
+ * prepare says -ENOPKG (rabbitmq-server not installed) shows as skipped.
+ * The VM under
  * us time-slices its two vCPUs and moves them between near and far cores,
  * so one long run per transport would compare different machines.  The
  * run is split into R rounds (default 5); each round runs every transport
@@ -34,6 +38,8 @@ static const char *const cmp_round_key[] = { "round_p50_ns", "round_p99_ns", "ro
 
 struct cmp_result {
 	const struct pp_ops *ops;
+	bool skipped;        /* not run: its prepare said -ENOPKG, or not asked for */
+	const char *why;
 	struct hist merged;
 	uint64_t *round[CMP_NRP]; /* [k][r]: percentile k of round r */
 };
@@ -79,8 +85,15 @@ static int cmp_run(const struct pp_cli *cli, struct cmp_set *set, struct hist *s
 		for (k = 0; k < set->n; k++) {
 			struct cmp_result *x = &set->res[(k + r) % set->n];
 			int rc;
+			if (x->skipped)
+				continue;
 			hist_init(scratch);
 			rc = pp_run(x->ops, &o, scratch);
+			if (rc == -ENOPKG) {
+				x->skipped = true; /* e.g. rabbitmq-server not installed: said once */
+				x->why = "not installed";
+				continue;
+			}
 			if (rc)
 				return rc;
 			for (unsigned p = 0; p < CMP_NRP; p++)
@@ -101,13 +114,15 @@ static void cmp_print_json(const struct pp_cli *cli, const struct cmp_set *set)
 
 	bench_json_begin(&j, stdout);
 	bench_json_u64(&j, "size", cli->o.size);
-	bench_json_u64(&j, "count", set->res[0].merged.total);
+	bench_json_u64(&j, "count", set->res[set->shm].merged.total);
 	bench_json_u64(&j, "rounds", cli->rounds);
 	if (cli->o.rate)
 		bench_json_u64(&j, "rate", cli->o.rate);
 	bench_json_key_arr(&j, "results");
 	for (unsigned k = 0; k < set->n; k++) {
 		const struct cmp_result *x = &set->res[k];
+		if (x->skipped)
+			continue;
 		bench_json_obj(&j);
 		bench_json_str(&j, "transport", x->ops->name);
 		bench_json_hist(&j, "rtt_ns", &x->merged);
@@ -135,7 +150,7 @@ static void cmp_print_table(const struct pp_cli *cli, const struct cmp_set *set)
 	int best = -1;
 
 	printf("compare: %u-byte messages, %llu round trips per transport in %u interleaved rounds,"
-	       " cpus %d,%d%s\n", cli->o.size, (unsigned long long)set->res[0].merged.total,
+	       " cpus %d,%d%s\n", cli->o.size, (unsigned long long)hb->total,
 	       cli->rounds, cli->o.cpu_a, cli->o.cpu_b,
 	       cli->o.rate ? ", fixed rate (latency from intended send time)" : ", closed loop");
 	printf("timer: %s (%.1f ns per read)\n",
@@ -145,6 +160,10 @@ static void cmp_print_table(const struct pp_cli *cli, const struct cmp_set *set)
 	printf(" %8s %10s %8s %8s %9s\n", "p50/shm", "p99.9/shm", "rnd-p50", "rnd-p99", "rnd-p99.9");
 	for (unsigned k = 0; k < set->n; k++) {
 		const struct hist *h = &set->res[k].merged;
+		if (set->res[k].skipped) {
+			printf("%-12s skipped (%s)\n", set->res[k].ops->name, set->res[k].why);
+			continue;
+		}
 		bench_print_hist_row(stdout, set->res[k].ops->name, h);
 		printf(" %8.2f %10.2f", ratio(hist_percentile(h, 50.0), hb50),
 		       ratio(hist_percentile(h, 99.9), hb999));
@@ -211,6 +230,13 @@ static int cmp_select(const struct pp_cli *cli, const char *mode, struct cmp_set
 			fprintf(stderr, "compare: no %s row: %s\n", name, pp_unavailable(name));
 			continue;
 		}
+		/* The AMQP rows start brokers (RabbitMQ: seconds): asked for,
+		 * by HBUS_BENCH_AMQP=1 or by name in --transports. */
+		if ((!strcmp(name, "amqp") || !strcmp(name, "rabbitmq")) && !list &&
+		    !getenv("HBUS_BENCH_AMQP")) {
+			set->res[set->n].skipped = true;
+			set->res[set->n].why = "set HBUS_BENCH_AMQP=1 to run it";
+		}
 		if (!strcmp(name, "shm"))
 			set->shm = (int)set->n;
 		else if (!strcmp(name, "cacheline"))
@@ -267,13 +293,16 @@ int bench_compare_main(int argc, char **argv)
 		const char *names[CMP_MAX];
 		const struct hist *hs[CMP_MAX];
 		char title[160];
+		unsigned np = 0;
 		for (unsigned k = 0; k < set->n; k++) {
-			names[k] = set->res[k].ops->name;
-			hs[k] = &set->res[k].merged;
+			if (set->res[k].skipped)
+				continue;
+			names[np] = set->res[k].ops->name;
+			hs[np++] = &set->res[k].merged;
 		}
 		snprintf(title, sizeof(title), "hbus-bench compare: %u-byte ping-pong RTT, cpus %d,%d%s",
 			 cli.o.size, cli.o.cpu_a, cli.o.cpu_b, cli.o.rate ? ", fixed rate" : "");
-		int prc = bench_plot_png(cli.plot, title, names, hs, set->n);
+		int prc = bench_plot_png(cli.plot, title, names, hs, np);
 		if (prc) {
 			fprintf(stderr, "hbus-bench compare: cannot write plot %s: %s\n", cli.plot,
 				prc == -ENOENT ? "gnuplot not found (apt-get install gnuplot-nox)"

@@ -65,6 +65,10 @@ extern const struct pp_ops pp_zmq_ops;
 #ifdef HBUS_BENCH_AERON
 extern const struct pp_ops pp_aeron_ops;
 #endif
+#ifdef HBUS_BENCH_AMQP
+extern const struct pp_ops pp_amqp_ops;     /* rabbitmq-c through hbus-amqp */
+extern const struct pp_ops pp_rabbitmq_ops; /* rabbitmq-c through a private RabbitMQ */
+#endif
 
 /* The transport called name, or NULL. */
 const struct pp_ops *pp_find(const char *name);

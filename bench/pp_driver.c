@@ -43,7 +43,7 @@ struct pp_run_state {
 };
 
 const char *const pp_all_names[] = {
-	"cacheline", "cacheline2", "shm", "uds", "udp", "zmq", "aeron", NULL,
+	"cacheline", "cacheline2", "shm", "uds", "udp", "zmq", "aeron", "amqp", "rabbitmq", NULL,
 };
 
 const struct pp_ops *pp_find(const char *name)
@@ -55,6 +55,9 @@ const struct pp_ops *pp_find(const char *name)
 #endif
 #ifdef HBUS_BENCH_AERON
 		&pp_aeron_ops,
+#endif
+#ifdef HBUS_BENCH_AMQP
+		&pp_amqp_ops, &pp_rabbitmq_ops,
 #endif
 	};
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
@@ -71,6 +74,8 @@ const char *pp_unavailable(const char *name)
 		return "hbus-bench was built without libzmq (apt-get install libzmq3-dev, then reconfigure)";
 	if (!strcmp(name, "aeron"))
 		return "hbus-bench was built without -Daeron=DIR (an Aeron C build: docs/BENCHMARKS.md)";
+	if (!strcmp(name, "amqp") || !strcmp(name, "rabbitmq"))
+		return "hbus-bench was built without librabbitmq (apt-get install librabbitmq-dev, then reconfigure)";
 	return NULL;
 }
 
