@@ -21,7 +21,7 @@
 #include <rte_ring.h>
 
 #include "dp_config.h"
-#include "dp_counters.h"
+#include "dp_counter_ids.h"
 #include "dp_port.h"
 #include "dp_worker.h"
 #include "hbus.h"

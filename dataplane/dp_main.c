@@ -134,7 +134,7 @@ static int setup(struct dataplane *dp)
 	info = (struct hbus_dpc_info){ .name = dp->cfg.name, .bus = dp->cfg.bus,
 				       .ip = dp->cfg.ip_str, .port_name = dp->port.name,
 				       .port_id = dp->port.id, .hbus_udp_port = dp->cfg.hbus_port,
-				       .max_lcores = dp->port.n_rxq };
+				       .max_lcores = dp->port.n_rxq, HBUS_DPC_DATAPLANE_COUNTERS };
 	rc = hbus_dpc_create(dp->bus_dir, &info, &dp->ctr);
 	if (rc) {
 		if (rc == -EADDRINUSE)

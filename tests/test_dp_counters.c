@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "dp_config.h"
-#include "dp_counters.h"
+#include "dp_counter_ids.h"
 
 static char dir[128];
 
@@ -36,7 +36,7 @@ static void teardown(void)
 
 static const struct hbus_dpc_info info = {
 	.name = "dp", .bus = "b", .ip = "10.0.0.1/24", .port_name = "net_null0",
-	.port_id = 3, .hbus_udp_port = 5900, .max_lcores = 4,
+	.port_id = 3, .hbus_udp_port = 5900, .max_lcores = 4, HBUS_DPC_DATAPLANE_COUNTERS,
 };
 
 TestSuite(dp_counters, .init = setup, .fini = teardown);
@@ -160,6 +160,42 @@ Test(dp_counters, create_rejects_bad_names)
 	bad = info;
 	bad.max_lcores = 0;
 	cr_assert_eq(hbus_dpc_create(dir, &bad, &w), -EINVAL);
+	/* The format (shm/) has no counters of its own: a writer that names
+	 * none, or more than the layout takes, is refused. */
+	bad = info;
+	bad.counter_name = NULL;
+	cr_assert_eq(hbus_dpc_create(dir, &bad, &w), -EINVAL);
+	bad = info;
+	bad.n_counters = 0;
+	cr_assert_eq(hbus_dpc_create(dir, &bad, &w), -EINVAL);
+	bad = info;
+	bad.n_counters = HBUS_DPC_MAX_COUNTERS + 1;
+	cr_assert_eq(hbus_dpc_create(dir, &bad, &w), -EINVAL);
+	bad = info;
+	bad.port_counter_name = NULL;
+	cr_assert_eq(hbus_dpc_create(dir, &bad, &w), -EINVAL);
+}
+
+/* A name the writer has no text for is written as "?", never left empty. */
+static const char *sparse_name(unsigned id)
+{
+	return id == 1 ? NULL : hbus_dpc_name(id);
+}
+
+Test(dp_counters, create_names_missing_counter)
+{
+	struct hbus_dpc_file w, r;
+	struct hbus_dpc_info i2 = info;
+	char path[512];
+
+	i2.counter_name = sparse_name;
+	cr_assert_eq(hbus_dpc_create(dir, &i2, &w), 0);
+	snprintf(path, sizeof(path), "%s/dp.counters", dir);
+	cr_assert_eq(hbus_dpc_open(path, &r), 0);
+	cr_assert_str_eq(hbus_dpc_file_name(&r, 1), "?");
+	cr_assert_str_eq(hbus_dpc_file_name(&r, 2), hbus_dpc_name(2));
+	hbus_dpc_close(&r);
+	hbus_dpc_destroy(&w, dir);
 }
 
 /* ---------------------------------------------------------- options */
