@@ -1,6 +1,7 @@
 /*
  * test_dp_counters.c - the dataplane's counters file (create, map, read,
- * stale-file takeover, corrupt-file refusal) and its option parser.
+ * stale-file takeover, corrupt-file refusal), its option parser and the
+ * operator hints drawn from the counters.
  * Pure C: no DPDK, no root.
  */
 #include <criterion/criterion.h>
@@ -17,6 +18,7 @@
 
 #include "dp_config.h"
 #include "dp_counter_ids.h"
+#include "dp_hint.h"
 
 static char dir[128];
 
@@ -271,4 +273,20 @@ Test(dp_config, bad_input_gets_a_message)
 			     "case %u accepted", i);
 		cr_assert_gt(strlen(err), 10, "case %u: no message", i);
 	}
+}
+
+/* ------------------------------------------------------------- hints */
+
+Test(dp_hint, csum_due_once_when_bad_checksums_dominate)
+{
+	struct dp_hint h = { 0 };
+
+	/* A few corrupt datagrams among good ones are traffic. */
+	cr_assert_eq(dp_hint_csum_due(&h, DP_HINT_CSUM_MIN - 1, 0), 0);
+	cr_assert_eq(dp_hint_csum_due(&h, 1000, 1000), 0);
+	cr_assert_eq(dp_hint_csum_due(&h, 1000, 5000), 0);
+	/* Most of them failing is configuration: said once, never again. */
+	cr_assert_eq(dp_hint_csum_due(&h, DP_HINT_CSUM_MIN, 0), 1);
+	cr_assert_eq(dp_hint_csum_due(&h, 10 * DP_HINT_CSUM_MIN, 0), 0);
+	cr_assert_eq(dp_hint_csum_due(&h, 1u << 30, 1), 0);
 }
