@@ -16,10 +16,11 @@ import json, os, re, sys
 
 build, src = (os.path.realpath(p) for p in sys.argv[1:3])
 allowed = {"shm": {"shm"}, "control": {"control", "shm"}}
-folders = {d for d in os.listdir(src) if os.path.isdir(os.path.join(src, d)) and not d.startswith(".")}
+folders = {d for d in os.listdir(src) if os.path.isdir(os.path.join(src, d)) and not d.startswith(".")
+           and not os.path.exists(os.path.join(src, d, "meson-private"))}  # build trees
 bad, seen = [], {k: 0 for k in allowed}
 for c in json.load(open(os.path.join(build, "compile_commands.json"))):
-    out = os.path.relpath(os.path.join(c["directory"], c["output"]), build)
+    out = os.path.normpath(c["output"])  # meson writes it relative to the build tree
     layer = out.split(os.sep)[0]
     if layer not in allowed:
         continue
@@ -29,11 +30,14 @@ for c in json.load(open(os.path.join(build, "compile_commands.json"))):
         bad.append(f"{out}: compiles {srcfile}")
     for inc in re.findall(r"(?:^|\s)-I(\S+)", c["command"]):
         p = os.path.realpath(os.path.join(c["directory"], inc))
-        for root in (src, build):
-            rel = os.path.relpath(p, root)
-            top = rel.split(os.sep)[0]
-            if not rel.startswith("..") and rel != "." and top in folders and top not in allowed[layer]:
-                bad.append(f"{out}: include path {inc} ({top}/)")
+        # The build tree may sit inside the source tree (build/): its
+        # folders mirror the source's.
+        rel = os.path.relpath(p, os.path.realpath(c["directory"]))
+        if rel.startswith(".."):
+            rel = os.path.relpath(p, src)
+        top = rel.split(os.sep)[0]
+        if not rel.startswith("..") and rel != "." and top in folders and top not in allowed[layer]:
+            bad.append(f"{out}: include path {inc} ({top}/)")
 for b in sorted(set(bad)):
     print("FAIL: " + b)
 if not all(seen.values()):
