@@ -17,46 +17,19 @@
 #  5. SIGTERM while waiting: clean exit 0.
 set -u
 
-B=${HBUS_BUILD_DIR:?set HBUS_BUILD_DIR to the build directory}
 S=${HBUS_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
 . "$S/tests/lib/netns.sh"
-netns_require_root
+. "$S/tests/lib/dptest.sh"
+dptest_init bd   # no namespace is made: net_null needs none
 
-DP=$B/dataplane/hbus-dataplane
-HBUSD=$B/control/hbusd
-HBUS=$B/control/hbus
-for x in "$DP" "$HBUSD" "$HBUS"; do
-	[ -x "$x" ] || { echo "SKIP: $x not built" >&2; exit 77; }
-done
-
-netns_init   # unique names and the cleanup trap; no namespace is made
-T=$(mktemp -d /tmp/hbus-test-bd.XXXXXX) || exit 1
-netns_track_dir "$T"
-SHM=$(mktemp -d /dev/shm/hbus-test-bd.XXXXXX) || exit 1
-netns_track_dir "$SHM"
 WRONG=$(mktemp -d /dev/shm/hbus-test-bd2.XXXXXX) || exit 1
 netns_track_dir "$WRONG"
-supp_env=$(printf '%s' "${LSAN_OPTIONS:-}" | tr ':' '\n' | sed -n 's/^suppressions=//p' | tail -1)
-cat "$S/tests/lib/lsan-dpdk.supp" ${supp_env:+"$supp_env"} >"$T/lsan.supp" 2>/dev/null
-export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$T/lsan.supp:print_suppressions=0"
 RUN=$T/run
 BUS=bd$$
 CTR=$SHM/hbus-$BUS/dataplane.counters
-FAILS=0
-HBUSD_PID=
 DP_PID=
 N=0
-
-fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); }
-ok() { echo "ok - $*"; }
-h() { "$HBUS" --bus "$BUS" --run-dir "$RUN" "$@"; }
-
-start_hbusd() {
-	"$HBUSD" --foreground --bus "$BUS" --run-dir "$RUN" --shm-dir "$SHM" >>"$T/hbusd.log" 2>&1 &
-	HBUSD_PID=$!
-	netns_track_pid $HBUSD_PID
-	wait_for 10 h list exchanges || { cat "$T/hbusd.log" >&2; echo "FAIL: hbusd did not start" >&2; exit 1; }
-}
+h() { dptest_h "$@"; }
 
 # start_dp LOG [OPTIONS...]: hbus-dataplane on net_null in the background.
 start_dp() {
@@ -71,10 +44,17 @@ start_dp() {
 	netns_track_pid $DP_PID
 }
 
-stop_dp() { # stop_dp: SIGTERM, wait; RC = its exit status
+# stop_dp WHAT: SIGTERM, wait; a failure unless it exits 0.
+stop_dp() {
 	kill -TERM "$DP_PID" 2>/dev/null
 	wait "$DP_PID"
 	RC=$?
+	[ "$RC" = 0 ] || fail "$1: exit $RC"
+}
+
+stop_hbusd() {
+	kill -TERM "$HBUSD_PID"
+	wait "$HBUSD_PID"
 }
 
 dp_in_stat() { # dp_in_stat: hbus stat --json has our dataplane, alive
@@ -87,7 +67,7 @@ sys.exit(0 if any(x.get("name") == "dataplane" and x.get("alive") for x in d.get
 exited() { ! kill -0 "$1" 2>/dev/null; }
 
 # ------------------------------------------- 1. no --shm-dir: follows hbusd
-start_hbusd
+dptest_hbusd "$BUS"
 start_dp "$T/dp1.log"
 if wait_for 20 test -f "$CTR" && wait_for 10 dp_in_stat &&
 	grep -q "counters: $SHM/hbus-$BUS/dataplane.counters" "$T/dp1.log"; then
@@ -96,10 +76,8 @@ else
 	cat "$T/dp1.log" >&2
 	fail "counters not in $CTR / not in hbus stat"
 fi
-stop_dp
-rc=$RC
-[ "$rc" = 0 ] && [ ! -e "$CTR" ] && ok "clean stop removes the counters file" ||
-	fail "stop: exit $rc, counters file $(ls "$CTR" 2>&1)"
+stop_dp "stop after 1"
+[ ! -e "$CTR" ] && ok "clean stop removes the counters file" || fail "counters file left: $CTR"
 
 # ------------------------------ 2. --shm-dir elsewhere: an error that says so
 start_dp "$T/dp2.log" --shm-dir "$WRONG"
@@ -117,7 +95,7 @@ if wait_for 30 exited "$DP_PID"; then
 else
 	cat "$T/dp2.log" >&2
 	fail "a dataplane with a wrong --shm-dir kept running"
-	stop_dp
+	stop_dp "stop after 2"
 fi
 
 # ------------------------------------------------ 3. the same --shm-dir: runs
@@ -129,13 +107,10 @@ else
 	cat "$T/dp3.log" >&2
 	fail "the right --shm-dir was refused"
 fi
-stop_dp
-rc=$RC
-[ "$rc" = 0 ] || fail "stop after 3: exit $rc"
+stop_dp "stop after 3"
 
 # ------------------------- 4. before hbusd, no --shm-dir: waits, then follows
-kill -TERM "$HBUSD_PID"
-wait "$HBUSD_PID"
+stop_hbusd
 start_dp "$T/dp4.log"
 if wait_for 20 grep -q "waiting for hbusd of bus '$BUS'" "$T/dp4.log" &&
 	sleep 1 && [ ! -e "$CTR" ] && ! exited "$DP_PID"; then
@@ -144,33 +119,20 @@ else
 	cat "$T/dp4.log" >&2
 	fail "did not wait for hbusd"
 fi
-start_hbusd
+dptest_hbusd "$BUS"
 if wait_for 20 test -f "$CTR" && wait_for 10 dp_in_stat; then
 	ok "then follows the hbusd that came: counters in its bus directory, in hbus stat"
 else
 	cat "$T/dp4.log" >&2
 	fail "did not follow hbusd once it came"
 fi
-stop_dp
-rc=$RC
-[ "$rc" = 0 ] || fail "stop after 4: exit $rc"
+stop_dp "stop after 4"
 
 # ----------------------------------------------- 5. SIGTERM while waiting
-kill -TERM "$HBUSD_PID"
-wait "$HBUSD_PID"
+stop_hbusd
 start_dp "$T/dp5.log"
 wait_for 20 grep -q "waiting for hbusd" "$T/dp5.log"
-stop_dp
-rc=$RC
-if [ "$rc" = 0 ] && [ ! -e "$CTR" ]; then
-	ok "SIGTERM while waiting for hbusd: exit 0, nothing left"
-else
-	cat "$T/dp5.log" >&2
-	fail "SIGTERM while waiting: exit $rc"
-fi
+stop_dp "SIGTERM while waiting for hbusd"
+[ "$RC" = 0 ] && [ ! -e "$CTR" ] && ok "SIGTERM while waiting for hbusd: exit 0, nothing left"
 
-if [ "$FAILS" -ne 0 ]; then
-	echo "$FAILS check(s) failed" >&2
-	exit 1
-fi
-echo "all checks passed"
+dptest_done

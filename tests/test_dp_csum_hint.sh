@@ -14,37 +14,17 @@
 # repeat it; after `ethtool -K <peer> tx off` the next 100 are delivered.
 set -u
 
-B=${HBUS_BUILD_DIR:?set HBUS_BUILD_DIR to the build directory}
 S=${HBUS_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
 . "$S/tests/lib/netns.sh"
-netns_require_root
-
-DP=$B/dataplane/hbus-dataplane
-HBUSD=$B/control/hbusd
-HBUS=$B/control/hbus
-for x in "$DP" "$HBUSD" "$HBUS"; do
-	[ -x "$x" ] || { echo "SKIP: $x not built" >&2; exit 77; }
-done
+. "$S/tests/lib/dptest.sh"
+dptest_init ck
 PY="python3 $S/tests/lib/dp_traffic.py"
-
-netns_init
-T=$(mktemp -d /tmp/hbus-test-ck.XXXXXX) || exit 1
-netns_track_dir "$T"
-SHM=$(mktemp -d /dev/shm/hbus-test-ck.XXXXXX) || exit 1
-netns_track_dir "$SHM"
-supp_env=$(printf '%s' "${LSAN_OPTIONS:-}" | tr ':' '\n' | sed -n 's/^suppressions=//p' | tail -1)
-cat "$S/tests/lib/lsan-dpdk.supp" ${supp_env:+"$supp_env"} >"$T/lsan.supp" 2>/dev/null
-export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$T/lsan.supp:print_suppressions=0"
 RUN=$T/run
 BUS=ck$$
 DP_IP=10.97.0.1
 PEER_IP=10.97.0.2
 CTR=$SHM/hbus-$BUS/dataplane.counters
-FAILS=0
-
-fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); }
-ok() { echo "ok - $*"; }
-h() { "$HBUS" --bus "$BUS" --run-dir "$RUN" "$@"; }
+h() { dptest_h "$@"; }
 dpq() {
 	python3 -c "import sys; sys.path.insert(0, '$S/tests/lib'); import dpstat
 d = dpstat.read('$CTR'); t = d['totals']
@@ -57,9 +37,7 @@ send() { # send TAG: 100 raw datagrams to the mapped port
 		--rate 2000 >/dev/null || fail "sender $1"
 }
 
-"$HBUSD" --foreground --bus "$BUS" --run-dir "$RUN" --shm-dir "$SHM" >"$T/hbusd.log" 2>&1 &
-netns_track_pid $!
-wait_for 10 h list exchanges || { cat "$T/hbusd.log" >&2; echo "FAIL: hbusd did not start" >&2; exit 1; }
+dptest_hbusd "$BUS"
 h declare-exchange md direct >/dev/null && h declare-queue q --capacity 1024 --slot-size 256 >/dev/null &&
 	h bind q md u >/dev/null && h map-udp $DP_IP:7000 md u >/dev/null || { fail "topology"; exit 1; }
 
@@ -107,8 +85,4 @@ else
 	fail "after the fix: $res; bad $(dpq "t['drop_bad_udp_checksum']")"
 fi
 
-if [ "$FAILS" -ne 0 ]; then
-	echo "$FAILS check(s) failed" >&2
-	exit 1
-fi
-echo "all checks passed"
+dptest_done
