@@ -13,7 +13,7 @@
  *   - a new table generation: grow the map, close handles of queues the
  *     table no longer has (lazily, at the next burst);
  *   - a new session (hbusd restarted): take a reader slot under the new
- *     owner id and move this router's handles to it.
+ *     owner id (queue handles keep theirs).
  */
 #include "client_internal.h"
 #include "queue_internal.h"
@@ -115,11 +115,10 @@ static void router_resync(hbus_router *r)
 	} else {
 		HBUS_WARN("router: no reader slot on the routes file: %s", hbus_strerror(rc));
 	}
-	for (i = 0; i < r->map_len; i++) {
-		if (r->map[i].rq)
-			r->map[i].rq->q->owner = r->owner; /* between bursts: no write in flight */
+	/* Handles keep the owner id they were opened with (their records
+	 * name it; hbusd recovers it when this process exits). */
+	for (i = 0; i < r->map_len; i++)
 		r->map[i].retry_ns = 0;
-	}
 	r->session_gen = sg;
 	r->have_gen = 0;
 }
