@@ -142,8 +142,10 @@ fi
 
 export LD_LIBRARY_PATH=$LIB
 export HBUS_BUS=inst$$ HBUS_RUN_DIR=$T/run
+# strace only where ptrace is allowed (a container may forbid it).
 STRACE=
-command -v strace >/dev/null 2>&1 && STRACE="strace -f -qq -o $T/hbusd.strace"
+command -v strace >/dev/null 2>&1 && strace -f -qq -o /dev/null true 2>/dev/null &&
+	STRACE="strace -f -qq -o $T/hbusd.strace"
 $STRACE "$D$SBINDIR/hbusd" --foreground --shm-dir "$SHM" >"$T/hbusd.log" 2>&1 &
 HBUSD_PID=$!
 PIDS+=("$HBUSD_PID")
