@@ -136,10 +136,12 @@ json_t *report_stat(struct hbusd *d)
 		}
 	}
 	/* The dataplanes' counters files (report_dataplane.c). */
-	return json_pack("{s:b, s:s, s:I, s:I, s:b, s:i, s:i, s:o*, s:o*}", "ok", 1, "bus", d->o.bus,
+	/* "gateways": hbus-amqp's counters, as each last reported them. */
+	return json_pack("{s:b, s:s, s:I, s:I, s:b, s:i, s:i, s:o*, s:o*, s:o*}", "ok", 1, "bus", d->o.bus,
 			 "epoch", (json_int_t)atomic_load(&d->sb.sb->epoch),
 			 "generation", (json_int_t)m->generation,
 			 "publish_waiting", model_publish_waiting(m),
 			 "sessions", (int)d->n_sessions, "pending_recoveries", (int)m->pending.n,
-			 "queues", qs, "dataplanes", report_dataplanes(d->bus_dir));
+			 "queues", qs, "dataplanes", report_dataplanes(d->bus_dir),
+			 "gateways", vsession_gateways(d));
 }

@@ -23,83 +23,6 @@ uint64_t hbus_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static uint32_t stride_for(uint32_t slot_size)
-{
-	return (HBUS_SLOT_HDR_LEN + slot_size + HBUS_CACHE_LINE - 1) & ~(uint32_t)(HBUS_CACHE_LINE - 1);
-}
-
-static size_t hdr_len(void)
-{
-	return (sizeof(struct hbus_queue_hdr) + HBUS_CACHE_LINE - 1) & ~(size_t)(HBUS_CACHE_LINE - 1);
-}
-
-/* Records follow the header, slots follow the records. */
-static uint64_t slots_offset(uint32_t nrec)
-{
-	return hdr_len() + (uint64_t)nrec * sizeof(struct hbus_qrec);
-}
-
-static int config_valid(const struct hbus_queue_config *c)
-{
-	return c->capacity >= HBUS_QUEUE_CAPACITY_MIN && c->capacity <= HBUS_QUEUE_CAPACITY_MAX &&
-	       (c->capacity & (c->capacity - 1)) == 0 &&
-	       c->slot_size >= HBUS_SLOT_SIZE_MIN && c->slot_size <= HBUS_SLOT_SIZE_MAX &&
-	       c->overflow <= HBUS_OVERFLOW_DROP_HEAD && c->numa_node >= -1 &&
-	       c->ttl_ms <= 7u * 24 * 3600 * 1000 && (c->flags & ~HBUS_QUEUE_F_ALL) == 0;
-}
-
-int hbus_queue_create(const char *path, const char *name,
-		      const struct hbus_queue_config *cfg, int *fd_out)
-{
-	struct hbus_queue_hdr *h;
-	struct hbus_map map;
-	size_t size;
-	int fd, rc;
-
-	if (!path || !name || !cfg || !fd_out || strlen(name) > HBUS_NAME_MAX || !config_valid(cfg))
-		return -EINVAL;
-	size = slots_offset(HBUS_QUEUE_RECORDS) + (size_t)cfg->capacity * stride_for(cfg->slot_size);
-	rc = hbus_shm_create(path, size, cfg->numa_node, &fd, &map);
-	if (rc)
-		return rc;
-	/* The file is new and zero-filled: every slot is FREE at lap 0, every
-	 * record free with its counters at 0. */
-	h = map.addr;
-	h->capacity = cfg->capacity;
-	h->slot_size = cfg->slot_size;
-	h->slot_stride = stride_for(cfg->slot_size);
-	h->overflow = cfg->overflow;
-	h->ttl_ms = cfg->ttl_ms;
-	h->numa_node = cfg->numa_node;
-	h->flags = cfg->flags;
-	h->nrec = HBUS_QUEUE_RECORDS;
-	h->rec_offset = hdr_len();
-	h->slots_offset = slots_offset(HBUS_QUEUE_RECORDS);
-	h->created_ns = hbus_now_ns();
-	memcpy(h->name, name, strlen(name) + 1);
-	hbus_shm_init_hdr(&h->file, HBUS_FILE_QUEUE, HBUS_QUEUE_LAYOUT_VERSION, size);
-	hbus_shm_unmap(&map);
-	*fd_out = fd;
-	return 0;
-}
-
-/* Every size in the header must agree with every other and with the file. */
-static int header_consistent(const struct hbus_queue_hdr *h, size_t maplen)
-{
-	struct hbus_queue_config c = {
-		.capacity = h->capacity, .slot_size = h->slot_size,
-		.overflow = h->overflow, .ttl_ms = h->ttl_ms, .numa_node = h->numa_node,
-		.flags = h->flags,
-	};
-
-	if (!config_valid(&c) || h->slot_stride != stride_for(h->slot_size) ||
-	    h->nrec != HBUS_QUEUE_RECORDS || h->rec_offset != hdr_len() ||
-	    h->slots_offset != slots_offset(h->nrec) || memchr(h->name, 0, sizeof(h->name)) == NULL)
-		return 0;
-	return h->slots_offset + (uint64_t)h->capacity * h->slot_stride <= h->file.size &&
-	       h->file.size <= maplen;
-}
-
 /* Take a free record for a new handle: CAS its owner from 0 to ours.  A
  * record freed by its last handle (or by recovery) has no journal; its
  * counters go on from where they were (the queue's totals are sums). */
@@ -123,16 +46,15 @@ static int record_take(struct hbus_queue *q)
 
 static void handle_free(struct hbus_queue *q)
 {
-	hbus_shm_unmap(&q->map);
-	close(q->fd);
+	queue_unmap(q);
 	free(q->dead_buf);
 	free(q);
 }
 
-int hbus_queue_open_fd(int fd, const struct hbus_queue_opts *opts, hbus_queue **out)
+int hbus_queue_open_fds(int fd, int data_fd, const struct hbus_queue_opts *opts,
+			hbus_queue **out)
 {
 	struct hbus_queue *q;
-	struct hbus_queue_hdr *h;
 	int rc;
 
 	if (fd < 0 || !opts || !out || opts->owner == 0 || opts->owner > HBUS_OWNER_MAX ||
@@ -141,45 +63,25 @@ int hbus_queue_open_fd(int fd, const struct hbus_queue_opts *opts, hbus_queue **
 	q = calloc(1, sizeof(*q));
 	if (!q)
 		return -ENOMEM;
-	q->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	if (q->fd < 0) {
-		rc = -errno;
-		free(q);
-		return rc;
+	q->fd = q->data_fd = -1;
+	rc = queue_map(q, fd, data_fd);
+	if (rc == 0) {
+		q->owner = opts->owner;
+		q->ack_mode = opts->ack_mode;
+		q->prefetch = opts->prefetch ? opts->prefetch : (uint32_t)q->mask + 1;
+		rc = record_take(q);
 	}
-	rc = hbus_shm_map_fd(q->fd, sizeof(struct hbus_file_hdr), &q->map);
-	if (rc == 0)
-		rc = hbus_shm_check_hdr(&q->map, HBUS_FILE_QUEUE, HBUS_QUEUE_LAYOUT_VERSION);
-	if (rc == 0 && (q->map.len < sizeof(*h) || !header_consistent(q->map.addr, q->map.len)))
-		rc = -EPROTO;
-	if (rc) {
-		hbus_shm_unmap(&q->map);
-		close(q->fd);
-		free(q);
-		return rc;
-	}
-	h = q->map.addr;
-	q->hdr = h;
-	q->recs = (struct hbus_qrec *)((uint8_t *)h + h->rec_offset);
-	q->nrec = h->nrec;
-	q->slots = (uint8_t *)h + h->slots_offset;
-	q->mask = h->capacity - 1;
-	q->shift = (uint32_t)__builtin_ctz(h->capacity);
-	q->stride = h->slot_stride;
-	q->slot_size = h->slot_size;
-	q->overflow = h->overflow;
-	q->ttl_ns = (uint64_t)h->ttl_ms * 1000000u;
-	q->demote = (h->flags & HBUS_QUEUE_F_LATENCY) != 0;
-	q->owner = opts->owner;
-	q->ack_mode = opts->ack_mode;
-	q->prefetch = opts->prefetch ? opts->prefetch : h->capacity;
-	rc = record_take(q);
 	if (rc) {
 		handle_free(q);
 		return rc;
 	}
 	*out = q;
 	return 0;
+}
+
+int hbus_queue_open_fd(int fd, const struct hbus_queue_opts *opts, hbus_queue **out)
+{
+	return hbus_queue_open_fds(fd, -1, opts, out);
 }
 
 /*
@@ -222,8 +124,17 @@ int hbus_queue_config_get(const hbus_queue *q, struct hbus_queue_config *cfg)
 	cfg->slot_size = q->slot_size;
 	cfg->overflow = q->overflow;
 	cfg->ttl_ms = (uint32_t)(q->ttl_ns / 1000000u);
-	cfg->numa_node = q->hdr->numa_node;
-	cfg->flags = q->hdr->flags;
+	cfg->numa_node = q->hdr->numa_node; /* informational only */
+	cfg->flags = q->flags;
+	return 0;
+}
+
+int hbus_queue_set_requeue(hbus_queue *q, hbus_requeue_fn fn, void *ctx)
+{
+	if (!q)
+		return -EINVAL;
+	q->requeue_fn = fn;
+	q->requeue_ctx = ctx;
 	return 0;
 }
 

@@ -143,7 +143,7 @@ static int claim_head(struct hbus_queue *q, uint64_t *pos, uint64_t *now, int pu
 	while (steps--) {
 		struct hbus_slot *s = slot_at(q, h);
 		uint64_t lap = pos_lap(q, h);
-		uint64_t w = atomic_load_explicit(&s->state, ACQUIRE);
+		uint64_t w = atomic_load_explicit(slot_state(q, h), ACQUIRE);
 		int64_t d = lap_diff(word_lap(w), lap);
 
 		if (d < 0)

@@ -21,7 +21,8 @@
  */
 struct hbus_queue {
 	struct hbus_queue_hdr *hdr;
-	uint8_t *slots;
+	uint8_t *slots;         /* message slots (in the data file of a protected queue) */
+	uint8_t *states;        /* state words: slots itself, or the state lines */
 	struct hbus_qrec *recs;
 	struct hbus_qrec *rec;  /* ours */
 	/* Copied from the header once, after validation: a process never
@@ -29,7 +30,10 @@ struct hbus_queue {
 	uint64_t mask;
 	uint32_t shift;
 	uint32_t stride;
+	uint32_t state_stride;
 	uint32_t slot_size;
+	uint32_t flags;         /* HBUS_QUEUE_F_* */
+	int read_only;          /* a protected queue's bytes, mapped read-only (a consumer) */
 	uint32_t overflow;
 	uint64_t ttl_ns;
 	uint32_t nrec;
@@ -49,9 +53,16 @@ struct hbus_queue {
 	hbus_dead_fn dead_fn;
 	void *dead_ctx;
 	uint8_t *dead_buf;      /* slot_size bytes: a message removed unread, for dead_fn */
-	struct hbus_map map;
-	int fd;
+	hbus_requeue_fn requeue_fn;
+	void *requeue_ctx;
+	struct hbus_map map, data_map;
+	int fd, data_fd;
 };
+
+/* queue_file.c: map the queue's file(s) onto q, every layout field checked
+ * and copied; and undo it. */
+int queue_map(struct hbus_queue *q, int fd, int data_fd);
+void queue_unmap(struct hbus_queue *q);
 
 static inline struct hbus_slot *slot_at(const struct hbus_queue *q, uint64_t pos)
 {
@@ -61,6 +72,20 @@ static inline struct hbus_slot *slot_at(const struct hbus_queue *q, uint64_t pos
 static inline uint64_t pos_lap(const struct hbus_queue *q, uint64_t pos)
 {
 	return (pos >> q->shift) & SLOT_LAP_MASK;
+}
+
+/* The full position of the slot at idx whose word says lap (mod 2^32):
+ * the one nearest ref (a cursor).  What a scan of slot words, or a
+ * journal, knows of a position. */
+static inline uint64_t pos_near(const struct hbus_queue *q, uint64_t ref, uint64_t idx,
+				uint64_t lap)
+{
+	uint64_t span_mask = (UINT64_C(1) << (SLOT_LAP_BITS + q->shift)) - 1;
+	uint64_t delta = (((lap << q->shift) | (idx & q->mask)) - ref) & span_mask;
+
+	if (delta > span_mask / 2)
+		return ref - ((span_mask + 1) - delta);
+	return ref + delta;
 }
 
 #define RELAXED memory_order_relaxed
@@ -147,9 +172,11 @@ static inline void count_plain(struct hbus_queue *q, unsigned ctr, uint64_t n)
 			      RELAXED);
 }
 
+/* The state word of pos: the slot's first 8 bytes, or its own line in the
+ * state file of a protected queue. */
 static inline _Atomic uint64_t *slot_state(const struct hbus_queue *q, uint64_t pos)
 {
-	return &slot_at(q, pos)->state;
+	return (_Atomic uint64_t *)(q->states + (pos & q->mask) * q->state_stride);
 }
 
 static inline int slot_cas(const struct hbus_queue *q, uint64_t pos, uint64_t *expect,
@@ -329,20 +356,16 @@ int queue_claim_tail(struct hbus_queue *q, uint64_t *pos, uint64_t *blocked);
  * -ESTALE when someone else took it first (queue_consume.c). */
 int queue_remove_ready(struct hbus_queue *q, uint64_t pos, uint64_t w, unsigned why);
 
-/* Requeue the message held in slot pos (word held, holder may be another
- * record's when recovery does it) at the tail with HBUS_MSG_REDELIVERED:
- * in place when the ring is full and its own slot blocks the tail, else by
- * a copy.  0, -EAGAIN when no slot can be had now, -EUCLEAN
- * (queue_requeue.c). */
+/* Requeue the message held in slot pos (word held; the holder may be
+ * another record's when recovery does it) flagged HBUS_MSG_REDELIVERED,
+ * back at its position (queue_requeue.c).  0, -ESTALE, -EPERM. */
 int queue_requeue(struct hbus_queue *q, uint64_t pos, uint64_t held);
+void queue_rewind_head(struct hbus_queue *q, uint64_t pos);
 
 /* Settle the journal of a record whose process is gone: if its transition
- * happened, store the counter it journaled and finish a requeue
- * (queue_recover.c). */
+ * happened, store the counter it journaled and finish a requeue's move of
+ * the head (queue_recover.c). */
 void queue_settle(struct hbus_queue *q, struct hbus_qrec *r);
 
-/* Copy a held message's header and bytes into another slot we hold
- * (queue_requeue.c). */
-void queue_copy_slot(const struct hbus_queue *q, struct hbus_slot *dst, const struct hbus_slot *src);
 
 #endif

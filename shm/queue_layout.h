@@ -4,6 +4,16 @@
  *
  *   [ struct hbus_queue_hdr ][ records x nrec ][ slot 0 ][ slot 1 ] ... [ slot capacity-1 ]
  *
+ * A protected queue (HBUS_QUEUE_F_PROTECTED) keeps message bytes in a
+ * second file that consumers map read-only; the state words (one 64-byte
+ * line each, no false sharing) stay in the first, which they map
+ * read-write:
+ *
+ *   queue.<qid>:       [ hdr ][ records ][ state 0 ][ state 1 ] ...
+ *   queue.<qid>.data:  [ struct hbus_queue_data_hdr ][ slot 0 ][ slot 1 ] ...
+ *
+ * The slot layout is the same; a protected slot's own state word is unused.
+ *
  * Each slot starts with one 64-bit state word:
  *
  *   bits 63..32  lap     (position / capacity, modulo 2^32)
@@ -124,9 +134,10 @@ enum qc {
  * transition acts on; jr_target is the counter's value once it is done.
  * Written in that order before the CAS, jr_op first: until jr_target is
  * written the op cannot have happened, and a stale target from the op
- * before equals the counter, so settling it changes nothing.  jr_aux and
- * jr_aux2 carry a requeue's source slot (index:24 | lap:32) and holder, or
- * the holder of a slot recovery takes from a dead record.
+ * before equals the counter, so settling it changes nothing.  jr_aux2
+ * carries the holder of a slot recovery takes from a dead record (with
+ * JR_FOREIGN in the kind); jr_aux is for transitions that name a second
+ * value.
  */
 enum jr_kind {
 	JR_NONE = 0,
@@ -140,8 +151,7 @@ enum jr_kind {
 	JR_EXPIRE,     /* READY(L) -> FREE(L+1): expired; done when the lap moved on */
 	JR_DROP,       /* READY(L) -> FREE(L+1): dropped_head */
 	JR_PURGE,      /* READY(L) -> FREE(L+1): purged */
-	JR_REQUEUE_IP, /* CLAIMED(L, h) -> READY(L+1) in place: requeued */
-	JR_REQUEUE,    /* dst WRITING(L', me) -> READY(L'), then src CLAIMED(Ls, h) -> FREE: requeued */
+	JR_REQUEUE,    /* CLAIMED*(L, h) -> READY(L), then the head back to it: requeued */
 	JR_KINDS,
 	JR_FOREIGN = 0x80, /* the pre-state's holder is jr_aux2, not the record's own */
 };
@@ -177,8 +187,11 @@ struct hbus_queue_hdr {
 	uint32_t flags;        /* HBUS_QUEUE_F_* */
 	uint32_t nrec;         /* records */
 	uint64_t rec_offset;
-	uint64_t slots_offset;
-	uint64_t created_ns;
+	uint64_t slots_offset; /* in this file, or in the data file (protected) */
+	uint64_t states_offset; /* the state words: slots_offset unless protected */
+	uint32_t state_stride;  /* slot_stride unless protected (64) */
+	uint32_t reserved0;
+	uint64_t created_ns;   /* also in the data file: the pair belongs together */
 	char name[256];
 
 	/* Producers' cursor: next position to claim. */
@@ -191,6 +204,15 @@ struct hbus_queue_hdr {
 	 * was); producers read the line and wake only when a bit is set. */
 	alignas(HBUS_CURSOR_ALIGN) _Atomic uint32_t futex_seq;
 	alignas(HBUS_CACHE_LINE) _Atomic uint64_t sleepers[HBUS_QUEUE_RECORDS / 64];
+};
+
+/* The header of a protected queue's data file. */
+struct hbus_queue_data_hdr {
+	struct hbus_file_hdr file;
+	uint32_t capacity;
+	uint32_t slot_stride;
+	uint64_t slots_offset;
+	uint64_t created_ns;   /* equal to the state file's */
 };
 
 #endif

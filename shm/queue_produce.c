@@ -93,7 +93,7 @@ static void publish_one(struct hbus_queue *q, uint64_t pos)
 		s->enq_ts_ns = hbus_now_ns();
 	target = journal(q, JR_COMMIT, pos, QC_ENQUEUED, 1);
 	CRASHPOINT(ONE_JOURNAL);
-	atomic_store_explicit(&s->state, slot_word(pos_lap(q, pos), 0, SLOT_READY), SEQ_CST);
+	atomic_store_explicit(slot_state(q, pos), slot_word(pos_lap(q, pos), 0, SLOT_READY), SEQ_CST);
 	CRASHPOINT(ONE_PUBLISH);
 	count_done(q, QC_ENQUEUED, target);
 	CRASHPOINT(ONE_COUNT);
@@ -249,7 +249,8 @@ static void publish_run(struct hbus_queue *q, uint64_t pos, const struct hbus_ou
 		s = slot_at(q, pos + j);
 		write_slot(s, &m[j]);
 		s->enq_ts_ns = ts;
-		atomic_store_explicit(&s->state, slot_word(pos_lap(q, pos + j), 0, SLOT_READY), RELEASE);
+		atomic_store_explicit(slot_state(q, pos + j), slot_word(pos_lap(q, pos + j), 0, SLOT_READY),
+				      RELEASE);
 		CRASHPOINT(RUN_INNER);
 		demote_slot(q, s, (uint32_t)m[j].meta_len + m[j].body_len);
 	}
@@ -258,7 +259,7 @@ static void publish_run(struct hbus_queue *q, uint64_t pos, const struct hbus_ou
 	s->enq_ts_ns = ts;
 	target = journal(q, JR_COMMIT, pos, QC_ENQUEUED, k);
 	CRASHPOINT(RUN_JOURNAL);
-	atomic_store_explicit(&s->state, slot_word(pos_lap(q, pos), 0, SLOT_READY), RELEASE);
+	atomic_store_explicit(slot_state(q, pos), slot_word(pos_lap(q, pos), 0, SLOT_READY), RELEASE);
 	CRASHPOINT(RUN_PUBLISH);
 	count_done(q, QC_ENQUEUED, target);
 	CRASHPOINT(RUN_COUNT);
@@ -315,6 +316,8 @@ int hbus_queue_enqueue_burst(hbus_queue *q, const struct hbus_out *m, unsigned n
 
 	if (!q || (!m && n))
 		return -EINVAL;
+	if (q->read_only)
+		return -EPERM; /* a consumer of a protected queue */
 	if (!q->full_hint) {
 		prefetch_tail(q, n);
 		if (n && out_valid(&m[0]))
@@ -359,6 +362,8 @@ int hbus_queue_reserve(hbus_queue *q, struct hbus_reservation *r)
 
 	if (!q || !r)
 		return -EINVAL;
+	if (q->read_only)
+		return -EPERM;
 	rc = queue_claim_tail(q, &pos, NULL);
 	if (rc)
 		return refused(q, rc);

@@ -68,13 +68,27 @@ static void count_hook(void *ctx, hbus_queue *q, const struct hbus_msg *m,
 	hooked++;
 }
 
+/* The data file of the case's queue when it is protected (-1: none). */
+static int case_dfd = -1;
+
 static hbus_queue *open_as(int fd, uint32_t owner, uint32_t ack_mode)
 {
 	struct hbus_queue_opts o = { .owner = owner, .ack_mode = ack_mode };
 	hbus_queue *q = NULL;
 
-	if (hbus_queue_open_fd(fd, &o, &q))
+	if (hbus_queue_open_fds(fd, case_dfd, &o, &q))
 		_exit(4);
+	return q;
+}
+
+/* The same in the parent, where a failure is an assertion. */
+static hbus_queue *popen_as(int fd, uint32_t owner, uint32_t ack_mode)
+{
+	struct hbus_queue_opts o = { .owner = owner, .ack_mode = ack_mode };
+	hbus_queue *q = NULL;
+	int rc = hbus_queue_open_fds(fd, case_dfd, &o, &q);
+
+	cr_assert_eq(rc, 0, "open: %s", hbus_strerror(rc));
 	return q;
 }
 
@@ -227,9 +241,9 @@ static hbus_queue *dead_handles[3];
  * finish.  What it was handed is in the ledger as delivered. */
 static void setup_dead(int fd, struct ledger *l, int fill)
 {
-	hbus_queue *p = tu_open(fd, DEAD, HBUS_ACK_AUTO, 0);
-	hbus_queue *c = tu_open(fd, DEAD, HBUS_ACK_MANUAL, 0);
-	hbus_queue *a = tu_open(fd, DEAD, HBUS_ACK_AUTO, 0);
+	hbus_queue *p = popen_as(fd, DEAD, HBUS_ACK_AUTO);
+	hbus_queue *c = popen_as(fd, DEAD, HBUS_ACK_MANUAL);
+	hbus_queue *a = popen_as(fd, DEAD, HBUS_ACK_AUTO);
 	struct knobs k = { .burst_max = 1, .len_max = 64 };
 	unsigned seed = 7, cap = (unsigned)p->mask + 1;
 	struct hbus_reservation r;
@@ -271,7 +285,7 @@ static void setup_dead_full(int fd, struct ledger *l) { setup_dead(fd, l, 1); }
 /* Cursors three laps behind the slots: walkers must jump, not walk. */
 static void setup_lagging(int fd, struct ledger *l)
 {
-	hbus_queue *q = tu_open(fd, PARENT + 1, HBUS_ACK_AUTO, 0);
+	hbus_queue *q = popen_as(fd, PARENT + 1, HBUS_ACK_AUTO);
 	uint64_t cap = q->mask + 1;
 	struct hbus_msg m;
 
@@ -303,6 +317,8 @@ static const struct scenario scenarios[] = {
 	  .k = { .burst_max = 8, .len_max = 64, .ttl_sleep = 1, .hook = 1 } },
 	{ .name = "latency", .cfg = CFG(32, 1344, HBUS_OVERFLOW_REJECT, 0, HBUS_QUEUE_F_LATENCY),
 	  .k = { .burst_max = 16, .len_max = 1344 } },
+	{ .name = "protected", .cfg = CFG(16, 200, HBUS_OVERFLOW_DROP_HEAD, 0, HBUS_QUEUE_F_PROTECTED),
+	  .k = { .burst_max = 8, .len_max = 200, .hook = 1 } },
 	{ .name = "purge", .cfg = CFG(32, 64, HBUS_OVERFLOW_REJECT, 0, 0),
 	  .k = { .burst_max = 6, .len_max = 64, .purge = 1 } },
 	{ .name = "lagging-cursors", .cfg = CFG(16, 64, HBUS_OVERFLOW_REJECT, 0, 0),
@@ -404,7 +420,7 @@ static int drain_one(hbus_queue *q, struct books *b)
 
 static void check_case(int fd, struct ledger *l, const struct scenario *sc, const char *where)
 {
-	hbus_queue *q = tu_open(fd, PARENT, HBUS_ACK_MANUAL, 0);
+	hbus_queue *q = popen_as(fd, PARENT, HBUS_ACK_MANUAL);
 	struct books b = { .n_ids = LEDGER_MAX, .where = where };
 	struct hbus_queue_stats s;
 	struct hbus_recovery r;
@@ -473,10 +489,21 @@ static void check_case(int fd, struct ledger *l, const struct scenario *sc, cons
 static int run_case(const struct scenario *sc, int point, unsigned long hit, unsigned seed)
 {
 	struct ledger *l = ledger_new();
-	int fd = tu_queue_fd_cfg(&sc->cfg), status;
-	char where[160];
+	char where[160], path[96], data[104];
+	int fd, status;
 	pid_t pid;
 
+	if (sc->cfg.flags & HBUS_QUEUE_F_PROTECTED) {
+		snprintf(path, sizeof(path), "/dev/shm/hbus-crash-%d", (int)getpid());
+		snprintf(data, sizeof(data), "%s.data", path);
+		unlink(path);
+		unlink(data);
+		cr_assert_eq(hbus_queue_create_protected(path, data, "crash", &sc->cfg, &fd, &case_dfd), 0);
+		unlink(path);
+		unlink(data);
+	} else {
+		fd = tu_queue_fd_cfg(&sc->cfg);
+	}
 	snprintf(where, sizeof(where), "%s, point %s, pass %lu, seed %u", sc->name,
 		 point >= 0 ? hbus_crashpoint_names[point] : "none", hit, seed);
 	if (sc->setup)
@@ -494,6 +521,9 @@ static int run_case(const struct scenario *sc, int point, unsigned long hit, uns
 		  status);
 	check_case(fd, l, sc, where);
 	close(fd);
+	if (case_dfd >= 0)
+		close(case_dfd);
+	case_dfd = -1;
 	ledger_free(l);
 	return WIFSIGNALED(status);
 }
