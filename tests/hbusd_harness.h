@@ -31,7 +31,8 @@ struct hb_env {
 
 /* Create the directories (and the reaper).  bus: a name for this test. */
 void hb_env_init(struct hb_env *e, const char *bus);
-/* Stop hbusd if it runs, remove everything. */
+/* Stop hbusd if it runs, remove everything.  Aborts (fails the test, even
+ * from a .fini) when hbusd does not exit 0 on SIGTERM. */
 void hb_env_fini(struct hb_env *e);
 /* The bus directory inside the shm dir. */
 void hb_bus_dir(const struct hb_env *e, char *out, size_t cap);
@@ -41,8 +42,11 @@ void hb_bus_dir(const struct hb_env *e, char *out, size_t cap);
 void hb_start(struct hb_env *e, const char *const *extra);
 /* Start and expect it to fail: returns its exit status. */
 int hb_start_fail(struct hb_env *e, const char *const *extra, char *out, size_t cap);
-/* SIGTERM and wait: returns the exit status (or 128 + signal). */
+/* SIGTERM and wait: returns the exit status (or 128 + signal); 5 s, then
+ * SIGKILL.  hb_stop_clean asserts status 0 (in a test body, never in a
+ * .fini: see teardown.h), printing hbusd's log when it is not. */
 int hb_stop(struct hb_env *e);
+void hb_stop_clean(struct hb_env *e);
 
 /* Client side. */
 int hb_connect(const struct hb_env *e);

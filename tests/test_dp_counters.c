@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "dp_config.h"
+#include "teardown.h"
 #include "dp_counters.h"
 
 static char dir[128];
@@ -31,7 +32,7 @@ static void teardown(void)
 	char cmd[256];
 
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	cr_assert_eq(system(cmd), 0);
+	tu_fini_check(system(cmd) == 0, "%s failed", cmd);
 }
 
 static const struct hbus_dpc_info info = {

@@ -261,7 +261,7 @@ Test(control, limits_are_406_naming_the_limit)
 					   "--max-consumers", "1", "--max-exchanges", "1", NULL };
 	int fd;
 
-	hb_stop(&env);
+	hb_stop_clean(&env);
 	hb_start(&env, lim);
 	fd = hb_session(&env, NULL);
 	hb_declare_queue(fd, "a");
@@ -286,7 +286,7 @@ Test(control, routing_table_over_its_size_is_refused_and_undone)
 	int fd, i, refused = -1;
 	json_t *r;
 
-	hb_stop(&env);
+	hb_stop_clean(&env);
 	/* A fresh bus: the routes file is created with the small size. */
 	char dir[256];
 	hb_bus_dir(&env, dir, sizeof(dir));

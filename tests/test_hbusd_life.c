@@ -477,7 +477,7 @@ Test(control_life, other_users_get_403_naming_what_is_missing)
 		   "\"read\":\".*\"}}}\n");
 	fclose(f);
 	extra[1] = perms;
-	hb_stop(&env);
+	hb_stop_clean(&env);
 	hb_start(&env, extra);
 	cr_assert_eq(stat(env.run, &st), 0);
 	cr_assert_eq(st.st_mode & 0777, 0755, "others need the run dir");

@@ -308,7 +308,7 @@ Test(security, other_uid_without_a_grant_is_refused)
 	expect_line(next_line(&save, NULL), "503|0|op 'consume' before hello");
 
 	/* A file that grants someone else, not nobody. */
-	hb_stop(&env);
+	hb_stop_clean(&env);
 	start_with_perms("{\"users\":{\"65533\":{\"configure\":\".*\",\"write\":\".*\",\"read\":\".*\"}}}",
 			 NULL);
 	results_as(NOBODY, reqs + 1, out, sizeof(out));
