@@ -174,6 +174,33 @@ void hb_start(struct hb_env *e, const char *const *extra)
 	}
 }
 
+const char *hb_write_perms(const struct hb_env *e, const char *json)
+{
+	static char path[300];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/permissions.json", e->base);
+	f = fopen(path, "w");
+	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+	cr_assert_geq(fputs(json, f), 0);
+	cr_assert_eq(fclose(f), 0);
+	return path;
+}
+
+void hb_start_perms(struct hb_env *e, const char *json, const char *const *more)
+{
+	const char *extra[16] = { NULL };
+	unsigned n = 0;
+
+	if (json) {
+		extra[n++] = "--permissions";
+		extra[n++] = hb_write_perms(e, json);
+	}
+	while (more && *more && n < 15)
+		extra[n++] = *more++;
+	hb_start(e, extra);
+}
+
 int hb_start_fail(struct hb_env *e, const char *const *extra, char *out, size_t cap)
 {
 	pid_t p;

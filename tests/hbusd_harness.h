@@ -40,6 +40,11 @@ void hb_bus_dir(const struct hb_env *e, char *out, size_t cap);
 /* Start hbusd with the standard arguments plus extra (NULL-terminated,
  * may be NULL) and wait until it accepts connections.  Asserts success. */
 void hb_start(struct hb_env *e, const char *const *extra);
+/* Write a permissions file holding json into the test's base dir; its
+ * path (static storage). */
+const char *hb_write_perms(const struct hb_env *e, const char *json);
+/* hb_start with --permissions holding json (NULL: none) plus more. */
+void hb_start_perms(struct hb_env *e, const char *json, const char *const *more);
 /* Start and expect it to fail: returns its exit status. */
 int hb_start_fail(struct hb_env *e, const char *const *extra, char *out, size_t cap);
 /* SIGTERM and wait: returns the exit status (or 128 + signal); 5 s, then
