@@ -259,9 +259,9 @@ Test(route, queue_reached_many_ways_is_reported_once)
 Test(route, fanout_to_a_thousand_queues)
 {
 	struct topo *t = tp_new();
-	static uint32_t qids[HBUS_ROUTE_MAX_QIDS + 8];
-	uint64_t sum = 0, want = 0;
-	uint32_t xid;
+	static uint32_t qids[HBUS_ROUTE_MAX_QIDS + 8], want[HBUS_ROUTE_MAX_QIDS + 1];
+	static uint8_t seen[8192];
+	uint32_t xid, qid_max = 0;
 	int i, n;
 
 	tp_x(t, "f", HBUS_X_FANOUT, NULL);
@@ -270,19 +270,26 @@ Test(route, fanout_to_a_thousand_queues)
 		const char *name = tp_str(t, "q%d", i);
 		uint32_t qid = tp_q(t, name);
 		tp_bind(t, "big", name, "");
+		want[i] = qid;
+		qid_max = qid > qid_max ? qid : qid_max;
 		if (i < 1000) {
 			tp_bind(t, "f", name, "");
 			tp_bind(t, "f", name, "dup");
-			want += qid;
 		}
 	}
+	cr_assert_lt(qid_max, sizeof(seen), "qids are small here: a bitmap of them");
 	tp_compile(t);
 	cr_assert_eq(hbus_route_exchange(t->table, "f", 1, &xid), 0);
 	n = hbus_route_lookup(t->table, xid, "k", 1, NULL, qids, HBUS_ROUTE_MAX_QIDS);
 	cr_assert_eq(n, 1000);
-	for (i = 0; i < n; i++)
-		sum += qids[i];
-	cr_assert_eq(sum, want);
+	/* Exactly the 1000 bound queues, each once (bound twice: one copy). */
+	for (i = 0; i < n; i++) {
+		cr_assert_leq(qids[i], qid_max, "qid %u was never declared", qids[i]);
+		cr_assert_eq(seen[qids[i]]++, 0, "qid %u routed twice", qids[i]);
+	}
+	for (i = 0; i < (int)HBUS_ROUTE_MAX_QIDS + 1; i++)
+		cr_assert_eq(seen[want[i]], i < 1000, "queue q%d (qid %u): routed %u times", i,
+			     want[i], seen[want[i]]);
 	/* More distinct queues than the caller can take: an error, not a cut. */
 	cr_assert_eq(hbus_route_lookup(t->table, xid, "k", 1, NULL, qids, 999), -E2BIG);
 	cr_assert_eq(hbus_route_exchange(t->table, "big", 3, &xid), 0);
