@@ -148,6 +148,8 @@ static pid_t spawn(struct hb_env *e, const char *const *extra)
 		fd = open(e->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		if (fd >= 0 && !getenv("HBUSD_TEST_VERBOSE"))
 			dup2(fd, STDERR_FILENO);
+		if (e->before_exec)
+			e->before_exec();
 		execv(bin, (char *const *)argv);
 		_exit(127);
 	}

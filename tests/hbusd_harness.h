@@ -27,6 +27,7 @@ struct hb_env {
 	pid_t pid;        /* hbusd, 0 when not running */
 	pid_t reaper;
 	int reaper_fd;
+	void (*before_exec)(void); /* run in hbusd's process before exec (NULL: none) */
 };
 
 /* Create the directories (and the reaper).  bus: a name for this test. */

@@ -70,20 +70,6 @@ Test(route, fanout_ignores_key)
 	tp_free(t);
 }
 
-static struct hbus_meta *meta_of(struct hbus_meta *m, unsigned n, const char *const *pairs)
-{
-	memset(m, 0, sizeof(*m));
-	m->header_count = (uint16_t)n;
-	for (unsigned i = 0; i < n; i++) {
-		const char *eq = strchr(pairs[i], '=');
-		m->headers[i].name = pairs[i];
-		m->headers[i].name_len = (uint8_t)(eq - pairs[i]);
-		m->headers[i].value = eq + 1;
-		m->headers[i].value_len = (uint16_t)strlen(eq + 1);
-	}
-	return m;
-}
-
 Test(route, headers_all_and_any)
 {
 	struct topo *t = tp_new();
@@ -106,18 +92,18 @@ Test(route, headers_all_and_any)
 	tp_compile(t);
 
 	const char *both[] = { "type=report", "format=pdf", "extra=1" };
-	cr_assert_str_eq(tp_route_h(t, "h", "", meta_of(&m, 3, both)), "ALL,ALL0,ANY,XALL");
-	cr_assert_str_eq(tp_route_h(t, "h", "", meta_of(&m, 1, one)), "ALL0,ANY,XALL");
+	cr_assert_str_eq(tp_route_h(t, "h", "", tp_meta(&m, 3, both)), "ALL,ALL0,ANY,XALL");
+	cr_assert_str_eq(tp_route_h(t, "h", "", tp_meta(&m, 1, one)), "ALL0,ANY,XALL");
 	const char *wrong_value[] = { "format=zip", "type=report" };
-	cr_assert_str_eq(tp_route_h(t, "h", "", meta_of(&m, 2, wrong_value)), "ALL0,ANY,XALL");
+	cr_assert_str_eq(tp_route_h(t, "h", "", tp_meta(&m, 2, wrong_value)), "ALL0,ANY,XALL");
 	const char *wrong_all[] = { "format=zip", "type=log" };
-	cr_assert_str_eq(tp_route_h(t, "h", "", meta_of(&m, 2, wrong_all)), "ALL0,XALL");
+	cr_assert_str_eq(tp_route_h(t, "h", "", tp_meta(&m, 2, wrong_all)), "ALL0,XALL");
 	/* Missing headers entirely: only the argument-less "all" bindings. */
 	cr_assert_str_eq(tp_route_h(t, "h", "", NULL), "ALL0,XALL");
-	cr_assert_str_eq(tp_route_h(t, "h", "", meta_of(&m, 0, NULL)), "ALL0,XALL");
+	cr_assert_str_eq(tp_route_h(t, "h", "", tp_meta(&m, 0, NULL)), "ALL0,XALL");
 	/* A header whose name is a prefix of the bound one does not match. */
 	const char *prefix[] = { "form=pdf", "format=pd" };
-	cr_assert_str_eq(tp_route_h(t, "h", "", meta_of(&m, 2, prefix)), "ALL0,XALL");
+	cr_assert_str_eq(tp_route_h(t, "h", "", tp_meta(&m, 2, prefix)), "ALL0,XALL");
 	tp_free(t);
 }
 
