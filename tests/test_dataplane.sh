@@ -550,6 +550,12 @@ else
 	dp_gone net_pcap $DP_PID "$T/dppcap.log"
 fi
 
+# hbusd too exits 0 on SIGTERM (under ASan: no leak, no memory error).
+kill -TERM $HBUSD_PID
+for i in $(seq 300); do kill -0 $HBUSD_PID 2>/dev/null || break; sleep 0.1; done
+kill -KILL $HBUSD_PID 2>/dev/null # a hang: exit 137 below
+wait $HBUSD_PID && ok "hbusd stopped cleanly" || fail "hbusd: exit $? on SIGTERM: $(tail -5 "$T/hbusd.log")"
+
 if [ $FAILS -ne 0 ]; then
 	echo "--- dataplane log" >&2
 	grep -v '^EAL' "$T/dp.log" | tail -20 >&2
