@@ -74,6 +74,17 @@ print(g(b) - g(a))"
 }
 dpq_true() { [ "$(dpq "$1")" = True ]; }
 
+# start_dp LOG ADDR/PREFIX EAL-ARGS...: hbus-dataplane on this bus (a new
+# DPDK file prefix each time), its output in LOG; DP_PID, killed at exit.
+start_dp() {
+	local log=$1 ip=$2
+	shift 2
+	"$DP" --no-pci --no-huge -m 512 --log-level=lib.eal:warning "$@" -- \
+		--bus "$BUS" --ip "$ip" --idle backoff --run-dir "$RUN" --shm-dir "$SHM" >"$log" 2>&1 &
+	DP_PID=$!
+	netns_track_pid $DP_PID
+}
+
 start_hbusd() {
 	"$HBUSD" --foreground --bus "$BUS" --run-dir "$RUN" --shm-dir "$SHM" \
 		--definitions "$T/definitions.json" >>"$T/hbusd.log" 2>&1 &
@@ -155,12 +166,8 @@ netns_create $PEER_IP/24 || { fail "namespace / veth"; exit 1; }
 netns_dpdk_prefix hbdp
 PFX=$NETNS_PREFIX
 # A large ring: the veth hands frames to the PMD's socket in bursts.
-"$DP" -l 0,1 --no-pci --no-huge -m 512 --file-prefix "$PFX" --log-level=lib.eal:warning \
-	--vdev="net_af_packet0,iface=$NETNS_HOST_IF,framecnt=16384" -- \
-	--bus "$BUS" --ip $DP_IP/24 --idle backoff --run-dir "$RUN" --shm-dir "$SHM" \
-	>"$T/dp.log" 2>&1 &
-DP_PID=$!
-netns_track_pid $DP_PID
+start_dp "$T/dp.log" $DP_IP/24 -l 0,1 --file-prefix "$PFX" \
+	--vdev="net_af_packet0,iface=$NETNS_HOST_IF,framecnt=16384"
 wait_for 20 grep -q "session with hbusd" "$T/dp.log" && wait_for 5 test -f "$CTR" ||
 	{ cat "$T/dp.log" >&2; fail "dataplane did not start"; exit 1; }
 ok "hbus-dataplane up on $NETNS_HOST_IF ($NETNS_HOST_MAC), counters in $CTR"
@@ -423,12 +430,8 @@ fi
 # XDP sees frames before any reassembly: the parser's fragment check runs.
 netns_dpdk_prefix hbxdp
 PFX2=$NETNS_PREFIX
-"$DP" -l 0,1 --no-pci --no-huge -m 512 --file-prefix "$PFX2" --log-level=lib.eal:warning \
-	--vdev="net_af_xdp0,iface=$NETNS_HOST_IF,start_queue=0,queue_count=1" -- \
-	--bus "$BUS" --ip $DP_IP/24 --idle backoff --run-dir "$RUN" --shm-dir "$SHM" \
-	>"$T/dpxdp.log" 2>&1 &
-DP_PID=$!
-netns_track_pid $DP_PID
+start_dp "$T/dpxdp.log" $DP_IP/24 -l 0,1 --file-prefix "$PFX2" \
+	--vdev="net_af_xdp0,iface=$NETNS_HOST_IF,start_queue=0,queue_count=1"
 if wait_for 20 grep -q "session with hbusd" "$T/dpxdp.log" && wait_for 5 test -f "$CTR"; then
 	sleep 0.5
 	malformed_run xdp 5
@@ -450,12 +453,8 @@ fi
 netns_dpdk_prefix hbtap
 PFX3=$NETNS_PREFIX
 TAP=hbt${NETNS_HOST_IF#hbh}
-"$DP" --lcores 0@0,1@1,2@1 --no-pci --no-huge -m 512 --file-prefix "$PFX3" --log-level=lib.eal:warning \
-	--log-level=pmd.net.tap:error --vdev="net_tap0,iface=$TAP" -- \
-	--bus "$BUS" --ip 10.97.0.1/24 --idle backoff --run-dir "$RUN" --shm-dir "$SHM" \
-	>"$T/dptap.log" 2>&1 &
-DP_PID=$!
-netns_track_pid $DP_PID
+start_dp "$T/dptap.log" 10.97.0.1/24 --lcores 0@0,1@1,2@1 --file-prefix "$PFX3" \
+	--log-level=pmd.net.tap:error --vdev="net_tap0,iface=$TAP"
 tap_up=0
 if wait_for 20 grep -q "session with hbusd" "$T/dptap.log"; then
 	if ! grep -q "2 rx queue(s) (RSS)" "$T/dptap.log"; then
@@ -524,12 +523,8 @@ netns_dpdk_prefix hbpcap
 PFX4=$NETNS_PREFIX
 $PY pcap --out "$T/jumbo.pcap" --src-ip $PEER_IP --dst-ip $DP_IP --port 7000 --tag pc \
 	--count 200 --jumbo 3 --jumbo-len 4000 >"$T/jumbo.json" || fail "pcap writer"
-"$DP" -l 0,1 --no-pci --no-huge -m 512 --file-prefix "$PFX4" --log-level=lib.eal:warning \
-	--vdev="net_pcap0,rx_pcap=$T/jumbo.pcap,tx_pcap=$T/jumbo-tx.pcap" -- \
-	--bus "$BUS" --ip $DP_IP/24 --idle backoff --run-dir "$RUN" --shm-dir "$SHM" \
-	>"$T/dppcap.log" 2>&1 &
-DP_PID=$!
-netns_track_pid $DP_PID
+start_dp "$T/dppcap.log" $DP_IP/24 -l 0,1 --file-prefix "$PFX4" \
+	--vdev="net_pcap0,rx_pcap=$T/jumbo.pcap,tx_pcap=$T/jumbo-tx.pcap"
 if wait_for 20 grep -q "session with hbusd" "$T/dppcap.log" && wait_for 5 test -f "$CTR"; then
 	# A new dataplane: its counters start at zero.
 	echo '{"totals": {}, "port": {}}' >"$T/pca.json"
