@@ -176,6 +176,10 @@ static void producer(int fd, struct span *l, uint32_t p, uint32_t owner, unsigne
 		else
 			_exit(10);
 	}
+	/* Out of ids before the chaos ended: wait for it (a kill may still
+	 * come, and must find a process, not a zombie). */
+	while (!l->quota && !atomic_load(&l->stop_prod))
+		usleep(1000);
 	_exit(0);
 }
 
