@@ -148,8 +148,7 @@ static void child_open(uid_t uid, int out, const char *const *queues)
 	char line[64];
 	int fd, n = 0;
 
-	if (setgroups(0, NULL) || setgid(uid) || setuid(uid))
-		_exit(20);
+	tu_become(uid);
 	fd = hb_connect(&env);
 	if (fd < 0)
 		_exit(21);

@@ -428,8 +428,7 @@ static void run_as(uid_t uid, int out, const char *const *reqs)
 	char line[600];
 	int fd, n;
 
-	if (setgroups(0, NULL) || setgid(uid) || setuid(uid))
-		_exit(20);
+	tu_become(uid);
 	fd = hb_connect(&env);
 	if (fd < 0)
 		_exit(21);

@@ -102,8 +102,7 @@ static void child_as(uid_t uid, int out, const char *const *reqs)
 	uint32_t owner = 0;
 	int fd, n;
 
-	if (setgroups(0, NULL) || setgid(uid) || setuid(uid))
-		_exit(20);
+	tu_become(uid);
 	fd = hb_connect(&env);
 	if (fd < 0) {
 		n = snprintf(line, sizeof(line), "connect|0|%s\n", strerror(errno));

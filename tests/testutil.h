@@ -8,6 +8,7 @@
 #define HBUS_TESTUTIL_H
 
 #include <criterion/criterion.h>
+#include <grp.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -160,6 +161,22 @@ static inline unsigned tu_seed(const char *test)
 	fprintf(stderr, "%s: seed %u (HBUS_TEST_SEED=%u repeats it)\n", test, s, s);
 	fflush(stderr);
 	return s;
+}
+
+/* In a forked child: become uid (and its gid, no supplementary groups),
+ * or exit 20. */
+static inline void tu_become(uid_t uid)
+{
+	if (setgroups(0, NULL) || setgid((gid_t)uid) || setuid(uid))
+		_exit(20);
+}
+
+static inline uint64_t tu_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* Back off in a polling loop: there are only two cores. */
