@@ -268,12 +268,32 @@ static void start_consumer(struct run *r, uint32_t c)
 		consumer(r->fd, r->l, c, r->cons_owner[c]);
 }
 
-static void wait_exit0(pid_t pid, const char *what)
+/* Wait until the processes in pids[0..n) have exited 0; fail at once if
+ * any of the test's children ends otherwise (a consumer that found a
+ * corrupt message exits 11: waiting on the producers would then hang). */
+static void wait_exit0(struct run *r, const pid_t *pids, unsigned n, const char *what)
 {
-	int st;
+	unsigned left = n, spins = 0, i;
+	bool done[NPROD + NCONS] = { false };
 
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
-	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s failed: status 0x%x", what, st);
+	while (left) {
+		int st;
+		pid_t p = waitpid(-1, &st, WNOHANG);
+
+		if (p <= 0) {
+			tu_backoff(&spins);
+			continue;
+		}
+		for (i = 0; i < n && pids[i] != p; i++)
+			;
+		cr_assert(i < n, "%s %d ended (status 0x%x) while waiting for the %s", p == r->cons_pid[0] ||
+			  p == r->cons_pid[1] ? "consumer" : "producer", (int)p, st, what);
+		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s %d failed: status 0x%x", what,
+			  (int)p, st);
+		cr_assert(!done[i]);
+		done[i] = true;
+		left--;
+	}
 }
 
 /* As hbusd does once a process has exited: its writes become skips, its
@@ -286,6 +306,11 @@ static void recover(struct run *r, uint32_t owner)
 	int rc;
 
 	while ((rc = hbus_queue_recover_owner(r->q, owner, &rec)) == -EAGAIN) {
+		int st;
+		pid_t p = waitpid(-1, &st, WNOHANG);
+
+		cr_assert_leq(p, 0, "process %d ended (status 0x%x) while recovery waited for room",
+			      (int)p, st);
 		cr_assert_lt(tries++, 20000, "recovery of owner %u pending for 20 s", owner);
 		usleep(1000);
 	}
@@ -411,11 +436,9 @@ static void run_span(enum span_mode mode)
 		}
 		atomic_store(&r.l->stop_prod, 1);
 	}
-	for (p = 0; p < NPROD; p++)
-		wait_exit0(r.prod_pid[p], "producer");
+	wait_exit0(&r, r.prod_pid, NPROD, "producers");
 	atomic_store(&r.l->stop_cons, 1);
-	for (c = 0; c < NCONS; c++)
-		wait_exit0(r.cons_pid[c], "consumer");
+	wait_exit0(&r, r.cons_pid, NCONS, "consumers");
 	cr_assert_eq(hbus_queue_consume(r.q, &m), -EAGAIN, "a message left in the queue");
 
 	/* The ledger, message by message. */
