@@ -298,7 +298,7 @@ static void wait_exit0(struct run *r, const pid_t *pids, unsigned n, const char 
 
 /* As hbusd does once a process has exited: its writes become skips, its
  * claims come back flagged; -EAGAIN while the ring has no room (the
- * consumers, restarted first, make some). */
+ * consumers, restarted first, make some).  Each call says what it did. */
 static void recover(struct run *r, uint32_t owner)
 {
 	struct hbus_recovery rec;
@@ -309,6 +309,9 @@ static void recover(struct run *r, uint32_t owner)
 		int st;
 		pid_t p = waitpid(-1, &st, WNOHANG);
 
+		r->skipped += rec.skipped;
+		r->requeued += rec.requeued;
+		r->released += rec.released;
 		cr_assert_leq(p, 0, "process %d ended (status 0x%x) while recovery waited for room",
 			      (int)p, st);
 		cr_assert_lt(tries++, 20000, "recovery of owner %u pending for 20 s", owner);
