@@ -129,12 +129,13 @@ bool orphan_session_closed(struct hbusd *d, uint32_t owner, int32_t pid, uint64_
 		return false;
 	rc = orphan_watch(d, owner, pid, start_time, pidfd);
 	if (rc) {
-		HBUS_WARN("owner %u (pid %d) not watched (%s): its half-written slots, if any, wait "
-			  "for the next hbusd start", owner, (int)pid,
+		HBUS_WARN("owner %u (pid %d) not watched (%s): what it holds (unacked or "
+			  "half-written messages), if anything, waits for the next hbusd start",
+			  owner, (int)pid,
 			  rc == -ENOSPC ? "too many watched processes" : "out of memory");
 		return true; /* the superblock keeps it: a restart adopts it */
 	}
-	HBUS_INFO("owner %u (pid %d) left its session but still runs: its writes are "
+	HBUS_INFO("owner %u (pid %d) left its session but still runs: what it holds is "
 		  "recovered when it exits", owner, (int)pid);
 	return true;
 }

@@ -137,6 +137,7 @@ static void session_close(struct hbusd *d, struct session *s, const char *why)
 	session_disconnect(d, s);
 	if (!s->owner)
 		d->n_prehello--;
+	vsession_close_all(d, s); /* a gateway's AMQP connections go with it */
 	if (s->owner) {
 		/* A process that still runs keeps its half-written slots until
 		 * it exits (it publishes them by plain stores); its claims go
@@ -556,6 +557,7 @@ void server_close_all(struct hbusd *d)
 	while ((s = d->sessions) != NULL) {
 		session_disconnect(d, s);
 		d->sessions = s->next;
+		vsession_free_all(s);
 		free(s->qids);
 		free(s);
 	}

@@ -490,6 +490,10 @@ int hbus_close(hbus_client *c)
 		c->consumers = cc->next;
 		consumer_free(cc);
 	}
+	while ((cc = c->as_handles)) {
+		c->as_handles = cc->next;
+		consumer_free(cc);
+	}
 	/* Closing the session is what tells hbusd we are gone: it cancels
 	 * our consumers and gives back what they held. */
 	session_drop_locked(c);

@@ -109,7 +109,12 @@ static void lock_mapping(void *addr, size_t len)
 
 static int map_whole(int fd, size_t len, struct hbus_map *map)
 {
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+	/* A descriptor opened read-only is mapped read-only (and a PROT_WRITE
+	 * mapping of it would fail anyway): what hbusd hands out O_RDONLY, a
+	 * client can read, never write. */
+	int ro = (fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDONLY;
+	void *p = mmap(NULL, len, ro ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+		       fd, 0);
 
 	if (p == MAP_FAILED)
 		return -errno;

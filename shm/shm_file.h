@@ -25,6 +25,7 @@ enum hbus_file_kind {
 	HBUS_FILE_QUEUE    = 2,
 	HBUS_FILE_ROUTES   = 3,
 	HBUS_FILE_COUNTERS = 4,
+	HBUS_FILE_QUEUE_DATA = 5, /* a protected queue's message bytes */
 };
 
 struct hbus_file_hdr {
@@ -60,8 +61,9 @@ int hbus_shm_round_size(int fd, size_t size, size_t *rounded);
 int hbus_shm_create(const char *path, size_t size, int numa_node, int *fd_out,
 		    struct hbus_map *map);
 
-/* Map an existing file read-write, prefaulted and locked; checks that it is
- * at least min_size bytes.  The whole file is mapped. */
+/* Map an existing file, prefaulted and locked; checks that it is at least
+ * min_size bytes.  The whole file is mapped, read-write, or read-only when
+ * fd was opened O_RDONLY. */
 int hbus_shm_map_fd(int fd, size_t min_size, struct hbus_map *map);
 void hbus_shm_unmap(struct hbus_map *map);
 
