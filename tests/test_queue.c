@@ -270,47 +270,6 @@ Test(queue, requeue_on_a_full_ring_goes_back_to_its_position)
 	close(fd);
 }
 
-/* While nack(requeue) finds no slot (the one blocking the tail is another
- * message's), it returns -EAGAIN and the message stays claimed: no one
- * else gets it, its owner can still ack it, nothing is counted. */
-Test(queue, nack_without_a_free_slot_is_eagain_and_keeps_the_claim)
-{
-	int fd = tu_queue_fd(4, 64, HBUS_OVERFLOW_REJECT, 0);
-	hbus_queue *q = tu_open(fd, 1, HBUS_ACK_MANUAL, 0);
-	hbus_queue *other = tu_open(fd, 2, HBUS_ACK_MANUAL, 0);
-	struct hbus_queue_stats s;
-	struct hbus_msg m0, m1;
-	struct tu_payload p;
-	uint16_t flags;
-	uint32_t i;
-
-	for (i = 0; i < 4; i++)
-		cr_assert_eq(tu_enqueue_id(q, 1, i), 0);
-	cr_assert_eq(hbus_queue_consume(q, &m0), 0);
-	cr_assert_eq(hbus_queue_consume(q, &m1), 0);
-	cr_assert(tu_payload_ok(&m1, &p) && p.seq == 1);
-	cr_assert_eq(hbus_queue_nack(q, &m1, 1), -EAGAIN, "seq 0's slot blocks the tail");
-	cr_assert_eq(hbus_queue_stats(q, &s), 0);
-	cr_assert_eq(s.requeued, 0);
-	cr_assert_eq(s.delivered, 2);
-	cr_assert_eq(consume_one(other, &flags), 2, "seq 1 went to another consumer");
-	cr_assert_eq(hbus_queue_ack(other, &m1), -ESTALE, "another owner acked our claim");
-	cr_assert_eq(hbus_queue_ack(q, &m1), 0, "the claim was lost");
-	/* Its own slot blocking the tail, seq 0 is requeued in place. */
-	cr_assert_eq(hbus_queue_nack(q, &m0, 1), 0);
-	cr_assert_eq(consume_one(other, &flags), 3);
-	cr_assert_eq(consume_one(other, &flags), 0);
-	cr_assert_neq(flags & HBUS_MSG_REDELIVERED, 0);
-	cr_assert_eq(hbus_queue_consume(other, &m0), -EAGAIN);
-	cr_assert_eq(hbus_queue_stats(q, &s), 0);
-	cr_assert_eq(s.requeued, 1);
-	cr_assert_eq(s.delivered, 5);
-	assert_accounted(q, 0);
-	hbus_queue_close(other);
-	hbus_queue_close(q);
-	close(fd);
-}
-
 /* A TTL far beyond scheduling noise (the 2M-message stress runs beside
  * this): wait until the first two are surely past it, and take the third
  * well within its own. */
