@@ -25,10 +25,6 @@
  * writing) never enqueued; acked once; and the queue's counters add up
  * (docs/QUEUE.md): enqueued = acked = messages delivered, delivered =
  * enqueued + requeued, requeued and aborted = what the recoveries said.
- * The first three of those do not hold yet after kill -9 (the counter is
- * added after the slot changed, so a kill between the two loses it):
- * counters_add_up_after_kill_9 checks them, and is skipped, saying so,
- * unless HBUS_TEST_PENDING=1, until the crash-atomic ring lands.
  */
 #include <errno.h>
 #include <signal.h>
@@ -394,11 +390,8 @@ static void kill_consumer(struct run *r, uint32_t c)
 	recover(r, owner);
 }
 
-enum span_mode { NO_KILLS, KILLS, KILLS_ALL_COUNTERS };
-
-static void run_span(enum span_mode mode)
+static void run_span(bool chaos)
 {
-	bool chaos = mode != NO_KILLS, counters = mode != KILLS;
 	struct run r = { .seed = tu_seed(chaos ? "span kill -9" : "span exactly_once"),
 			 .next_owner = 100 };
 	struct hbus_queue_config cfg = { .capacity = CAPACITY, .slot_size = SLOT, .numa_node = -1,
@@ -491,13 +484,11 @@ static void run_span(enum span_mode mode)
 		     r.requeued);
 	cr_assert_eq(s.aborted, r.skipped, "aborted %lu, recoveries skipped %lu", s.aborted,
 		     r.skipped);
-	if (counters) {
-		cr_assert_eq(s.enqueued, delivered_ids, "enqueued %lu, %lu distinct messages "
-			     "delivered", s.enqueued, delivered_ids);
-		cr_assert_eq(s.acked, delivered_ids, "acked %lu of %lu", s.acked, delivered_ids);
-		cr_assert_eq(s.delivered, s.enqueued + s.requeued, "delivered %lu != enqueued %lu "
-			     "+ requeued %lu", s.delivered, s.enqueued, s.requeued);
-	}
+	cr_assert_eq(s.enqueued, delivered_ids, "enqueued %lu, %lu distinct messages delivered",
+		     s.enqueued, delivered_ids);
+	cr_assert_eq(s.acked, delivered_ids, "acked %lu of %lu", s.acked, delivered_ids);
+	cr_assert_eq(s.delivered, s.enqueued + s.requeued, "delivered %lu != enqueued %lu + "
+		     "requeued %lu", s.delivered, s.enqueued, s.requeued);
 	if (chaos) {
 		/* The kills hit something: writes cut short, claims taken back. */
 		cr_assert_gt(r.skipped, 0, "no producer kill of %u landed mid-message", r.prod_kills);
@@ -517,19 +508,10 @@ TestSuite(queue_span, .timeout = 300);
 
 Test(queue_span, multi_line_messages_exactly_once)
 {
-	run_span(NO_KILLS);
+	run_span(false);
 }
 
-Test(queue_span, multi_line_messages_survive_kill_9)
+Test(queue_span, multi_line_messages_survive_kill_9_and_counters_add_up)
 {
-	run_span(KILLS);
-}
-
-Test(queue_span, counters_add_up_after_kill_9)
-{
-	if (!getenv("HBUS_TEST_PENDING") || strcmp(getenv("HBUS_TEST_PENDING"), "1"))
-		cr_skip_test("pending the crash-atomic ring (issue 12): after kill -9 enqueued, "
-			     "delivered and acked lag the ledger (a kill between a slot's change "
-			     "and its counter); HBUS_TEST_PENDING=1 runs it");
-	run_span(KILLS_ALL_COUNTERS);
+	run_span(true);
 }
