@@ -25,6 +25,12 @@
  * writing) never enqueued; acked once; and the queue's counters add up
  * (docs/QUEUE.md): enqueued = acked = messages delivered, delivered =
  * enqueued + requeued, requeued and aborted = what the recoveries said.
+ *
+ * Both run in every combination of shared and exclusive handles: three
+ * shared producers or one exclusive (HBUS_PRODUCE_EXCLUSIVE), two shared
+ * consumers or one exclusive (HBUS_CONSUME_EXCLUSIVE).  A killed process
+ * is recovered before its successor starts, as hbusd grants exclusivity
+ * again only once the dead owner is recovered.
  */
 #include <errno.h>
 #include <signal.h>
@@ -139,11 +145,27 @@ static int64_t msg_check(const struct hbus_msg *m, uint32_t per_prod)
 
 /* ----------------------------------------------------------- processes */
 
+/* The combination under test: how many producers and consumers, and the
+ * flags their handles open with. */
+static uint32_t n_prod = NPROD, n_cons = NCONS, prod_flags, cons_flags;
+
+static hbus_queue *open_flags(int fd, uint32_t owner, uint32_t ack, uint32_t prefetch,
+			      uint32_t flags)
+{
+	struct hbus_queue_opts o = { .owner = owner, .ack_mode = ack, .prefetch = prefetch,
+				     .flags = flags };
+	hbus_queue *q = NULL;
+
+	if (hbus_queue_open_fd(fd, &o, &q))
+		_exit(14);
+	return q;
+}
+
 static void producer(int fd, struct span *l, uint32_t p, uint32_t owner, unsigned seed)
 {
 	static uint8_t buf[PBURST][SLOT];
 	struct prod_state *ps = &l->prod[p];
-	hbus_queue *q = tu_open(fd, owner, HBUS_ACK_AUTO, 0);
+	hbus_queue *q = open_flags(fd, owner, HBUS_ACK_AUTO, 0, prod_flags);
 	uint32_t seq = atomic_load(&ps->next), end = l->quota ? l->quota : l->per_prod, i;
 	struct hbus_out o[PBURST];
 	unsigned spins = 0;
@@ -182,7 +204,7 @@ static void producer(int fd, struct span *l, uint32_t p, uint32_t owner, unsigne
 static void consumer(int fd, struct span *l, uint32_t c, uint32_t owner)
 {
 	struct cons_state *cs = &l->cons[c];
-	hbus_queue *q = tu_open(fd, owner, HBUS_ACK_MANUAL, 2 * CBURST);
+	hbus_queue *q = open_flags(fd, owner, HBUS_ACK_MANUAL, 2 * CBURST, cons_flags);
 	uint32_t tag = c << 24 | atomic_load(&cs->inst);
 	struct hbus_msg m[CBURST];
 	int64_t id[CBURST];
@@ -238,7 +260,7 @@ struct run {
 	pid_t prod_pid[NPROD], cons_pid[NCONS];
 	uint32_t prod_owner[NPROD], cons_owner[NCONS], next_owner;
 	/* what the kills did */
-	unsigned prod_kills, cons_kills, mid_claim_kills;
+	unsigned prod_kills, cons_kills, mid_claim_kills, mid_call_kills;
 	uint64_t skipped, requeued, released;
 	uint8_t *doubt;              /* per id: in the burst a dead producer was writing */
 	uint8_t *acking_dead;        /* per id: being acked when its consumer died */
@@ -352,6 +374,7 @@ static void kill_producer(struct run *r, uint32_t p)
 	stop_and_kill(r, r->prod_pid[p], &ps->in_call, true);
 	r->prod_kills++;
 	if (atomic_load(&ps->in_call)) {
+		r->mid_call_kills++;
 		/* The burst it was in: each of it enqueued or not; the next
 		 * instance goes on after it. */
 		for (i = atomic_load(&ps->lo); i < atomic_load(&ps->hi); i++)
@@ -386,11 +409,11 @@ static void kill_consumer(struct run *r, uint32_t c)
 	atomic_store(&cs->claiming, 0);
 	atomic_store(&cs->busy, 0);
 	atomic_store(&cs->acking, 0);
-	start_consumer(r, c);
 	recover(r, owner);
+	start_consumer(r, c);
 }
 
-static void run_span(bool chaos)
+static void run_span(bool chaos, uint32_t pflags, uint32_t cflags)
 {
 	struct run r = { .seed = tu_seed(chaos ? "span kill -9" : "span exactly_once"),
 			 .next_owner = 100 };
@@ -398,23 +421,32 @@ static void run_span(bool chaos)
 					 .overflow = HBUS_OVERFLOW_REJECT,
 					 .flags = HBUS_QUEUE_F_LATENCY };
 	const char *e = getenv("HBUS_STRESS_MSGS");
-	uint32_t quota = (e ? (uint32_t)strtoul(e, NULL, 10) : 2000000u) / 20 / NPROD;
-	uint32_t per_prod = chaos ? 1u << 19 : quota, p, c;
-	size_t i, n = (size_t)NPROD * per_prod;
+	uint32_t quota;
+	uint32_t per_prod, p, c;
+	size_t i, n;
 	uint64_t delivered_ids = 0, extra = 0, lost_in_doubt = 0;
 	struct hbus_queue_stats s;
 	struct hbus_msg m;
 
+	prod_flags = pflags;
+	cons_flags = cflags;
+	n_prod = pflags ? 1 : NPROD;
+	n_cons = cflags ? 1 : NCONS;
+	quota = (e ? (uint32_t)strtoul(e, NULL, 10) : 2000000u) / 20 / NPROD / 4;
+	per_prod = chaos ? 1u << 19 : quota;
+	n = (size_t)NPROD * per_prod;
 	r.l = span_new(per_prod, chaos ? 0 : quota);
+	cr_log_info("producers %s, consumers %s", pflags ? "one, exclusive" : "shared",
+		    cflags ? "one, exclusive" : "shared");
 	r.fd = tu_queue_fd_cfg(&cfg);
 	r.q = tu_open(r.fd, 2, HBUS_ACK_MANUAL, 0);
 	r.doubt = calloc(n, 1);
 	r.acking_dead = calloc(n, 1);
 	r.dead_holds = calloc(n, sizeof(uint16_t));
 	cr_assert(r.doubt && r.acking_dead && r.dead_holds);
-	for (c = 0; c < NCONS; c++)
+	for (c = 0; c < n_cons; c++)
 		start_consumer(&r, c);
-	for (p = 0; p < NPROD; p++)
+	for (p = 0; p < n_prod; p++)
 		start_producer(&r, p);
 
 	if (chaos) {
@@ -422,19 +454,19 @@ static void run_span(bool chaos)
 
 		/* Kills a few ms apart, producers and consumers alike. */
 		for (k = 0; k < MAX_KILLS; k++) {
-			unsigned who = (unsigned)rand_r(&r.seed) % (NPROD + NCONS);
+			unsigned who = (unsigned)rand_r(&r.seed) % (n_prod + n_cons);
 
 			usleep((useconds_t)(2000 + rand_r(&r.seed) % 8000));
-			if (who < NPROD)
+			if (who < n_prod)
 				kill_producer(&r, who);
 			else
-				kill_consumer(&r, who - NPROD);
+				kill_consumer(&r, who - n_prod);
 		}
 		atomic_store(&r.l->stop_prod, 1);
 	}
-	wait_exit0(&r, r.prod_pid, NPROD, "producers");
+	wait_exit0(&r, r.prod_pid, n_prod, "producers");
 	atomic_store(&r.l->stop_cons, 1);
-	wait_exit0(&r, r.cons_pid, NCONS, "consumers");
+	wait_exit0(&r, r.cons_pid, n_cons, "consumers");
 	cr_assert_eq(hbus_queue_consume(r.q, &m), -EAGAIN, "a message left in the queue");
 
 	/* The ledger, message by message. */
@@ -490,11 +522,18 @@ static void run_span(bool chaos)
 	cr_assert_eq(s.delivered, s.enqueued + s.requeued, "delivered %lu != enqueued %lu + "
 		     "requeued %lu", s.delivered, s.enqueued, s.requeued);
 	if (chaos) {
-		/* The kills hit something: writes cut short, claims taken back. */
-		cr_assert_gt(r.skipped, 0, "no producer kill of %u landed mid-message", r.prod_kills);
+		/* The kills hit something: writes cut short (an exclusive
+		 * producer leaves no WRITING slot to skip: inside its call),
+		 * claims taken back. */
+		if (pflags)
+			cr_assert_gt(r.mid_call_kills, 0, "no producer kill of %u landed in a call",
+				     r.prod_kills);
+		else
+			cr_assert_gt(r.skipped, 0, "no producer kill of %u landed mid-message",
+				     r.prod_kills);
 		cr_assert_gt(r.requeued, 0, "no consumer kill of %u found claims", r.cons_kills);
 	} else {
-		cr_assert_eq(delivered_ids, (uint64_t)NPROD * quota);
+		cr_assert_eq(delivered_ids, (uint64_t)n_prod * quota);
 	}
 	free(r.doubt);
 	free(r.acking_dead);
@@ -506,12 +545,35 @@ static void run_span(bool chaos)
 
 TestSuite(queue_span, .timeout = 300);
 
+#define XP HBUS_PRODUCE_EXCLUSIVE
+#define XC HBUS_CONSUME_EXCLUSIVE
+
 Test(queue_span, multi_line_messages_exactly_once)
 {
-	run_span(false);
+	run_span(false, 0, 0);
+}
+
+Test(queue_span, multi_line_messages_exactly_once_exclusive_both)
+{
+	run_span(false, XP, XC);
 }
 
 Test(queue_span, multi_line_messages_survive_kill_9_and_counters_add_up)
 {
-	run_span(true);
+	run_span(true, 0, 0);
+}
+
+Test(queue_span, kill_9_exclusive_producer_shared_consumers)
+{
+	run_span(true, XP, 0);
+}
+
+Test(queue_span, kill_9_shared_producers_exclusive_consumer)
+{
+	run_span(true, 0, XC);
+}
+
+Test(queue_span, kill_9_exclusive_both)
+{
+	run_span(true, XP, XC);
 }
