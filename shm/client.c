@@ -318,6 +318,7 @@ static int routes_adopt_locked(hbus_client *c, int fd)
 static int hello_locked(hbus_client *c)
 {
 	json_t *req, *reply = NULL;
+	const char *dir;
 	json_int_t owner;
 	int rc, fd = -1;
 
@@ -345,6 +346,8 @@ static int hello_locked(hbus_client *c)
 	rc = routes_adopt_locked(c, fd);
 	if (rc)
 		goto out;
+	dir = json_string_value(json_object_get(reply, "bus_dir"));
+	snprintf(c->bus_dir, sizeof(c->bus_dir), "%s", dir && strlen(dir) < sizeof(c->bus_dir) ? dir : "");
 	atomic_store_explicit(&c->owner, (uint32_t)owner, memory_order_relaxed);
 	/* Resumed: hbusd kept our consumers and slots as they were. */
 	if ((uint32_t)owner != old)
@@ -382,6 +385,21 @@ static int session_open_locked(hbus_client *c)
 		rc = -ENOTCONN; /* hbusd went away again during the hello */
 	if (rc)
 		session_drop_locked(c);
+	return rc;
+}
+
+int client_bus_dir(hbus_client *c, char *buf, size_t cap)
+{
+	int rc;
+
+	if (!c || !buf || !cap)
+		return -EINVAL;
+	pthread_mutex_lock(&c->lock);
+	if (!c->bus_dir[0])
+		rc = -ENOENT;
+	else
+		rc = snprintf(buf, cap, "%s", c->bus_dir) < (int)cap ? 0 : -ENAMETOOLONG;
+	pthread_mutex_unlock(&c->lock);
 	return rc;
 }
 

@@ -14,7 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "dp_counters.h"
+#include "dp_counter_ids.h"
+#include "../teardown.h"
 #include "dp_seq.h"
 
 static char dir[128], path[256];
@@ -31,14 +32,14 @@ static void teardown(void)
 	char cmd[256];
 
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	cr_assert_eq(system(cmd), 0);
+	tu_fini_check(system(cmd) == 0, "%s failed", cmd);
 }
 
 TestSuite(seq_carry, .init = setup, .fini = teardown);
 
 static const struct hbus_dpc_info info = {
 	.name = "dp", .bus = "b", .ip = "10.0.0.1/24", .port_name = "net_null0",
-	.max_lcores = 2,
+	.max_lcores = 2, HBUS_DPC_DATAPLANE_COUNTERS,
 };
 
 /* A dataplane's counters file and the sequence tracker of its lcore li. */
