@@ -7,19 +7,21 @@
  *
  * Transports: cacheline and cacheline2 (the floors: one buffer both ways,
  * one buffer per direction; pp_cacheline.c), shm (hbus), uds, udp, zmq,
- * aeron, amqp, rabbitmq.  A peer this build left out (zmq without libzmq,
- * aeron without -Daeron=DIR, the AMQP rows without librabbitmq) is skipped
- * with a one-line note on stderr.  The AMQP rows start brokers and run only
- * when asked for (HBUS_BENCH_AMQP=1, or named in --transports); a row whose
- * prepare says -ENOPKG (rabbitmq-server not installed) shows as skipped.
- * The VM under
- * us time-slices its two vCPUs and moves them between near and far cores,
- * so one long run per transport would compare different machines.  The
- * run is split into R rounds (default 5); each round runs every transport
- * for count/R round trips, in an order rotated by one each round, so every
- * transport sees each phase of the host's noise.  Histograms are merged
- * across rounds; the medians of the per-round p50, p99 and p99.9 are
- * printed as well.
+ * aeron, amqp, rabbitmq; shm-x and shm-p (hbus with exclusive handles,
+ * with protected queues) only when named in --transports.  A peer this
+ * build left out (zmq without libzmq, aeron without -Daeron=DIR, the AMQP
+ * rows without librabbitmq) is skipped with a one-line note on stderr.
+ * The AMQP rows start brokers and run only when asked for
+ * (HBUS_BENCH_AMQP=1, or named in --transports); a row whose prepare says
+ * -ENOPKG (rabbitmq-server not installed) shows as skipped.
+ *
+ * The VM under us time-slices its two vCPUs and moves them between near
+ * and far cores, so one long run per transport would compare different
+ * machines.  The run is split into R rounds (default 5); each round runs
+ * every transport for count/R round trips, in an order rotated by one
+ * each round, so every transport sees each phase of the host's noise.
+ * Histograms are merged across rounds; the medians of the per-round p50,
+ * p99 and p99.9 are printed as well.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -171,7 +173,9 @@ static void cmp_print_table(const struct pp_cli *cli, const struct cmp_set *set)
 			printf(" %*.3f", p == 2 ? 9 : 8,
 			       (double)median(set->res[k].round[p], cli->rounds) / 1000.0);
 		putchar('\n');
-		if ((int)k != set->shm && (int)k != set->floor && (int)k != set->floor2 &&
+		/* Peers only: not the floors, not hbus nor its variants (shm-*). */
+		if ((int)k != set->floor && (int)k != set->floor2 &&
+		    strncmp(set->res[k].ops->name, "shm", 3) != 0 &&
 		    (best < 0 || p50_of(set, (int)k) < p50_of(set, best)))
 			best = (int)k;
 	}
@@ -224,6 +228,10 @@ static int cmp_select(const struct pp_cli *cli, const char *mode, struct cmp_set
 	for (unsigned i = 0; pp_all_names[i] && set->n < CMP_MAX; i++) {
 		const char *name = pp_all_names[i];
 		if (!cmp_listed(list, name))
+			continue;
+		/* hbus's variants (exclusive handles, protected queues) run when
+		 * named: the default rows stay the ones the docs' tables have. */
+		if (!list && (!strcmp(name, "shm-x") || !strcmp(name, "shm-p")))
 			continue;
 		set->res[set->n].ops = pp_find(name);
 		if (!set->res[set->n].ops) {

@@ -9,7 +9,9 @@
  * peers (uds, udp, zmq, aeron) are accepted too; `compare` runs them all.
  * zmq and aeron exist only in builds that found them (pp_unavailable).
  */
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "bench.h"
 #include "pp_cli.h"
@@ -28,9 +30,13 @@ int bench_pingpong_main(int argc, char **argv)
 	if (!ops && pp_unavailable(cli.transport))
 		return bench_usage_error(argv[0], "transport '%s': %s", cli.transport,
 					 pp_unavailable(cli.transport));
-	if (!ops)
-		return bench_usage_error(argv[0], "unknown transport '%s' (cacheline, cacheline2, shm,"
-					 " uds, udp, zmq, aeron)", cli.transport);
+	if (!ops) {
+		char known[256] = "";
+		for (unsigned i = 0; pp_all_names[i]; i++)
+			snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%s",
+				 i ? ", " : "", pp_all_names[i]);
+		return bench_usage_error(argv[0], "unknown transport '%s' (%s)", cli.transport, known);
+	}
 	h = malloc(sizeof(*h));
 	if (!h)
 		return 1;

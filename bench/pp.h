@@ -78,7 +78,7 @@ const struct pp_ops *pp_find(const char *name);
  * NULL for any other name. */
 const char *pp_unavailable(const char *name);
 /* Every transport name, built or not, in the order compare runs them
- * (NULL-terminated); the first three are the floors and hbus. */
+ * (NULL-terminated): the floors, hbus and its variants, then the peers. */
 extern const char *const pp_all_names[];
 
 /*

@@ -14,7 +14,7 @@ void pp_cli_usage(FILE *f, const char *mode, unsigned extra)
 {
 	fprintf(f, "usage: hbus-bench %s", mode);
 	if (extra & PP_CLI_TRANSPORT)
-		fprintf(f, " --transport cacheline|cacheline2|shm|uds|udp|zmq|aeron");
+		fprintf(f, " --transport cacheline|cacheline2|shm|shm-x|shm-p|uds|udp|zmq|aeron|amqp|rabbitmq");
 	fprintf(f, " [--size B] [--count N] [--cpus A,B] [--warmup N]\n"
 		   "       [--rate MSGS_PER_S] [--shm-dir DIR] [--json]");
 	if (extra & PP_CLI_COMPARE)
@@ -33,8 +33,9 @@ void pp_cli_usage(FILE *f, const char *mode, unsigned extra)
 		fprintf(f,
 			"  --plot FILE     PNG of the percentile distributions (gnuplot)\n"
 			"  --rounds R      interleaved rounds, transports rotated each round (default 5)\n"
-			"  --transports L  only these rows, e.g. cacheline2,shm,aeron (shm is required:\n"
-			"                  ratios are to hbus); default: every transport built in\n");
+			"  --transports L  only these rows, e.g. cacheline2,shm,shm-x,aeron (shm is\n"
+			"                  required: ratios are to hbus); default: every transport built\n"
+			"                  in but shm-x and shm-p (and amqp, rabbitmq: HBUS_BENCH_AMQP=1)\n");
 }
 
 int pp_cli_parse(int argc, char **argv, unsigned extra, struct pp_cli *cli)

@@ -43,7 +43,8 @@ struct pp_run_state {
 };
 
 const char *const pp_all_names[] = {
-	"cacheline", "cacheline2", "shm", "uds", "udp", "zmq", "aeron", "amqp", "rabbitmq", NULL,
+	"cacheline", "cacheline2", "shm", "shm-x", "shm-p", "uds", "udp", "zmq", "aeron", "amqp",
+	"rabbitmq", NULL,
 };
 
 const struct pp_ops *pp_find(const char *name)

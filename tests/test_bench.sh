@@ -148,8 +148,8 @@ if [ $CMP_KIND = compare ]; then
 		fail "compare: want one line '$AERON_NOTE...' on stderr, got: $(cat "$TMP/cmp.err")"
 fi
 # --transports picks rows (canonical order) and needs shm for the ratios.
-run cmp-pick "$BENCH" compare --transports shm,cacheline2 --size 32 --count 400 --rounds 2 \
-	--cpus $CPUS --json && check_json cmp-pick compare:cacheline2,shm
+run cmp-pick "$BENCH" compare --transports shm-x,shm,cacheline2 --size 32 --count 400 --rounds 2 \
+	--cpus $CPUS --json && check_json cmp-pick compare:cacheline2,shm,shm-x
 run cmp-table "$BENCH" compare --transports cacheline2,shm,aeron --size 32 --count 400 --rounds 2 \
 	--cpus $CPUS && for want in "^cacheline2 " "^shm " "rnd-p99.9" "two-buffer one"; do
 	grep -q -- "$want" "$TMP/cmp-table.out" || fail "compare --transports: no '$want' in the table"
