@@ -209,6 +209,9 @@ struct hbus_queue_hdr {
 	 * was); producers read the line and wake only when a bit is set. */
 	alignas(HBUS_CURSOR_ALIGN) _Atomic uint32_t futex_seq;
 	alignas(HBUS_CACHE_LINE) _Atomic uint64_t sleepers[HBUS_QUEUE_RECORDS / 64];
+	/* One past the highest record ever taken (records are taken lowest
+	 * first): sums read only that far. */
+	alignas(HBUS_CACHE_LINE) _Atomic uint32_t rec_hwm;
 };
 
 /* The header of a protected queue's data file. */
