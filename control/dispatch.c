@@ -8,6 +8,7 @@
 #include "defs.h"
 #include "log.h"
 
+#include <errno.h>
 #include <string.h>
 
 struct op_ctx {
@@ -77,11 +78,20 @@ static json_t *op_hello(struct op_ctx *c)
 		resumed = true;
 		s->all_queues = true;
 	} else {
+		/* The last entries of the table are kept for root and hbusd's
+		 * uid: nobody else can lock them out. */
+		unsigned reserve = perms_is_admin(&d->perms, &s->peer) ? 0 : HBUSD_SB_ADMIN_RESERVE;
+		int rc;
+
 		owner = sb_alloc_owner(&d->sb, NULL, NULL);
-		if (!owner || sb_session_add(&d->sb, owner, s->peer.pid, s->start_time)) {
+		rc = owner ? sb_session_add(&d->sb, owner, s->peer.pid, s->start_time, reserve)
+			   : -ENOSPC;
+		if (rc && owner && sb_sweep(d)) /* entries nobody holds: taken back */
+			rc = sb_session_add(&d->sb, owner, s->peer.pid, s->start_time, reserve);
+		if (rc) {
 			herr_set(&c->e, AMQP_PRECONDITION,
-				 "too many sessions on bus '%s': the superblock holds %u", d->o.bus,
-				 HBUS_SUPER_SESSIONS);
+				 "too many sessions on bus '%s': the superblock holds %u%s", d->o.bus,
+				 HBUS_SUPER_SESSIONS, reserve ? ", the last ones kept for root" : "");
 			return NULL;
 		}
 	}

@@ -23,6 +23,7 @@
 
 #include "hbus.h"
 #include "herr.h"
+#include "readers.h"
 #include "route.h"
 #include "vec.h"
 
@@ -42,6 +43,8 @@ struct model_limits {
 	size_t routes_table_cap; /* bytes per half of the routes file */
 	uint64_t max_queue_bytes; /* shared memory of one queue's ring, 0: no limit */
 	size_t max_definitions;   /* bytes of the definitions file, read or written */
+	uint32_t reader_timeout_ms; /* a reader block holds a publish back at most this
+				       long (0: HBUSD_READER_TIMEOUT_MS) */
 };
 
 struct mx_exchange {
@@ -129,10 +132,12 @@ struct mx_pending {
 struct model {
 	struct vec exchanges, queues, bindings, consumers, udpmaps, pending;
 	struct model_limits lim;
-	char bus_dir[256];
+	char bus_dir[256];        /* for messages */
+	int bus_fd;               /* the held bus directory: files are opened at it */
 	uint32_t self_owner;      /* hbusd's owner id on queues this epoch */
 	struct superblock *sb;    /* qid counter, session table */
 	struct hbus_routes *routes;
+	struct readers_reg readers; /* the sessions' reader blocks a publish waits for */
 	const char *defs_path;    /* --definitions, NULL: none */
 
 	/* Routing table: compiled into scratch, then swapped into table. */
@@ -148,7 +153,9 @@ struct model {
 	bool loading;               /* restoring at start: no commit per item */
 };
 
-int model_init(struct model *m, const char *bus_dir, const struct model_limits *lim);
+/* bus_dir: for messages; bus_fd: the held bus directory, where every file
+ * is opened (openat). */
+int model_init(struct model *m, const char *bus_dir, int bus_fd, const struct model_limits *lim);
 void model_fini(struct model *m);
 
 /* Lookups.  model_exchange("") is NULL: the default exchange is implicit. */

@@ -134,9 +134,10 @@ static int connect_retry(int fd, const struct sockaddr_un *addr)
 /*
  * Receive one reply: peek at its length first (MSG_TRUNC reports the real
  * size of a seqpacket record) so replies of any size fit, then take it with
- * room for one descriptor.  Extra descriptors are closed, never leaked.
+ * room for two descriptors (hello passes the routes file and the session's
+ * reader block).  Extra descriptors are closed, never leaked.
  */
-static int recv_locked(hbus_client *c, char **text, int *fd)
+static int recv_locked(hbus_client *c, char **text, int fds[2])
 {
 	union {
 		struct cmsghdr h;
@@ -149,7 +150,7 @@ static int recv_locked(hbus_client *c, char **text, int *fd)
 	char one;
 	int rc;
 
-	*fd = -1;
+	fds[0] = fds[1] = -1;
 	rc = poll_one(c->sock, POLLIN, CALL_TIMEOUT_MS);
 	if (rc < 0)
 		return rc;
@@ -180,8 +181,10 @@ static int recv_locked(hbus_client *c, char **text, int *fd)
 		for (size_t i = 0; i < nfd; i++) {
 			int f;
 			memcpy(&f, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-			if (*fd < 0)
-				*fd = f;
+			if (fds[0] < 0)
+				fds[0] = f;
+			else if (fds[1] < 0)
+				fds[1] = f;
 			else
 				close(f);
 		}
@@ -216,15 +219,25 @@ static int reply_parse_locked(hbus_client *c, const char *text, json_t **out)
 
 static int session_open_locked(hbus_client *c);
 
+static void close_fds(int fds[2])
+{
+	for (int i = 0; i < 2; i++)
+		if (fds[i] >= 0) {
+			close(fds[i]);
+			fds[i] = -1;
+		}
+}
+
 /*
  * One exchange under the lock.  A request that could not be sent at all is
  * retried once on a fresh session (hbusd never saw it); one whose reply was
  * lost is not (hbusd may have applied it): the caller gets -ECONNRESET.
+ * fds (may be NULL: closed) gets the descriptors that came with the reply.
  */
-static int request_text_locked(hbus_client *c, const char *text, json_t **reply, int *fd)
+static int request_text_locked(hbus_client *c, const char *text, json_t **reply, int fds[2])
 {
 	char *rtext = NULL;
-	int rc, attempt, rfd = -1;
+	int rc, attempt, rfds[2] = { -1, -1 };
 
 	*reply = NULL;
 	for (attempt = 0; attempt < 2; attempt++) {
@@ -248,31 +261,42 @@ static int request_text_locked(hbus_client *c, const char *text, json_t **reply,
 	}
 	if (rc)
 		return rc;
-	rc = recv_locked(c, &rtext, &rfd);
+	rc = recv_locked(c, &rtext, rfds);
 	if (rc) {
 		session_drop_locked(c);
 		return rc;
 	}
 	rc = reply_parse_locked(c, rtext, reply);
 	free(rtext);
-	if (fd)
-		*fd = rfd;
-	else if (rfd >= 0)
-		close(rfd);
+	if (fds)
+		memcpy(fds, rfds, sizeof(rfds));
+	else
+		close_fds(rfds);
+	return rc;
+}
+
+static int request_fds_locked(hbus_client *c, json_t *req, json_t **reply, int fds[2])
+{
+	char *text = json_dumps(req, JSON_COMPACT);
+	int rc;
+
+	fds[0] = fds[1] = -1;
+	if (!text)
+		return -ENOMEM;
+	rc = request_text_locked(c, text, reply, fds);
+	free(text);
 	return rc;
 }
 
 int client_request_locked(hbus_client *c, json_t *req, json_t **reply, int *fd)
 {
-	char *text = json_dumps(req, JSON_COMPACT);
-	int rc;
+	int fds[2], rc = request_fds_locked(c, req, reply, fds);
 
-	if (fd)
-		*fd = -1;
-	if (!text)
-		return -ENOMEM;
-	rc = request_text_locked(c, text, reply, fd);
-	free(text);
+	if (fd) {
+		*fd = fds[0];
+		fds[0] = -1;
+	}
+	close_fds(fds);
 	return rc;
 }
 
@@ -315,11 +339,58 @@ static int routes_adopt_locked(hbus_client *c, int fd)
 	return 0;
 }
 
+/* Take the session's reader block; unmap old ones no router uses. */
+static int readers_adopt_locked(hbus_client *c, int fd)
+{
+	struct client_readers *cr = calloc(1, sizeof(*cr)), **pp, *old;
+	int rc;
+
+	if (!cr)
+		return -ENOMEM;
+	rc = hbus_readers_open_fd(fd, &cr->rd);
+	if (rc) {
+		free(cr);
+		return rc;
+	}
+	cr->next = c->readers;
+	c->readers = cr;
+	for (pp = &cr->next; (old = *pp);) {
+		if (old->users) {
+			pp = &old->next;
+			continue;
+		}
+		*pp = old->next;
+		hbus_readers_close(old->rd);
+		free(old);
+	}
+	return 0;
+}
+
+struct client_readers *client_readers_locked(hbus_client *c)
+{
+	return c->readers;
+}
+
+void client_readers_put_locked(hbus_client *c, struct client_readers *cr)
+{
+	struct client_readers **pp;
+
+	if (!cr || !cr->users || --cr->users || cr == c->readers)
+		return;
+	for (pp = &c->readers; *pp && *pp != cr; pp = &(*pp)->next)
+		;
+	if (*pp) {
+		*pp = cr->next;
+		hbus_readers_close(cr->rd);
+		free(cr);
+	}
+}
+
 static int hello_locked(hbus_client *c)
 {
 	json_t *req, *reply = NULL;
 	json_int_t owner;
-	int rc, fd = -1;
+	int rc, fds[2] = { -1, -1 };
 
 	uint32_t old = atomic_load_explicit(&c->owner, memory_order_relaxed);
 
@@ -332,17 +403,20 @@ static int hello_locked(hbus_client *c)
 	 * hold is void. */
 	if (old)
 		json_object_set_new(req, "owner", json_integer(old));
-	rc = client_request_locked(c, req, &reply, &fd);
+	rc = request_fds_locked(c, req, &reply, fds);
 	json_decref(req);
 	if (rc)
 		goto out;
 	owner = json_integer_value(json_object_get(reply, "owner"));
-	if (owner <= 0 || owner > (json_int_t)HBUS_OWNER_MAX || fd < 0) {
-		client_set_error_locked(c, 0, "hello reply without an owner id or routes descriptor");
+	if (owner <= 0 || owner > (json_int_t)HBUS_OWNER_MAX || fds[0] < 0 || fds[1] < 0) {
+		client_set_error_locked(c, 0, "hello reply without an owner id, routes descriptor "
+					      "and reader block");
 		rc = -EPROTO;
 		goto out;
 	}
-	rc = routes_adopt_locked(c, fd);
+	rc = routes_adopt_locked(c, fds[0]);
+	if (rc == 0)
+		rc = readers_adopt_locked(c, fds[1]);
 	if (rc)
 		goto out;
 	atomic_store_explicit(&c->owner, (uint32_t)owner, memory_order_relaxed);
@@ -353,8 +427,7 @@ static int hello_locked(hbus_client *c)
 	 * and routes mapping. */
 	atomic_fetch_add_explicit(&c->session_gen, 1, memory_order_release);
 out:
-	if (fd >= 0)
-		close(fd);
+	close_fds(fds);
 	json_decref(reply);
 	return rc;
 }
@@ -455,6 +528,7 @@ int hbus_connect_err(const struct hbus_client_opts *opts, hbus_client **out,
 	}
 	snprintf(c->bus, sizeof(c->bus), "%s", bus);
 	snprintf(c->role, sizeof(c->role), "%s", role);
+	c->router_rejoins = strcmp(role, "dataplane") != 0;
 	pthread_mutex_init(&c->lock, NULL);
 	if (pthread_key_create(&c->tls, thread_router_gone) != 0) {
 		pthread_mutex_destroy(&c->lock);
@@ -480,10 +554,11 @@ int hbus_close(hbus_client *c)
 {
 	struct client_consumer *cc;
 	struct client_routes *cr;
+	struct client_readers *rb;
 
 	if (!c)
 		return -EINVAL;
-	/* Routers first: they hold reader slots on the routes mappings. */
+	/* Routers first: they hold reader slots and read the routes mappings. */
 	router_destroy_all(c);
 	pthread_key_delete(c->tls);
 	while ((cc = c->consumers)) {
@@ -497,6 +572,11 @@ int hbus_close(hbus_client *c)
 		c->routes = cr->next;
 		hbus_routes_close(cr->routes);
 		free(cr);
+	}
+	while ((rb = c->readers)) {
+		c->readers = rb->next;
+		hbus_readers_close(rb->rd);
+		free(rb);
 	}
 	pthread_mutex_destroy(&c->lock);
 	free(c);

@@ -107,9 +107,9 @@ static void lock_mapping(void *addr, size_t len)
 	}
 }
 
-static int map_whole(int fd, size_t len, struct hbus_map *map)
+static int map_whole(int fd, size_t len, int prot, struct hbus_map *map)
 {
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+	void *p = mmap(NULL, len, prot, MAP_SHARED | MAP_POPULATE, fd, 0);
 
 	if (p == MAP_FAILED)
 		return -errno;
@@ -153,44 +153,55 @@ static int with_node_policy(int node, int fd, size_t size)
 	return rc;
 }
 
-int hbus_shm_create(const char *path, size_t size, int numa_node, int *fd_out,
-		    struct hbus_map *map)
+int hbus_shm_create_at(int dirfd, const char *name, size_t size, int numa_node, int *fd_out,
+		       struct hbus_map *map)
 {
 	size_t len;
 	int fd, rc;
 
-	if (!path || !fd_out || !map || size == 0)
+	if (!name || !fd_out || !map || size == 0)
 		return -EINVAL;
-	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	fd = openat(dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
 	rc = hbus_shm_round_size(fd, size, &len);
 	if (rc == 0)
 		rc = with_node_policy(numa_node, fd, len);
 	if (rc == 0)
-		rc = map_whole(fd, len, map);
+		rc = map_whole(fd, len, PROT_READ | PROT_WRITE, map);
 	if (rc != 0) {
 		close(fd);
-		unlink(path);
+		unlinkat(dirfd, name, 0);
 		return rc;
 	}
 	*fd_out = fd;
 	return 0;
 }
 
+int hbus_shm_create(const char *path, size_t size, int numa_node, int *fd_out,
+		    struct hbus_map *map)
+{
+	return hbus_shm_create_at(AT_FDCWD, path, size, numa_node, fd_out, map);
+}
+
+/* The mapping follows the descriptor's access mode: a descriptor opened
+ * read-only (what clients get for the routes file) maps read-only, and the
+ * kernel refuses to make that mapping writable. */
 int hbus_shm_map_fd(int fd, size_t min_size, struct hbus_map *map)
 {
 	struct stat st;
+	int fl;
 
 	if (fd < 0 || !map)
 		return -EINVAL;
-	if (fstat(fd, &st) != 0)
+	if (fstat(fd, &st) != 0 || (fl = fcntl(fd, F_GETFL)) < 0)
 		return -errno;
 	if (!S_ISREG(st.st_mode))
 		return -EPROTO;
 	if ((size_t)st.st_size < min_size || st.st_size <= 0)
 		return -EPROTO;
-	return map_whole(fd, (size_t)st.st_size, map);
+	return map_whole(fd, (size_t)st.st_size,
+			 (fl & O_ACCMODE) == O_RDONLY ? PROT_READ : PROT_READ | PROT_WRITE, map);
 }
 
 void hbus_shm_unmap(struct hbus_map *map)

@@ -25,6 +25,7 @@ enum hbus_file_kind {
 	HBUS_FILE_QUEUE    = 2,
 	HBUS_FILE_ROUTES   = 3,
 	HBUS_FILE_COUNTERS = 4,
+	HBUS_FILE_READERS  = 5,
 };
 
 struct hbus_file_hdr {
@@ -59,9 +60,15 @@ int hbus_shm_round_size(int fd, size_t size, size_t *rounded);
  */
 int hbus_shm_create(const char *path, size_t size, int numa_node, int *fd_out,
 		    struct hbus_map *map);
+/* The same for name relative to the directory dirfd (openat; a symbolic
+ * link at name is refused): hbusd creates files through its held bus
+ * directory descriptor. */
+int hbus_shm_create_at(int dirfd, const char *name, size_t size, int numa_node, int *fd_out,
+		       struct hbus_map *map);
 
-/* Map an existing file read-write, prefaulted and locked; checks that it is
- * at least min_size bytes.  The whole file is mapped. */
+/* Map an existing file, prefaulted and locked: read-write, or read-only
+ * when fd was opened read-only.  Checks that it is at least min_size
+ * bytes.  The whole file is mapped. */
 int hbus_shm_map_fd(int fd, size_t min_size, struct hbus_map *map);
 void hbus_shm_unmap(struct hbus_map *map);
 
