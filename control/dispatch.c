@@ -7,6 +7,7 @@
 #include "args.h"
 #include "defs.h"
 #include "log.h"
+#include "perm_ops.h"
 
 #include <errno.h>
 #include <string.h>
@@ -114,9 +115,7 @@ static json_t *op_declare_exchange(struct op_ctx *c)
 	if (args_exchange(c->req, &a, c->op, &c->e) ||
 	    arg_bool(c->req, "passive", &passive, false, c->op, &c->e))
 		return NULL;
-	if (!passive && (perm(c, PERM_CONFIGURE, "exchange", a.name) ||
-			 (a.alternate && (perm(c, PERM_WRITE, "exchange", a.alternate) ||
-					  perm(c, PERM_READ, "exchange", a.name)))))
+	if (!passive && perm_declare_exchange(&c->d->perms, &c->s->peer, &a, &c->e))
 		return NULL;
 	if (model_declare_exchange(&c->d->model, &a, passive, &c->e))
 		return NULL;
@@ -154,9 +153,7 @@ static json_t *op_declare_queue(struct op_ctx *c)
 			a.name = gen;
 			a.server_named = true;
 		}
-		if (perm(c, PERM_CONFIGURE, "queue", a.name) ||
-		    (a.dlx && (perm(c, PERM_WRITE, "exchange", a.dlx) ||
-			       perm(c, PERM_READ, "queue", a.name))))
+		if (perm_declare_queue(&c->d->perms, &c->s->peer, &a, &c->e))
 			return NULL;
 	}
 	if (model_declare_queue(m, &a, c->s->owner, passive, &q, &c->e))
@@ -199,8 +196,7 @@ static json_t *op_bind(struct op_ctx *c)
 	bool unbind = !strcmp(c->op, "unbind");
 
 	if (args_binding(c->req, &a, hdrs, c->op, &c->e) ||
-	    perm(c, PERM_WRITE, a.dest_is_exchange ? "exchange" : "queue", a.dest) ||
-	    perm(c, PERM_READ, "exchange", a.source))
+	    perm_bind(&c->d->perms, &c->s->peer, &a, &c->e))
 		return NULL;
 	if ((unbind ? model_unbind : model_bind)(&c->d->model, &a, c->s->owner, &c->e))
 		return NULL;
@@ -306,8 +302,7 @@ static json_t *op_map_udp(struct op_ctx *c)
 
 	if (!strcmp(c->op, "map_udp")) {
 		if (args_udpmap(c->req, &a, true, c->op, &c->e) ||
-		    perm(c, PERM_CONFIGURE, "exchange", a.exchange) ||
-		    perm(c, PERM_WRITE, "exchange", a.exchange) ||
+		    perm_map_udp(&c->d->perms, &c->s->peer, &a, &c->e) ||
 		    model_map_udp(&c->d->model, &a, &c->e))
 			return NULL;
 		return ok();
@@ -350,17 +345,9 @@ static json_t *op_export(struct op_ctx *c)
 	return json_pack("{s:b, s:o}", "ok", 1, "definitions", defs);
 }
 
-static int import_check(void *ctx, enum perm_kind k, const char *noun, const char *name,
-			struct herr *e)
-{
-	struct op_ctx *c = ctx;
-
-	return perms_check(&c->d->perms, &c->s->peer, k, noun, name, e);
-}
-
 static json_t *op_import(struct op_ctx *c)
 {
-	struct defs_check chk = { .fn = import_check, .ctx = c };
+	struct defs_check chk = { .perms = &c->d->perms, .who = &c->s->peer };
 	json_t *defs = json_object_get(c->req, "definitions");
 
 	if (!json_is_object(defs)) {

@@ -215,14 +215,17 @@ int model_commit(struct model *m, struct herr *e);
 bool model_publish_waiting(const struct model *m);
 int model_publish_retry(struct model *m);
 
-/* Queue files (model_queue.c). */
+/* Queue files (model_queue.c).  mq_path: for messages; mq_name: the file's
+ * name in the bus directory (what is opened, at m->bus_fd). */
+#define MQ_NAME_MAX 24
 int mq_path(const struct model *m, uint32_t qid, char *buf, size_t cap);
+void mq_name(uint32_t qid, char name[MQ_NAME_MAX]);
 /* Bytes of shared memory a ring of this configuration takes. */
 uint64_t mq_ring_bytes(const struct hbus_queue_config *c);
 int mq_create(struct model *m, const struct queue_args *a, uint32_t owner, struct mx_queue **out,
 	      struct herr *e);
-/* Adopt an existing queue file.  a == NULL: take name and config from the
- * file; else the file must match a (-EEXIST if it does not). */
+/* Adopt an existing queue file as the queue a describes (hbusd's state):
+ * -EEXIST when the file's header says otherwise (it is then not used). */
 int mq_adopt(struct model *m, uint32_t qid, const struct queue_args *a, struct mx_queue **out);
 void mq_free(struct model *m, struct mx_queue *q, bool unlink_file);
 int mq_depth(const struct mx_queue *q, uint64_t *depth);

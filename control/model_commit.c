@@ -246,7 +246,7 @@ void model_save_state(struct model *m)
 		HBUS_ERR("out of memory rendering the state file");
 		return;
 	}
-	rc = state_write(m->bus_dir, text);
+	rc = state_write(m->bus_fd, text);
 	if (rc)
 		HBUS_WARN("cannot write %s/topology.json: %s (a restarted hbusd adopts only "
 			  "durable topology and queue files)", m->bus_dir, hbus_strerror(rc));

@@ -63,11 +63,4 @@ int perms_check(const struct perms *p, const struct peer *who, enum perm_kind k,
 /* May peer do everything (root or hbusd's own uid)? */
 bool perms_is_admin(const struct perms *p, const struct peer *who);
 
-/* May hbusd trust what it finds in directory `dir` (run dir, bus dir)?  It
- * must be a real directory (not a symlink) owned by hbusd's uid or root and
- * writable by nobody else: otherwise another local user could have planted
- * a socket, a pid file symlink or a queue file of their own in it.
- * 0, or -1 with *e saying what is wrong and how to fix it. */
-int perms_dir_trusted(const char *dir, struct herr *e);
-
 #endif
