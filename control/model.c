@@ -561,7 +561,13 @@ int model_purge_queue(struct model *m, const char *name, uint32_t owner, uint64_
 		return herr_set(e, AMQP_NOT_FOUND, "no queue '%s'", name);
 	if (model_queue_access(m, q, owner, e))
 		return -1;
+	if (q->corrupt)
+		return herr_set(e, AMQP_PRECONDITION, "queue '%s' is corrupt: delete and declare it "
+				"again", name);
 	rc = mq_purge(m, q, purged);
+	if (rc == -EUCLEAN)
+		return herr_set(e, AMQP_PRECONDITION, "queue '%s' is corrupt (%s): delete and "
+				"declare it again", name, hbus_strerror(rc));
 	if (rc < 0)
 		return herr_set(e, AMQP_INTERNAL_ERROR, "purging queue '%s': %s", name,
 				hbus_strerror(rc));

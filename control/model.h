@@ -65,6 +65,7 @@ struct mx_queue {
 	bool exclusive_consumer;
 	uint32_t excl_owner; /* exclusive queues: owner id of the declaring session */
 	uint32_t consumers;
+	bool corrupt;        /* a walk over its ring found no end (-EUCLEAN): see mq_corrupt */
 	int fd;              /* the queue file; what clients receive */
 	hbus_queue *h;       /* hbusd's own handle: purge, stats, recovery */
 };
@@ -230,6 +231,7 @@ int mq_adopt(struct model *m, uint32_t qid, const struct queue_args *a, struct m
 void mq_free(struct model *m, struct mx_queue *q, bool unlink_file);
 int mq_depth(const struct mx_queue *q, uint64_t *depth);
 uint64_t mq_unacked(const struct mx_queue *q);
+void mq_corrupt(struct mx_queue *q, const char *during);
 int mq_purge(struct model *m, struct mx_queue *q, uint64_t *purged);
 /* 0 done, -EAGAIN pending, other negative: error (logged).  writers: the
  * owner's process has exited, recover its WRITING slots too. */

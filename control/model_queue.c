@@ -230,22 +230,43 @@ uint64_t mq_unacked(const struct mx_queue *q)
 	return s.delivered > out ? s.delivered - out : 0;
 }
 
+/*
+ * The ring of q is corrupt: a walk over it found no end (slot words no
+ * protocol can produce, written by a broken or hostile process that holds
+ * its descriptor).  Counted once, logged once; hbusd stops working on it
+ * (no recovery retries, purge refused) and says so in list and stat, and
+ * clients see -EUCLEAN from their own walks.  Delete and declare it again.
+ */
+void mq_corrupt(struct mx_queue *q, const char *during)
+{
+	if (q->corrupt)
+		return;
+	q->corrupt = true;
+	HBUS_ERR("queue '%s' (qid %u) is corrupt (found %s): hbusd stops recovering and purging "
+		 "it; delete and declare it again", q->name, q->qid, during);
+}
+
 int mq_purge(struct model *m, struct mx_queue *q, uint64_t *purged)
 {
 	struct hbus_queue_stats before, after;
 	struct hbus_msg msgs[64];
 	uint64_t n = 0;
-	int got;
+	int got = 0;
 
 	(void)m;
 	hbus_queue_stats(q->h, &before);
 	/* Drain with hbusd's own owner id in auto mode: a claim is a removal.
 	 * Only READY messages are taken; unacked ones stay with their
 	 * consumers, as in RabbitMQ.  Expired ones are dropped on the way. */
-	while ((got = hbus_queue_consume_burst(q->h, msgs, 64)) > 0) {
+	/* Bounded: a purge takes what is there, not what a producer keeps
+	 * adding (or a forger keeps making look READY) while it runs. */
+	while (n < 2 * (uint64_t)q->cfg.capacity &&
+	       (got = hbus_queue_consume_burst(q->h, msgs, 64)) > 0) {
 		hbus_queue_ack_burst(q->h, msgs, (unsigned)got);
 		n += (uint64_t)got;
 	}
+	if (got == -EUCLEAN)
+		mq_corrupt(q, "while purging");
 	if (got < 0)
 		return got;
 	hbus_queue_stats(q->h, &after);
@@ -261,8 +282,12 @@ int mq_recover(struct model *m, struct mx_queue *q, uint32_t owner, bool writers
 	int rc;
 
 	(void)m;
+	if (q->corrupt)
+		return -EUCLEAN;
 	rc = writers ? hbus_queue_recover_owner(q->h, owner, &r) :
 		       hbus_queue_recover_claims(q->h, owner, &r);
+	if (rc == -EUCLEAN)
+		mq_corrupt(q, "while recovering a dead owner's slots");
 	if (rc && rc != -EAGAIN) {
 		HBUS_ERR("recovering owner %u on queue '%s': %s", owner, q->name, hbus_strerror(rc));
 		return rc;

@@ -21,6 +21,8 @@ json_t *report_queue(const struct model *m, const struct mx_queue *q)
 		      "messages", (json_int_t)depth, "consumers", (json_int_t)q->consumers);
 	if (o)
 		json_object_set_new(o, "latency", json_boolean(q->cfg.flags & HBUS_QUEUE_F_LATENCY));
+	if (o && q->corrupt)
+		json_object_set_new(o, "corrupt", json_true());
 	if (o && q->dlx)
 		json_object_set_new(o, "dead_letter_exchange", json_string(q->dlx));
 	if (o && q->dlx_key)
@@ -123,6 +125,9 @@ json_t *report_stat(struct hbusd *d)
 			"dead_lettered", (json_int_t)s.dead_lettered, "head", (json_int_t)s.head,
 			"tail", (json_int_t)s.tail, "consumers", (json_int_t)q->consumers,
 			"unacked", (json_int_t)mq_unacked(q)));
+		if (q->corrupt && json_array_size(qs))
+			json_object_set_new(json_array_get(qs, json_array_size(qs) - 1), "corrupt",
+					    json_true());
 	}
 	/* The dataplanes' counters files (report_dataplane.c). */
 	return json_pack("{s:b, s:s, s:I, s:I, s:b, s:i, s:i, s:o*, s:o*}", "ok", 1, "bus", d->o.bus,

@@ -60,14 +60,16 @@ static inline void prefetch_ready_message(const struct hbus_queue *q, const stru
 		__builtin_prefetch((const char *)s + off, 0, 3);
 }
 
-/* Claim the READY slot at the head.  0 and *pos, or -EAGAIN when empty. */
+/* Claim the READY slot at the head.  0 and *pos, -EAGAIN when empty, or
+ * -EUCLEAN when the walk found no end (a corrupt ring). */
 static int claim_head(struct hbus_queue *q, uint64_t *pos)
 {
 	_Atomic uint64_t *head = &q->hdr->head;
 	uint64_t h = atomic_load_explicit(head, RELAXED);
 	unsigned held = held_state(q);
+	uint64_t steps = walk_limit(q);
 
-	for (;;) {
+	while (steps--) {
 		struct hbus_slot *s = slot_at(q, h);
 		uint64_t lap = pos_lap(q, h);
 		uint64_t w = atomic_load_explicit(&s->state, ACQUIRE);
@@ -83,7 +85,7 @@ static int claim_head(struct hbus_queue *q, uint64_t *pos)
 			case SLOT_READY:
 				if (q->demote)
 					prefetch_ready_message(q, s);
-				if (atomic_compare_exchange_weak_explicit(&s->state, &w,
+				if (atomic_compare_exchange_strong_explicit(&s->state, &w,
 						slot_word(lap, q->owner, held), ACQUIRE, RELAXED)) {
 					cursor_help(head, h);
 					*pos = h;
@@ -98,16 +100,21 @@ static int claim_head(struct hbus_queue *q, uint64_t *pos)
 			default: /* claimed by another consumer */
 				break;
 			}
+			cursor_help(head, h);
+		} else {
+			/* Position h is done with: the head lags (lap_jump). */
+			cursor_advance(head, h, h + lap_jump(q, d));
 		}
-		cursor_help(head, h);
 		h = atomic_load_explicit(head, RELAXED);
 	}
+	return -EUCLEAN;
 }
 
 int hbus_queue_consume_burst(hbus_queue *q, struct hbus_msg *m, unsigned n)
 {
 	unsigned got = 0, delivered = 0, expired = 0;
 	uint64_t pos, now = 0;
+	int rc = 0;
 
 	if (!q || (!m && n))
 		return -EINVAL;
@@ -116,7 +123,7 @@ int hbus_queue_consume_burst(hbus_queue *q, struct hbus_msg *m, unsigned n)
 		if (n > room)
 			n = room;
 	}
-	while (got < n && claim_head(q, &pos) == 0) {
+	while (got < n && (rc = claim_head(q, &pos)) == 0) {
 		struct hbus_slot *s = slot_at(q, pos);
 
 		if (q->ttl_ns) {
@@ -137,7 +144,7 @@ int hbus_queue_consume_burst(hbus_queue *q, struct hbus_msg *m, unsigned n)
 		counter_add(&q->hdr->cons.expired, expired);
 	if (q->ack_mode == HBUS_ACK_MANUAL)
 		q->unacked += got;
-	return (int)got;
+	return got || rc != -EUCLEAN ? (int)got : rc;
 }
 
 int hbus_queue_consume(hbus_queue *q, struct hbus_msg *m)

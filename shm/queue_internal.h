@@ -59,16 +59,39 @@ static inline void counter_add(_Atomic uint64_t *c, uint64_t n)
 	atomic_fetch_add_explicit(c, n, RELAXED);
 }
 
-/* Move a cursor from pos to pos + 1 unless someone already did.  The
- * cursors are hints (the slot states are the truth), so a plain store is
- * enough, and it saves a locked RMW per message on each side (measured:
- * -100 ns of a 450 ns ping-pong RTT, docs/BENCHMARKS.md).  Two helpers
- * racing can step a cursor back by a position; claim_tail and claim_head
- * walk a lagging cursor forward past positions already done with. */
+/*
+ * Move a cursor forward from pos to next, unless someone already moved it
+ * past pos.  A CAS from the position we hold, never a store: a helper that
+ * stalled between a load and a store could otherwise move the cursor back
+ * by everything done meanwhile (80 000 slots after a 4 ms preemption, and
+ * after 2^31 laps a lap distance of the wrong sign: a ring that refuses
+ * every enqueue).  The cursor is then a lower bound of the true frontier
+ * that only grows, so a walker's lag is the claims in flight.  The line is
+ * its side's own (producers share the tail, consumers the head), so in the
+ * common case the CAS is local; paid for by the counters, which are plain
+ * stores to the handle's own record since layout 3.
+ */
+static inline void cursor_advance(_Atomic uint64_t *cursor, uint64_t pos, uint64_t next)
+{
+	atomic_compare_exchange_strong_explicit(cursor, &pos, next, RELAXED, RELAXED);
+}
+
 static inline void cursor_help(_Atomic uint64_t *cursor, uint64_t pos)
 {
-	if (atomic_load_explicit(cursor, RELAXED) == pos)
-		atomic_store_explicit(cursor, pos + 1, RELAXED);
+	cursor_advance(cursor, pos, pos + 1);
+}
+
+/*
+ * Every walk over the ring is bounded.  A walker steps past positions
+ * already taken, and with cursors that never go back a legitimate walk is a
+ * few steps (the claims in flight); slot words written by a hostile or
+ * broken process (laps far ahead, states that never settle) could make it
+ * endless.  Past this many steps the caller gets -EUCLEAN: the queue is
+ * corrupt, a counted error, never a hang (docs/SECURITY.md).
+ */
+static inline uint64_t walk_limit(const struct hbus_queue *q)
+{
+	return 2 * (q->mask + 1) + 1024;
 }
 
 /* Ask for a line in exclusive state (PREFETCHW): a read prefetch of a
@@ -90,10 +113,24 @@ static inline void note_full(struct hbus_queue *q, int full)
 		atomic_store_explicit(&q->full_hint, full, RELAXED);
 }
 
+/*
+ * How far a walker may move a cursor past position p whose slot is d > 0
+ * laps ahead of p.  Producers claim in position order, so the slot's
+ * having been claimed d - 1 laps on means every earlier position was
+ * claimed; and a producer reached that position only after each slot was
+ * freed a lap before, so every position more than a lap before it was
+ * consumed.  d - 2 whole laps is therefore safe for both cursors; a step
+ * of one otherwise.  Without the jump, a cursor far behind (a slot word
+ * written far ahead) would be walked one slot per step.
+ */
+static inline uint64_t lap_jump(const struct hbus_queue *q, int64_t d)
+{
+	return d > 2 ? (uint64_t)(d - 2) << q->shift : 1;
+}
+
 static inline void cursor_help_n(_Atomic uint64_t *cursor, uint64_t pos, unsigned n)
 {
-	if (atomic_load_explicit(cursor, RELAXED) == pos)
-		atomic_store_explicit(cursor, pos + n, RELAXED);
+	cursor_advance(cursor, pos, pos + n);
 }
 
 /* How far into its slot a message of data_len bytes reaches (header

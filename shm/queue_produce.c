@@ -41,8 +41,9 @@ int queue_claim_tail(struct hbus_queue *q, uint64_t *pos, uint64_t *blocked)
 {
 	_Atomic uint64_t *tail = &q->hdr->tail;
 	uint64_t t = atomic_load_explicit(tail, RELAXED);
+	uint64_t steps = walk_limit(q);
 
-	for (;;) {
+	while (steps--) {
 		struct hbus_slot *s = slot_at(q, t);
 		uint64_t lap = pos_lap(q, t);
 		uint64_t w = atomic_load_explicit(&s->state, ACQUIRE);
@@ -50,7 +51,7 @@ int queue_claim_tail(struct hbus_queue *q, uint64_t *pos, uint64_t *blocked)
 
 		if (d == 0) {
 			if (word_state(w) == SLOT_FREE &&
-			    atomic_compare_exchange_weak_explicit(&s->state, &w,
+			    atomic_compare_exchange_strong_explicit(&s->state, &w,
 					slot_word(lap, q->owner, SLOT_WRITING), ACQUIRE, RELAXED)) {
 				cursor_help(tail, t);
 				note_full(q, 0);
@@ -63,8 +64,9 @@ int queue_claim_tail(struct hbus_queue *q, uint64_t *pos, uint64_t *blocked)
 			t = atomic_load_explicit(tail, RELAXED);
 			continue;
 		}
-		if (d > 0) { /* position t is done with: the tail lags, help it */
-			cursor_help(tail, t);
+		if (d > 0) {
+			/* Position t is done with: the tail lags (see lap_jump). */
+			cursor_advance(tail, t, t + lap_jump(q, d));
 			t = atomic_load_explicit(tail, RELAXED);
 			continue;
 		}
@@ -86,6 +88,7 @@ int queue_claim_tail(struct hbus_queue *q, uint64_t *pos, uint64_t *blocked)
 		note_full(q, 1);
 		return -ENOBUFS;
 	}
+	return -EUCLEAN;
 }
 
 /* WRITING -> READY.  Fails only if the slot was taken from us (recovered). */
@@ -284,7 +287,8 @@ static int enqueue_one(struct hbus_queue *q, const struct hbus_out *m)
 	}
 	rc = queue_claim_tail(q, &pos, NULL);
 	if (rc) {
-		counter_add(&q->hdr->prod.dropped_overflow, 1);
+		if (rc == -ENOBUFS)
+			counter_add(&q->hdr->prod.dropped_overflow, 1);
 		return rc;
 	}
 	write_slot(slot_at(q, pos), m);
@@ -346,7 +350,8 @@ int hbus_queue_reserve(hbus_queue *q, struct hbus_reservation *r)
 		return -EINVAL;
 	rc = queue_claim_tail(q, &pos, NULL);
 	if (rc) {
-		counter_add(&q->hdr->prod.dropped_overflow, 1);
+		if (rc == -ENOBUFS)
+			counter_add(&q->hdr->prod.dropped_overflow, 1);
 		return rc;
 	}
 	r->data = slot_at(q, pos)->data;

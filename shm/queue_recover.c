@@ -48,6 +48,7 @@ static int recover(hbus_queue *q, uint32_t owner, int writers, struct hbus_recov
 {
 	struct hbus_recovery r;
 	uint64_t i, cap;
+	int rc = 0;
 
 	if (!q || owner == 0 || owner > HBUS_OWNER_MAX || owner == q->owner)
 		return -EINVAL;
@@ -76,7 +77,10 @@ static int recover(hbus_queue *q, uint32_t owner, int writers, struct hbus_recov
 			}
 			break;
 		case SLOT_CLAIMED:
-			if (queue_republish(q, pos, w) == 0)
+			rc = queue_republish(q, pos, w);
+			if (rc == -EUCLEAN)
+				goto out;
+			if (rc == 0)
 				r.requeued++;
 			else if (atomic_load_explicit(&s->state, ACQUIRE) == w)
 				r.pending++;
@@ -92,11 +96,12 @@ static int recover(hbus_queue *q, uint32_t owner, int writers, struct hbus_recov
 			break;
 		}
 	}
+out:
 	/* Skips unblock consumers parked at the head: wake them. */
 	queue_wake(q);
 	if (out)
 		*out = r;
-	return r.pending ? -EAGAIN : 0;
+	return rc == -EUCLEAN ? rc : r.pending ? -EAGAIN : 0;
 }
 
 int hbus_queue_recover_owner(hbus_queue *q, uint32_t dead, struct hbus_recovery *out)

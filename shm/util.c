@@ -24,6 +24,7 @@ const char *hbus_strerror(int err)
 	case EMSGSIZE:        return "message larger than slot";
 	case EPROTO:          return "not an hbus file / bad magic";
 	case EPROTONOSUPPORT: return "unsupported layout version";
+	case EUCLEAN:         return "queue ring corrupt (a walk over its slots found no end)";
 	case EBADMSG:         return "malformed";
 	case ESTALE:          return "delivery tag not held";
 	case EBUSY:           return "busy (prefetch limit reached, or a routing-table half still in use)";
