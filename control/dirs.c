@@ -50,12 +50,19 @@ int dir_trusted_fd(int fd, const char *path, struct herr *e)
 static int open_dir(int at, const char *path, const char *shown, struct herr *e)
 {
 	int fd = openat(at, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
 
-	if (fd < 0)
-		herr_set(e, AMQP_INTERNAL_ERROR, "%s %s: refusing to use it", shown,
-			 errno == ELOOP ? "is a symbolic link" :
-			 errno == ENOTDIR ? "is not a directory" : strerror(errno));
-	return fd;
+	if (fd >= 0)
+		return fd;
+	/* O_DIRECTORY | O_NOFOLLOW on a link fails with ENOTDIR: say which. */
+	if (errno == ELOOP || (errno == ENOTDIR && fstatat(at, path, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			       S_ISLNK(st.st_mode)))
+		herr_set(e, AMQP_INTERNAL_ERROR, "%s %s is a symbolic link: refusing to use it",
+			 shown, path);
+	else
+		herr_set(e, AMQP_INTERNAL_ERROR, "%s %s: %s: refusing to use it", shown, path,
+			 errno == ENOTDIR ? "not a directory" : strerror(errno));
+	return -1;
 }
 
 /* mkdir -p: parents get 0755 (they may be shared), the leaf gets mode. */
@@ -131,19 +138,26 @@ static int squatted(int basefd, const char *base, const char *leaf, uid_t owner,
 		    struct herr *e)
 {
 	char aside[128], who[80];
+	int n, rc = -1;
 
 	user_name(owner, who, sizeof(who));
 	if (geteuid() != 0)
-		return herr_set(e, AMQP_INTERNAL_ERROR, "bus directory: %s/%s %s belonging to uid %u "
+		return herr_set(e, AMQP_INTERNAL_ERROR, "bus directory: %s/%s is %s belonging to uid %u "
 				"(%s), not to hbusd (uid %u): another user made it before hbusd, so "
 				"nothing in it can be trusted.  Remove it as root (rm -rf %s/%s), or "
 				"give hbusd a directory only it can write (--shm-dir; the systemd unit "
 				"uses its RuntimeDirectory)", base, leaf, what, (unsigned)owner, who,
 				(unsigned)geteuid(), base, leaf);
-	snprintf(aside, sizeof(aside), "%s.untrusted-uid%u-%lld", leaf, (unsigned)owner,
-		 (long long)time(NULL));
-	if (renameat(basefd, leaf, basefd, aside) != 0)
-		return herr_set(e, AMQP_INTERNAL_ERROR, "bus directory: %s/%s %s belonging to uid %u "
+	/* A fresh name: never over an earlier one (RENAME_NOREPLACE). */
+	for (n = 0; n < 100; n++) {
+		snprintf(aside, sizeof(aside), "%s.untrusted-uid%u-%lld%s%.0u", leaf, (unsigned)owner,
+			 (long long)time(NULL), n ? "-" : "", n);
+		if ((rc = renameat2(basefd, leaf, basefd, aside, RENAME_NOREPLACE)) == 0 ||
+		    errno != EEXIST)
+			break;
+	}
+	if (rc != 0)
+		return herr_set(e, AMQP_INTERNAL_ERROR, "bus directory: %s/%s is %s belonging to uid %u "
 				"(%s), and it cannot be moved aside: %s", base, leaf, what,
 				(unsigned)owner, who, strerror(errno));
 	HBUS_WARN("bus directory: %s/%s was %s belonging to uid %u (%s), made before hbusd: "
@@ -169,14 +183,14 @@ static int try_bus_dir(int basefd, const char *base, const char *leaf, const cha
 	}
 	if (st.st_uid != geteuid() && st.st_uid != 0)
 		return squatted(basefd, base, leaf, st.st_uid,
-				S_ISDIR(st.st_mode) ? "is a directory" :
-				S_ISLNK(st.st_mode) ? "is a symbolic link" : "is a file", e);
+				S_ISDIR(st.st_mode) ? "a directory" :
+				S_ISLNK(st.st_mode) ? "a symbolic link" : "a file", e);
 	*fd = openat(basefd, leaf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (*fd < 0)
 		return herr_set(e, AMQP_INTERNAL_ERROR, "bus directory %s %s: refusing to use it "
 				"(give hbusd a directory with --shm-dir instead)", path,
-				errno == ELOOP ? "is a symbolic link" :
-				errno == ENOTDIR ? "is not a directory" : strerror(errno));
+				S_ISLNK(st.st_mode) ? "is a symbolic link" :
+				!S_ISDIR(st.st_mode) ? "is not a directory" : strerror(errno));
 	/* The checks that count are on what we hold. */
 	if (dir_trusted_fd(*fd, path, e)) {
 		close(*fd);

@@ -329,6 +329,16 @@ static json_t *op_list(struct op_ctx *c)
 	return report_list(c->d, what, &c->e);
 }
 
+/* The client unmapped everything of this session (hbus_close) and says
+ * so: the session closes as if its process had exited, so nothing is kept
+ * for it until it does (docs/CONTROL.md).  A client that says it while
+ * still writing can only spoil its own writes to queues it holds. */
+static json_t *op_bye(struct op_ctx *c)
+{
+	c->s->bye = true;
+	return ok();
+}
+
 static json_t *op_stat(struct op_ctx *c)
 {
 	return report_stat(c->d);
@@ -403,6 +413,7 @@ static const struct op {
 	{ "unmap_udp", op_map_udp, F_UNMAP },
 	{ "list", op_list, F_LIST },
 	{ "stat", op_stat, F_NONE },
+	{ "bye", op_bye, F_NONE },
 	{ "export", op_export, F_NONE },
 	{ "import", op_import, F_IMPORT },
 };

@@ -5,11 +5,11 @@
  *
  * A session that does not read its replies is not read either: after
  * HBUSD_PENDING_REPLIES replies or HBUSD_PENDING_BYTES_SESSION bytes
- * waiting, and when all the sessions of its user together have
- * HBUSD_PENDING_BYTES_USER bytes waiting (root and hbusd's uid are held to
- * the per-session bounds only).  So one user's unread replies take at most
- * that much of hbusd's memory, plus the one reply each of its sessions is
- * allowed past the bound.  The kernel's share is bounded by the send
+ * waiting, and, while all the sessions of its user together have
+ * HBUSD_PENDING_BYTES_USER bytes waiting, as soon as anything of its own
+ * waits (root and hbusd's uid are held to the per-session bounds only).
+ * So one user's unread replies take at most that much of hbusd's memory,
+ * plus one reply per session of the user (--max-sessions-per-user).  The kernel's share is bounded by the send
  * buffer: forced large (HBUSD_SNDBUF) only for root and hbusd's uid,
  * whose list replies of big buses need it; everyone else gets
  * HBUSD_SNDBUF_USER, capped by net.core.wmem_max.
@@ -65,10 +65,13 @@ static bool user_over(const struct hbusd *d, const struct session *s)
 	       s->user->bytes >= HBUSD_PENDING_BYTES_USER;
 }
 
+/* Past its user's bound, a session is read only while nothing of its own
+ * waits: one process of a user that does not read its replies must not
+ * stop the user's other processes that do. */
 bool server_may_read(const struct hbusd *d, const struct session *s)
 {
 	return s->out_n < HBUSD_PENDING_REPLIES && s->out_bytes < HBUSD_PENDING_BYTES_SESSION &&
-	       !user_over(d, s);
+	       (!s->out_bytes || !user_over(d, s));
 }
 
 void server_set_events(struct hbusd *d, struct session *s, bool reading, bool writing)

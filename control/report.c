@@ -130,10 +130,14 @@ json_t *report_stat(struct hbusd *d)
 					    json_true());
 	}
 	/* The dataplanes' counters files (report_dataplane.c). */
-	return json_pack("{s:b, s:s, s:I, s:I, s:b, s:i, s:i, s:o*, s:o*}", "ok", 1, "bus", d->o.bus,
+	return json_pack("{s:b, s:s, s:I, s:I, s:b, s:i, s:i, s:i, s:i, s:i, s:o*, s:o*}", "ok", 1,
+			 "bus", d->o.bus,
 			 "epoch", (json_int_t)atomic_load(&d->sb.sb->epoch),
 			 "generation", (json_int_t)m->generation,
 			 "publish_waiting", model_publish_waiting(m),
 			 "sessions", (int)d->n_sessions, "pending_recoveries", (int)m->pending.n,
+			 "orphans", (int)d->n_orphans,
+			 "session_table", (int)(d->sb.sb ? sb_sessions_used(&d->sb) : 0),
+			 "reader_blocks", (int)m->readers.n,
 			 "queues", qs, "dataplanes", report_dataplanes(d->bus_dir));
 }

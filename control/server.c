@@ -165,7 +165,7 @@ void server_session_close(struct hbusd *d, struct session *s, const char *why)
 		/* A process that still runs keeps its half-written slots until
 		 * it exits (it publishes them by plain stores); its claims go
 		 * back now.  Only sessions that were sent queues can hold any. */
-		bool runs = (s->n_qids || s->all_queues) &&
+		bool runs = !s->bye && (s->n_qids || s->all_queues) &&
 			    orphan_session_closed(d, s->owner, s->peer.uid, s->peer.pid,
 						  s->start_time);
 		/* NULL means every queue: only for owners whose descriptors
@@ -307,6 +307,10 @@ static int read_one(struct hbusd *d, struct session *s, char *buf)
 	}
 	if (server_queue_reply(d, s, reply, fd, -1, changed))
 		return -1;
+	if (s->bye) {
+		server_session_close(d, s, "said bye");
+		return -1;
+	}
 	return 1;
 }
 

@@ -74,6 +74,8 @@ struct session {
 	unsigned n_qids, cap_qids;
 	bool all_queues;       /* resumed an owner from before a restart: its
 				  descriptors are unknown, recover everywhere */
+	bool bye;              /* the peer said it holds nothing of this session
+				  any more (op bye): no orphan is kept for it */
 	struct session *prev, *next;
 };
 

@@ -565,8 +565,12 @@ int hbus_close(hbus_client *c)
 		c->consumers = cc->next;
 		consumer_free(cc);
 	}
-	/* Closing the session is what tells hbusd we are gone: it cancels
-	 * our consumers and gives back what they held. */
+	/* Nothing of the session is mapped any more: say so, so hbusd keeps
+	 * nothing for it while this process lives on (no reply needed: hbusd
+	 * reads what was sent before the close).  Then closing the session
+	 * cancels our consumers and gives back what they held. */
+	if (c->sock >= 0)
+		send_locked(c, "{\"op\":\"bye\"}", 12);
 	session_drop_locked(c);
 	while ((cr = c->routes)) {
 		c->routes = cr->next;
