@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "attack.h"
+#include "queue_internal.h"
 #include "queue_layout.h"
 #include "route_layout.h"
 
@@ -282,4 +283,64 @@ Test(attack_shm, queue_names_come_from_hbusd_never_from_a_header)
 	at_assert_service(&env);
 	cr_assert_eq(at_run_as(&user, &env, attack_queue_header, "vault.q", out, sizeof(out)), 0);
 	cr_assert_str_eq(out, "renamed\nvault 403\n");
+}
+
+/* ------------------------------------------ finding 3: ring walks bounded */
+
+/* With a read grant on pub.q: every slot word a lap far ahead of the
+ * cursors, one of them CLAIMED under our own owner id (so recovery must
+ * republish it when we leave), then purge (read grant suffices) and
+ * disconnect. */
+static void attack_ring_walks(const struct hb_env *e, void *arg, int out)
+{
+	static const char hello[] = "{\"op\":\"hello\"}";
+	struct hbus_queue_opts o = { .ack_mode = HBUS_ACK_MANUAL };
+	int fds[2], qfd = -1, fd = hb_connect(e);
+	uint64_t t0, lap = 1ull << 30;
+	hbus_queue *q;
+	json_t *r;
+
+	(void)arg;
+	if (fd < 0 || hb_send_raw(fd, hello, sizeof(hello) - 1))
+		_exit(30);
+	r = hb_recv_fds(fd, fds, 2);
+	o.owner = (uint32_t)hb_int(r, "owner");
+	json_decref(r);
+	r = hb_call(fd, &qfd, "{s:s, s:s, s:s}", "op", "open_queue", "name", "pub.q", "for",
+		    "read");
+	if (!hb_ok(r) || qfd < 0 || hbus_queue_open_fd(qfd, &o, &q))
+		_exit(31);
+	json_decref(r);
+	for (uint64_t i = 0; i <= q->mask; i++)
+		atomic_store(&slot_at(q, i)->state, slot_word(lap + i, 0, SLOT_FREE));
+	atomic_store(&slot_at(q, 3)->state, slot_word(lap + 7, o.owner, SLOT_CLAIMED));
+	at_say(out, "forged");
+	t0 = at_now_ms();
+	r = hb_call(fd, NULL, "{s:s, s:s}", "op", "purge_queue", "name", "pub.q");
+	at_say(out, "purge %d in %s", hb_code(r), at_now_ms() - t0 < AT_ROOT_MS ? "time" : "TOO LONG");
+	json_decref(r);
+	close(fd);
+	at_say(out, "left");
+}
+
+Test(attack_shm, forged_slot_words_cannot_stall_hbusd)
+{
+	char out[512], *save = NULL;
+	const char *l;
+	int fd;
+
+	at_start(&env, &user, NULL);
+	fd = hb_session(&env, NULL);
+	OK(hb_call(fd, NULL, "{s:s, s:s, s:i, s:i}", "op", "declare_queue", "name", "pub.q",
+		   "capacity", 1024, "slot_size", 64));
+	close(fd);
+	cr_assert_eq(at_run_as(&user, &env, attack_ring_walks, NULL, out, sizeof(out)), 0, "%s",
+		     out);
+	cr_assert_str_eq(strtok_r(out, "\n", &save), "forged");
+	l = strtok_r(NULL, "\n", &save);
+	cr_assert(l && (!strcmp(l, "purge 0 in time") || !strcmp(l, "purge 406 in time")), "%s", l);
+	cr_assert_str_eq(strtok_r(NULL, "\n", &save), "left");
+	/* Its disconnect made hbusd recover (republish) the forged claim. */
+	at_assert_service(&env);
+	at_assert_service(&env);
 }
