@@ -110,6 +110,14 @@ int client_request(hbus_client *c, json_t *req, json_t **reply, int *fd);
  */
 int hbus_client_check(hbus_client *c);
 
+/* client_io.c: the socket, under c->lock.  drop: close it (the session is
+ * gone); recv: one reply and up to two descriptors (-1 where none came),
+ * waiting at most 10 s. */
+void client_drop_locked(hbus_client *c);
+int client_send_locked(hbus_client *c, const char *text, size_t len);
+int client_recv_locked(hbus_client *c, char **text, int fds[2]);
+int client_connect_retry(int fd, const struct sockaddr_un *addr);
+
 /* The same with c->lock held (inside the session code). */
 int client_request_locked(hbus_client *c, json_t *req, json_t **reply, int *fd);
 void client_set_error_locked(hbus_client *c, int code, const char *msg);
