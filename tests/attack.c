@@ -115,6 +115,18 @@ void at_user_remove(struct at_user *u)
 	}
 }
 
+void at_init(struct hb_env *e, struct at_user *u, const char *bus)
+{
+	at_user_create(u);
+	hb_env_init(e, bus);
+}
+
+void at_fini(struct hb_env *e, struct at_user *u)
+{
+	hb_env_fini(e);
+	at_user_remove(u);
+}
+
 static void write_perms(const struct hb_env *e, const struct at_user *u, char *path, size_t cap)
 {
 	FILE *f;

@@ -43,6 +43,16 @@ struct at_user {
  * exit otherwise). */
 void at_user_create(struct at_user *u);
 void at_user_remove(struct at_user *u);
+/* A test's set-up and tear-down: the user and an hbusd environment. */
+void at_init(struct hb_env *e, struct at_user *u, const char *bus);
+void at_fini(struct hb_env *e, struct at_user *u);
+/* A Criterion suite of attacks: `env` and `user` for each test of it. */
+#define AT_SUITE(suite, bus, seconds)                                                      \
+	static struct hb_env env;                                                          \
+	static struct at_user user;                                                        \
+	static void at_suite_init(void) { at_init(&env, &user, (bus)); }                   \
+	static void at_suite_fini(void) { at_fini(&env, &user); }                          \
+	TestSuite(suite, .init = at_suite_init, .fini = at_suite_fini, .timeout = (seconds))
 
 /* Start hbusd for e with a permissions file granting u AT_GRANT (its
  * socket is then reachable by everyone), plus extra arguments (may be

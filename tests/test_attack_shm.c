@@ -26,22 +26,7 @@
 #include "queue_layout.h"
 #include "route_layout.h"
 
-static struct hb_env env;
-static struct at_user user;
-
-static void setup(void)
-{
-	at_user_create(&user);
-	hb_env_init(&env, "atk");
-}
-
-static void teardown(void)
-{
-	hb_env_fini(&env);
-	at_user_remove(&user);
-}
-
-TestSuite(attack_shm, .init = setup, .fini = teardown, .timeout = 180);
+AT_SUITE(attack_shm, "atk", 180);
 
 /* Map a whole descriptor read-write, or NULL (errno set). */
 static void *map_rw(int fd, size_t *len)

@@ -20,22 +20,7 @@
 
 #include "attack.h"
 
-static struct hb_env env;
-static struct at_user user;
-
-static void setup(void)
-{
-	at_user_create(&user);
-	hb_env_init(&env, "scr");
-}
-
-static void teardown(void)
-{
-	hb_env_fini(&env);
-	at_user_remove(&user);
-}
-
-TestSuite(scribbler, .init = setup, .fini = teardown, .timeout = 300);
+AT_SUITE(scribbler, "scr", 300);
 
 /* Fill all of fd that can be mapped writable; one line saying what. */
 static void scribble_fd(int out, const char *what, int fd)

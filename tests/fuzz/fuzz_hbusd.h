@@ -34,16 +34,9 @@
 #include <unistd.h>
 
 #include "defs.h"
+#include "fuzz_check.h"
 #include "server.h"
 
-#define CHECK(c)                                                                    \
-	do {                                                                        \
-		if (!(c)) {                                                         \
-			fprintf(stderr, "fuzz property failed: %s (%s:%d)\n", #c,   \
-				__FILE__, __LINE__);                                \
-			abort();                                                    \
-		}                                                                   \
-	} while (0)
 
 #define FZ_ROUTES_CAP (64u << 10)
 #define FZ_NOBODY     65534u

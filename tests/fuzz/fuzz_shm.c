@@ -26,17 +26,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fuzz_check.h"
 #include "hbus.h"
 #include "queue_layout.h"
 
-#define CHECK(c)                                                                    \
-	do {                                                                        \
-		if (!(c)) {                                                         \
-			fprintf(stderr, "fuzz property failed: %s (%s:%d)\n", #c,   \
-				__FILE__, __LINE__);                                \
-			abort();                                                    \
-		}                                                                   \
-	} while (0)
 
 /* rc is 0 or one of the errors listed (0-terminated); else say which. */
 static void check_rc(int rc, const char *call, int line, ...)
