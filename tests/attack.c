@@ -19,6 +19,11 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Attackers still running: killed before their user is removed, whatever
+ * assertion ended the test. */
+static pid_t attackers[16];
+static unsigned n_attackers;
+
 uint64_t at_now_ms(void)
 {
 	struct timespec ts;
@@ -73,8 +78,10 @@ void at_user_create(struct at_user *u)
 
 	memset(u, 0, sizeof(*u));
 	snprintf(u->name, sizeof(u->name), "hbt%d%c", (int)getpid(), 'a' + seq++ % 26);
-	/* The reaper first: whatever happens next, the user goes. */
-	cr_assert_eq(pipe(p), 0);
+	/* The reaper first: whatever happens next, the user goes.  Only the
+	 * test process may hold the pipe's write end (close-on-exec, and the
+	 * attackers close it): the reaper acts when the test is gone. */
+	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
 	u->reaper = fork();
 	cr_assert_geq(u->reaper, 0);
 	if (u->reaper == 0) {
@@ -123,6 +130,8 @@ void at_init(struct hb_env *e, struct at_user *u, const char *bus)
 
 void at_fini(struct hb_env *e, struct at_user *u)
 {
+	while (n_attackers)
+		at_reap(attackers[0]);
 	hb_env_fini(e);
 	at_user_remove(u);
 }
@@ -230,21 +239,30 @@ int at_hello(const struct hb_env *e, int fds[2])
 pid_t at_spawn_as(const struct at_user *u, const struct hb_env *e, at_fn fn, void *arg,
 		  int *out_fd)
 {
-	pid_t pid = tu_fork_reporting(out_fd);
+	pid_t pid;
 
+	cr_assert_lt(n_attackers, 16);
+	pid = tu_fork_reporting(out_fd);
 	if (pid == 0) {
+		close(u->reaper_fd);
 		if (setgroups(0, NULL) || setgid(u->gid) || setuid(u->uid) || getuid() != u->uid)
 			_exit(20);
 		fn(e, arg, *out_fd);
 		_exit(0);
 	}
+	attackers[n_attackers++] = pid;
 	return pid;
 }
 
 void at_reap(pid_t pid)
 {
+	unsigned i;
+
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
+	for (i = 0; i < n_attackers; i++)
+		if (attackers[i] == pid)
+			attackers[i--] = attackers[--n_attackers];
 }
 
 int at_run_as(const struct at_user *u, const struct hb_env *e, at_fn fn, void *arg, char *buf,
