@@ -133,7 +133,10 @@ static void render_queues(json_t *queues)
 		json_object_set_new(row, "drop-head", num(q, "dropped_head"));
 		json_object_set_new(row, "expired", num(q, "expired"));
 		json_object_set_new(row, "rejected", num(q, "rejected"));
+		json_object_set_new(row, "purged", num(q, "purged"));
 		json_object_set_new(row, "dead-lettered", num(q, "dead_lettered"));
+		if (json_is_true(json_object_get(q, "corrupt")))
+			json_object_set_new(row, "state", json_string("CORRUPT"));
 		json_array_append_new(rows, row);
 	}
 	cli_print_table(stdout, rows, NULL);

@@ -195,8 +195,8 @@ int model_cancel(struct model *m, const char *tag, uint32_t owner, struct herr *
 /* A session or orphaned owner is gone: recover its slots on the queues in
  * qids (all queues when qids is NULL), cancel its consumers, delete its
  * exclusive queues and auto-delete queues it was the last consumer of.
- * exited: its process is gone, so its WRITING slots are recovered too (else
- * only its claims: a live producer publishes by plain stores).
+ * exited: its process is gone, so its slots are recovered; else they stay
+ * its own (nothing is taken from a process that runs) until it exits.
  * Returns the number of (queue, owner) recoveries still pending. */
 unsigned model_owner_gone(struct model *m, uint32_t owner, const uint32_t *qids, unsigned n_qids,
 			  bool exited);
@@ -235,7 +235,7 @@ void mq_corrupt(struct mx_queue *q, const char *during);
 int mq_purge(struct model *m, struct mx_queue *q, uint64_t *purged);
 /* 0 done, -EAGAIN pending, other negative: error (logged).  writers: the
  * owner's process has exited, recover its WRITING slots too. */
-int mq_recover(struct model *m, struct mx_queue *q, uint32_t owner, bool writers);
+int mq_recover(struct model *m, struct mx_queue *q, uint32_t owner);
 
 /* ---- shared by model*.c only */
 

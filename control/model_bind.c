@@ -355,12 +355,15 @@ unsigned model_owner_gone(struct model *m, uint32_t owner, const uint32_t *qids,
 	int rc;
 
 	/* Slots first: whatever happens to the queues below, the messages a
-	 * dead consumer held go back to the queue it took them from. */
-	for (i = 0; i < (qids ? n_qids : m->queues.n); i++) {
+	 * dead consumer held go back to the queue it took them from.  Only
+	 * once the process is gone: nothing is taken from one that runs
+	 * (docs/QUEUE.md, "Recovery"); hbusd watches it and comes back here
+	 * when it exits. */
+	for (i = 0; exited && i < (qids ? n_qids : m->queues.n); i++) {
 		q = qids ? model_queue_by_qid(m, qids[i]) : m->queues.v[i];
 		if (!q)
 			continue;
-		rc = mq_recover(m, q, owner, exited);
+		rc = mq_recover(m, q, owner);
 		if (rc == -EAGAIN && model_recovery_pending(m, q->qid, owner)) {
 			pending++; /* already waiting (a session closed, then its process exited) */
 		} else if (rc == -EAGAIN) {

@@ -284,9 +284,9 @@ unsigned model_retry_pending(struct model *m)
 		struct mx_pending *p = m->pending.v[i];
 		struct mx_queue *q = model_queue_by_qid(m, p->qid);
 
-		/* Claims only: WRITING slots never wait (they become skips
-		 * in the first pass, once the process has exited). */
-		if (q && mq_recover(m, q, p->owner, false) == -EAGAIN) {
+		/* Claims waiting for room to be requeued (the rest was done
+		 * in the first pass; doing it again finds nothing). */
+		if (q && mq_recover(m, q, p->owner) == -EAGAIN) {
 			i++;
 			continue;
 		}

@@ -248,35 +248,21 @@ void mq_corrupt(struct mx_queue *q, const char *during)
 
 int mq_purge(struct model *m, struct mx_queue *q, uint64_t *purged)
 {
-	struct hbus_queue_stats before, after;
-	struct hbus_msg msgs[64];
-	uint64_t n = 0;
-	int got = 0;
+	int rc;
 
 	(void)m;
-	hbus_queue_stats(q->h, &before);
-	/* Drain with hbusd's own owner id in auto mode: a claim is a removal.
-	 * Only READY messages are taken; unacked ones stay with their
-	 * consumers, as in RabbitMQ.  Expired ones are dropped on the way. */
 	/* Bounded: a purge takes what is there, not what a producer keeps
 	 * adding (or a forger keeps making look READY) while it runs. */
-	while (n < 2 * (uint64_t)q->cfg.capacity &&
-	       (got = hbus_queue_consume_burst(q->h, msgs, 64)) > 0) {
-		hbus_queue_ack_burst(q->h, msgs, (unsigned)got);
-		n += (uint64_t)got;
-	}
-	if (got == -EUCLEAN)
+	rc = hbus_queue_purge(q->h, 2 * (uint64_t)q->cfg.capacity, purged);
+	if (rc == -EUCLEAN)
 		mq_corrupt(q, "while purging");
-	if (got < 0)
-		return got;
-	hbus_queue_stats(q->h, &after);
-	n += after.expired - before.expired;
-	*purged = n;
-	HBUS_INFO("queue '%s' purged: %llu message(s)", q->name, (unsigned long long)n);
+	if (rc < 0)
+		return rc;
+	HBUS_INFO("queue '%s' purged: %llu message(s)", q->name, (unsigned long long)*purged);
 	return 0;
 }
 
-int mq_recover(struct model *m, struct mx_queue *q, uint32_t owner, bool writers)
+int mq_recover(struct model *m, struct mx_queue *q, uint32_t owner)
 {
 	struct hbus_recovery r;
 	int rc;
@@ -284,16 +270,16 @@ int mq_recover(struct model *m, struct mx_queue *q, uint32_t owner, bool writers
 	(void)m;
 	if (q->corrupt)
 		return -EUCLEAN;
-	rc = writers ? hbus_queue_recover_owner(q->h, owner, &r) :
-		       hbus_queue_recover_claims(q->h, owner, &r);
+	rc = hbus_queue_recover_owner(q->h, owner, &r);
 	if (rc == -EUCLEAN)
 		mq_corrupt(q, "while recovering a dead owner's slots");
 	if (rc && rc != -EAGAIN) {
 		HBUS_ERR("recovering owner %u on queue '%s': %s", owner, q->name, hbus_strerror(rc));
 		return rc;
 	}
-	if (r.requeued || r.released || r.skipped || r.pending)
+	if (r.requeued || r.released || r.skipped || r.removed || r.pending)
 		HBUS_INFO("owner %u gone: queue '%s' requeued %u, released %u, skipped %u, "
-			  "pending %u", owner, q->name, r.requeued, r.released, r.skipped, r.pending);
+			  "removals finished %u, pending %u", owner, q->name, r.requeued, r.released,
+			  r.skipped, r.removed, r.pending);
 	return rc;
 }

@@ -156,11 +156,12 @@ bool orphan_session_closed(struct hbusd *d, uint32_t owner, uid_t uid, int32_t p
 	if (process_exited(pid, start_time, &pidfd))
 		return false;
 	if (orphan_watch(d, owner, uid, pid, start_time, pidfd)) {
-		HBUS_WARN("owner %u (pid %d) not watched (out of memory): its half-written slots, "
-			  "if any, wait for the next hbusd start", owner, (int)pid);
+		HBUS_WARN("owner %u (pid %d) not watched (out of memory): what it holds (unacked or "
+			  "half-written messages), if anything, waits for the next hbusd start",
+			  owner, (int)pid);
 		return true; /* the superblock keeps it: a restart adopts it */
 	}
-	HBUS_INFO("owner %u (pid %d) left its session but still runs: its writes are "
+	HBUS_INFO("owner %u (pid %d) left its session but still runs: what it holds is "
 		  "recovered when it exits", owner, (int)pid);
 	return true;
 }

@@ -136,9 +136,15 @@ json_t *report_stat(struct hbusd *d)
 			"dead_lettered", (json_int_t)s.dead_lettered, "head", (json_int_t)s.head,
 			"tail", (json_int_t)s.tail, "consumers", (json_int_t)q->consumers,
 			"unacked", (json_int_t)mq_unacked(q)));
-		if (q->corrupt && json_array_size(qs))
-			json_object_set_new(json_array_get(qs, json_array_size(qs) - 1), "corrupt",
-					    json_true());
+		if (json_array_size(qs)) {
+			json_t *o = json_array_get(qs, json_array_size(qs) - 1);
+
+			json_object_set_new(o, "purged", json_integer((json_int_t)s.purged));
+			json_object_set_new(o, "corrupt_walks", json_integer((json_int_t)s.corrupt));
+			json_object_set_new(o, "handles", json_integer((json_int_t)s.handles));
+			if (q->corrupt)
+				json_object_set_new(o, "corrupt", json_true());
+		}
 	}
 	/* The dataplanes' counters files (report_dataplane.c). */
 	return json_pack("{s:b, s:s, s:I, s:I, s:b, s:i, s:i, s:i, s:i, s:i, s:I, s:o*, s:o*}", "ok", 1,

@@ -55,28 +55,26 @@ static int consumer_register_locked(hbus_client *c, struct client_consumer *cc, 
 	return rc;
 }
 
-/* A new session with a new owner id: register every consumer again and
- * move its handle to the new id; give back what it held under the old. */
+/*
+ * A new session: register every consumer again.  A handle keeps the owner
+ * id it was opened with for life, whatever id the new session has: its
+ * records and the slots it holds name that id, and hbusd, which watched
+ * this process when the old session ended, recovers them when it exits.
+ * Moving a handle to a new id under a consumer that is using it (as
+ * before) raced with that consumer, and taking back its claims here raced
+ * with hbusd's own recovery of them.
+ */
 void consumers_rejoin_locked(hbus_client *c, uint32_t new_owner)
 {
 	struct client_consumer *cc;
 
+	(void)new_owner;
 	for (cc = c->consumers; cc; cc = cc->next) {
-		struct hbus_recovery rec;
-		uint32_t old = cc->q->owner;
 		int rc = consumer_register_locked(c, cc, NULL);
 
 		if (rc)
 			HBUS_WARN("consumer of queue '%s' not registered again: %s", cc->queue,
 				  rc == -EREMOTEIO ? c->err_msg : hbus_strerror(rc));
-		if (old == new_owner)
-			continue;
-		cc->q->owner = new_owner;
-		cc->q->unacked = 0; /* old delivery tags are void */
-		rc = hbus_queue_recover_claims(cc->q, old, &rec); /* we still run */
-		if (rc == -EAGAIN)
-			HBUS_WARN("queue '%s': %u unacked messages of the old session wait for room",
-				  cc->queue, rec.pending);
 	}
 }
 
@@ -137,6 +135,11 @@ int hbus_consume_close(hbus_client *c, hbus_queue *q)
 		return -ENOENT;
 	}
 	*pp = cc->next;
+	/* What it still holds goes back now, as when an AMQP channel closes
+	 * (by this handle itself: no one else takes a live process's slots). */
+	if (hbus_queue_release_held(cc->q, NULL) == -EAGAIN)
+		HBUS_WARN("queue '%s': unacked messages wait for room to be requeued; they are "
+			  "requeued when this process exits", cc->queue);
 	/* A cancel that cannot reach hbusd is not an error: the dead session
 	 * already cancelled the consumer. */
 	if (cc->tag && (req = json_pack("{s:s, s:s}", "op", "cancel", "consumer_tag", cc->tag))) {

@@ -7,10 +7,12 @@
  * count where documented) on success and a negative errno-style code on
  * failure.  No function aborts on bad input.
  *
- * Threading: producer calls on one hbus_queue handle are safe from many
- * threads and processes at once.  Consumer calls on one handle are not
- * thread-safe (the handle keeps the consumer's unacked count, as a liburing
- * ring keeps its own cursors): open one handle per consuming thread.
+ * Threading: a queue handle is used by one thread at a time, producer and
+ * consumer calls alike (the handle keeps its own counters, journal and
+ * unacked count in its record, as a liburing ring keeps its own cursors):
+ * open one handle per thread.  Any number of handles, in any processes,
+ * produce to and consume from one queue at once (at most
+ * HBUS_QUEUE_RECORDS, 512, at a time).
  */
 #ifndef HBUS_H
 #define HBUS_H
@@ -70,7 +72,15 @@ struct hbus_queue_config {
  * It costs streams most of their throughput (60-70%), so it is off by
  * default.  No effect on messages that fit one line, or on non-x86 CPUs. */
 #define HBUS_QUEUE_F_LATENCY 0x1u
-#define HBUS_QUEUE_F_ALL     HBUS_QUEUE_F_LATENCY
+/* A queue whose consumers can read its messages but never write them: the
+ * message bytes live in a second file (hbus_queue_create_protected) that
+ * consumers map from a read-only descriptor; only the state words they
+ * claim and free with are writable.  A consumer can then at most disturb
+ * claims on the queue, never change or inject a message.  Costs a second
+ * cache line per hand-off (docs/BENCHMARKS.md, "Protected queues").  A
+ * consumer's nack(requeue) goes through hbusd (it writes the copy). */
+#define HBUS_QUEUE_F_PROTECTED 0x2u
+#define HBUS_QUEUE_F_ALL     (HBUS_QUEUE_F_LATENCY | HBUS_QUEUE_F_PROTECTED)
 
 /* How a process uses a queue handle. */
 struct hbus_queue_opts {
@@ -109,24 +119,36 @@ struct hbus_reservation {
 	uint64_t pos;
 };
 
+/*
+ * A queue's counters: sums over the records of every handle that used it.
+ * Exact at rest, after a SIGKILL of anyone at any instruction once recovery
+ * ran (docs/QUEUE.md, "Accounting"):
+ *   enqueued = acked + released + rejected + expired + dropped_head + purged
+ *              + (READY or held now)
+ *   delivered = acked + released + rejected + requeued + (held now)
+ */
 struct hbus_queue_stats {
 	/* producer side */
 	uint64_t enqueued;          /* accepted messages (excluding requeues) */
 	uint64_t dropped_overflow;  /* refused: queue full (reject, or no room) */
 	uint64_t dropped_oversize;  /* refused: larger than a slot */
 	uint64_t dropped_head;      /* accepted, then discarded by drop-head */
-	uint64_t aborted;           /* reservations abandoned or left by a dead producer */
+	uint64_t aborted;           /* slots of reservations abandoned or of dead producers */
 	/* consumer side */
 	uint64_t delivered;         /* claims handed to consumers (incl. redeliveries) */
 	uint64_t acked;             /* manual acks */
 	uint64_t released;          /* auto-mode slot returns (and dead auto consumers) */
-	uint64_t requeued;          /* nack(requeue) and recovery republishes */
+	uint64_t requeued;          /* nack(requeue) and recovery requeues */
 	uint64_t rejected;          /* nack without requeue */
 	uint64_t expired;           /* TTL expiries */
-	uint64_t dead_lettered;     /* messages handed to the dead-letter hook */
+	uint64_t dead_lettered;     /* handed to the dead-letter hook (at most once: not exact
+				       across a kill) */
+	uint64_t purged;            /* removed by purge */
+	uint64_t corrupt;           /* walks that found no end (-EUCLEAN) */
 	/* snapshot */
 	uint64_t head, tail;        /* consumer and producer cursors */
 	uint32_t capacity, slot_size;
+	uint32_t handles;           /* records in use: open handles, and dead ones not yet recovered */
 };
 
 typedef struct hbus_queue hbus_queue;
@@ -142,17 +164,39 @@ typedef void (*hbus_dead_fn)(void *ctx, hbus_queue *q, const struct hbus_msg *m,
 int hbus_queue_create(const char *path, const char *name,
 		      const struct hbus_queue_config *cfg, int *fd_out);
 
-/* Map a queue from a descriptor (the fd is dup'ed; the caller keeps its own).
- * Checks magic, layout version and every size field: -EPROTO on a foreign or
- * corrupt file, -EPROTONOSUPPORT on another layout version. */
+/* A protected queue (HBUS_QUEUE_F_PROTECTED in cfg->flags): the state file
+ * at path, the message bytes at data_path; both descriptors returned
+ * read-write (hbusd hands consumers the data file opened O_RDONLY). */
+int hbus_queue_create_protected(const char *path, const char *data_path, const char *name,
+				const struct hbus_queue_config *cfg, int *fd_out, int *data_fd_out);
+
+/* Map a queue from a descriptor (the fd is dup'ed; the caller keeps its own)
+ * and take a record for the handle.  Checks magic, layout version and every
+ * size field: -EPROTO on a foreign or corrupt file, -EPROTONOSUPPORT on
+ * another layout version, -EUSERS when every record is taken. */
 int hbus_queue_open_fd(int fd, const struct hbus_queue_opts *opts, hbus_queue **out);
+/* The same for a protected queue: data_fd is its data file, read-write (a
+ * producer, hbusd) or read-only (a consumer: producing and requeueing then
+ * return -EPERM, unless a requeue hook is set).  data_fd < 0: the queue must
+ * not be protected. */
+int hbus_queue_open_fds(int fd, int data_fd, const struct hbus_queue_opts *opts,
+			hbus_queue **out);
+/* A consumer that cannot write the bytes (a protected queue, read-only)
+ * requeues through fn: the client library asks hbusd to do it. */
+typedef int (*hbus_requeue_fn)(void *ctx, hbus_queue *q, const struct hbus_msg *m);
+int hbus_queue_set_requeue(hbus_queue *q, hbus_requeue_fn fn, void *ctx);
+/* hbusd's side of that: requeue the message at pos (a delivery tag) that a
+ * handle of owner holds, as nack(requeue) would.  0, -ESTALE (not held by
+ * that owner), -EAGAIN (full: retry), -EPERM (q is read-only). */
+int hbus_queue_requeue_for(hbus_queue *q, uint32_t owner, uint64_t pos);
 int hbus_queue_close(hbus_queue *q);
 
 int hbus_queue_name(const hbus_queue *q, const char **name);
 int hbus_queue_config_get(const hbus_queue *q, struct hbus_queue_config *cfg);
 int hbus_queue_set_dead_letter(hbus_queue *q, hbus_dead_fn fn, void *ctx);
 
-/* Producer.  enqueue: 0, -EMSGSIZE (counted), -ENOBUFS (full, counted).
+/* Producer.  enqueue: 0, -EMSGSIZE (counted), -ENOBUFS (full, counted),
+ * -EUCLEAN (the ring is corrupt: a walk over it found no end, counted).
  * enqueue_burst: number enqueued (stops at the first failure), or negative
  * errno when none was. */
 int hbus_queue_enqueue(hbus_queue *q, const struct hbus_out *m);
@@ -179,25 +223,39 @@ int hbus_queue_ack_burst(hbus_queue *q, const struct hbus_msg *m, unsigned n);
  * full: the message stays claimed, retry later); else dead-letter (REJECTED). */
 int hbus_queue_nack(hbus_queue *q, const struct hbus_msg *m, int requeue);
 
+/* Remove up to max READY messages from the head unread (counted in purged;
+ * not dead-lettered).  Claimed ones stay with their consumers, as in
+ * RabbitMQ.  0 and *purged, or -EUCLEAN on a corrupt ring. */
+int hbus_queue_purge(hbus_queue *q, uint64_t max, uint64_t *purged);
+
 int hbus_queue_stats(const hbus_queue *q, struct hbus_queue_stats *s);
-/* READY messages a consumer could claim now (approximate under concurrency). */
+/* READY messages a consumer could claim now, from the counters (exact at
+ * rest, approximate while handles work). */
 int hbus_queue_depth(const hbus_queue *q, uint64_t *depth);
+/* Count the slots by state now (one pass over the ring: for control
+ * decisions such as delete-if-empty, not for hot paths): READY messages,
+ * held ones (claimed, being written or removed). */
+int hbus_queue_scan(const hbus_queue *q, uint64_t *ready, uint64_t *held);
 
 struct hbus_recovery {
-	uint32_t skipped;     /* WRITING slots turned into skips */
-	uint32_t requeued;    /* manual CLAIMED slots republished as redelivered */
-	uint32_t released;    /* auto CLAIMED slots returned */
-	uint32_t pending;     /* claimed slots that could not be republished yet */
+	uint32_t skipped;     /* unpublished writes turned into skips */
+	uint32_t requeued;    /* manual claims requeued as redelivered */
+	uint32_t released;    /* auto claims returned */
+	uint32_t removed;     /* removals (expiry, drop-head, purge) finished and counted */
+	uint32_t pending;     /* claims that could not be requeued yet (queue full) */
+	uint32_t records;     /* records freed */
 };
-/* Recover the slots an owner held: its half-written messages become skips,
- * its claimed ones are requeued (manual) or freed (auto).  Only for an owner
- * whose process has EXITED: producers publish by plain stores, so a live
- * writer's slot must never be taken from it.  Returns 0, or -EAGAIN when
- * some slots are still pending (queue full): call again later. */
+/* Recover what a process held on this queue once it has EXITED: settle the
+ * journals of its records (so every counter is exact), turn its unpublished
+ * writes into skips, requeue its manual claims flagged redelivered, return
+ * its auto claims, finish its removals, free its records.  Nothing is ever
+ * taken from a process that still runs.  0, -EAGAIN when some claims wait
+ * for room (call again later), -EUCLEAN on a corrupt ring. */
 int hbus_queue_recover_owner(hbus_queue *q, uint32_t dead_owner, struct hbus_recovery *out);
-/* The consumer half of that, safe while the owner's process still runs (its
- * session closed, or it consumes under a new id now): claimed slots only. */
-int hbus_queue_recover_claims(hbus_queue *q, uint32_t owner, struct hbus_recovery *out);
+/* Give back every message this handle holds (a consumer that stops, as an
+ * AMQP channel closing): manual claims requeued flagged redelivered, auto
+ * claims returned.  -EAGAIN when a requeue must wait for room. */
+int hbus_queue_release_held(hbus_queue *q, struct hbus_recovery *out);
 
 /* ------------------------------------------------------- message metadata */
 /*

@@ -23,77 +23,38 @@ uint64_t hbus_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static uint32_t stride_for(uint32_t slot_size)
+/* Take a free record for a new handle: CAS its owner from 0 to ours.  A
+ * record freed by its last handle (or by recovery) has no journal; its
+ * counters go on from where they were (the queue's totals are sums). */
+static int record_take(struct hbus_queue *q)
 {
-	return (HBUS_SLOT_HDR_LEN + slot_size + HBUS_CACHE_LINE - 1) & ~(uint32_t)(HBUS_CACHE_LINE - 1);
+	for (uint32_t i = 0; i < q->nrec; i++) {
+		uint32_t none = 0;
+
+		if (atomic_load_explicit(&q->recs[i].owner, RELAXED) == 0 &&
+		    atomic_compare_exchange_strong_explicit(&q->recs[i].owner, &none, q->owner,
+							    ACQUIRE, RELAXED)) {
+			q->rec = &q->recs[i];
+			q->holder = i + 1;
+			atomic_store_explicit(&q->rec->jr_op, jr_word(JR_NONE, 0, 0), RELAXED);
+			CRASHPOINT(OPEN_RECORD);
+			return 0;
+		}
+	}
+	return -EUSERS;
 }
 
-static size_t hdr_len(void)
+static void handle_free(struct hbus_queue *q)
 {
-	return (sizeof(struct hbus_queue_hdr) + HBUS_CACHE_LINE - 1) & ~(size_t)(HBUS_CACHE_LINE - 1);
+	queue_unmap(q);
+	free(q->dead_buf);
+	free(q);
 }
 
-static int config_valid(const struct hbus_queue_config *c)
-{
-	return c->capacity >= HBUS_QUEUE_CAPACITY_MIN && c->capacity <= HBUS_QUEUE_CAPACITY_MAX &&
-	       (c->capacity & (c->capacity - 1)) == 0 &&
-	       c->slot_size >= HBUS_SLOT_SIZE_MIN && c->slot_size <= HBUS_SLOT_SIZE_MAX &&
-	       c->overflow <= HBUS_OVERFLOW_DROP_HEAD && c->numa_node >= -1 &&
-	       c->ttl_ms <= 7u * 24 * 3600 * 1000 && (c->flags & ~HBUS_QUEUE_F_ALL) == 0;
-}
-
-int hbus_queue_create(const char *path, const char *name,
-		      const struct hbus_queue_config *cfg, int *fd_out)
-{
-	struct hbus_queue_hdr *h;
-	struct hbus_map map;
-	size_t size;
-	int fd, rc;
-
-	if (!path || !name || !cfg || !fd_out || strlen(name) > HBUS_NAME_MAX || !config_valid(cfg))
-		return -EINVAL;
-	size = hdr_len() + (size_t)cfg->capacity * stride_for(cfg->slot_size);
-	rc = hbus_shm_create(path, size, cfg->numa_node, &fd, &map);
-	if (rc)
-		return rc;
-	/* The file is new and zero-filled: every slot is FREE at lap 0. */
-	h = map.addr;
-	h->capacity = cfg->capacity;
-	h->slot_size = cfg->slot_size;
-	h->slot_stride = stride_for(cfg->slot_size);
-	h->overflow = cfg->overflow;
-	h->ttl_ms = cfg->ttl_ms;
-	h->numa_node = cfg->numa_node;
-	h->flags = cfg->flags;
-	h->slots_offset = hdr_len();
-	h->created_ns = hbus_now_ns();
-	memcpy(h->name, name, strlen(name) + 1);
-	hbus_shm_init_hdr(&h->file, HBUS_FILE_QUEUE, HBUS_QUEUE_LAYOUT_VERSION, size);
-	hbus_shm_unmap(&map);
-	*fd_out = fd;
-	return 0;
-}
-
-/* Every size in the header must agree with every other and with the file. */
-static int header_consistent(const struct hbus_queue_hdr *h, size_t maplen)
-{
-	struct hbus_queue_config c = {
-		.capacity = h->capacity, .slot_size = h->slot_size,
-		.overflow = h->overflow, .ttl_ms = h->ttl_ms, .numa_node = h->numa_node,
-		.flags = h->flags,
-	};
-
-	if (!config_valid(&c) || h->slot_stride != stride_for(h->slot_size) ||
-	    h->slots_offset != hdr_len() || memchr(h->name, 0, sizeof(h->name)) == NULL)
-		return 0;
-	return h->slots_offset + (uint64_t)h->capacity * h->slot_stride <= h->file.size &&
-	       h->file.size <= maplen;
-}
-
-int hbus_queue_open_fd(int fd, const struct hbus_queue_opts *opts, hbus_queue **out)
+int hbus_queue_open_fds(int fd, int data_fd, const struct hbus_queue_opts *opts,
+			hbus_queue **out)
 {
 	struct hbus_queue *q;
-	struct hbus_queue_hdr *h;
 	int rc;
 
 	if (fd < 0 || !opts || !out || opts->owner == 0 || opts->owner > HBUS_OWNER_MAX ||
@@ -102,47 +63,48 @@ int hbus_queue_open_fd(int fd, const struct hbus_queue_opts *opts, hbus_queue **
 	q = calloc(1, sizeof(*q));
 	if (!q)
 		return -ENOMEM;
-	q->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	if (q->fd < 0) {
-		rc = -errno;
-		free(q);
-		return rc;
+	q->fd = q->data_fd = -1;
+	rc = queue_map(q, fd, data_fd);
+	if (rc == 0) {
+		q->owner = opts->owner;
+		q->ack_mode = opts->ack_mode;
+		q->prefetch = opts->prefetch ? opts->prefetch : (uint32_t)q->mask + 1;
+		rc = record_take(q);
 	}
-	rc = hbus_shm_map_fd(q->fd, sizeof(struct hbus_file_hdr), &q->map);
-	if (rc == 0)
-		rc = hbus_shm_check_hdr(&q->map, HBUS_FILE_QUEUE, HBUS_QUEUE_LAYOUT_VERSION);
-	if (rc == 0 && (q->map.len < sizeof(*h) || !header_consistent(q->map.addr, q->map.len)))
-		rc = -EPROTO;
 	if (rc) {
-		hbus_shm_unmap(&q->map);
-		close(q->fd);
-		free(q);
+		handle_free(q);
 		return rc;
 	}
-	h = q->map.addr;
-	q->hdr = h;
-	q->slots = (uint8_t *)h + h->slots_offset;
-	q->mask = h->capacity - 1;
-	q->shift = (uint32_t)__builtin_ctz(h->capacity);
-	q->stride = h->slot_stride;
-	q->slot_size = h->slot_size;
-	q->overflow = h->overflow;
-	q->ttl_ns = (uint64_t)h->ttl_ms * 1000000u;
-	q->demote = (h->flags & HBUS_QUEUE_F_LATENCY) != 0;
-	q->owner = opts->owner;
-	q->ack_mode = opts->ack_mode;
-	q->prefetch = opts->prefetch ? opts->prefetch : h->capacity;
 	*out = q;
 	return 0;
 }
 
+int hbus_queue_open_fd(int fd, const struct hbus_queue_opts *opts, hbus_queue **out)
+{
+	return hbus_queue_open_fds(fd, -1, opts, out);
+}
+
+/*
+ * Close: the record goes back for the next handle.  Slots the handle still
+ * holds stay held under its record until the process exits (hbusd recovers
+ * them then) - a consumer that wants them back now calls
+ * hbus_queue_release_held first (hbus_consume_close does).  Then the
+ * record is not freed: its holder id must not name someone else's slots.
+ */
 int hbus_queue_close(hbus_queue *q)
 {
 	if (!q)
 		return -EINVAL;
-	hbus_shm_unmap(&q->map);
-	close(q->fd);
-	free(q);
+	if (!q->held) {
+		/* A CAS: a record recovery already freed (its process looked
+		 * dead) may be someone else's now.  The next taker clears the
+		 * journal, which names only transitions that are done. */
+		uint32_t mine = q->owner;
+
+		atomic_compare_exchange_strong_explicit(&q->rec->owner, &mine, 0, RELEASE, RELAXED);
+		CRASHPOINT(CLOSE_RECORD);
+	}
+	handle_free(q);
 	return 0;
 }
 
@@ -162,8 +124,17 @@ int hbus_queue_config_get(const hbus_queue *q, struct hbus_queue_config *cfg)
 	cfg->slot_size = q->slot_size;
 	cfg->overflow = q->overflow;
 	cfg->ttl_ms = (uint32_t)(q->ttl_ns / 1000000u);
-	cfg->numa_node = q->hdr->numa_node;
-	cfg->flags = q->hdr->flags;
+	cfg->numa_node = q->hdr->numa_node; /* informational only */
+	cfg->flags = q->flags;
+	return 0;
+}
+
+int hbus_queue_set_requeue(hbus_queue *q, hbus_requeue_fn fn, void *ctx)
+{
+	if (!q)
+		return -EINVAL;
+	q->requeue_fn = fn;
+	q->requeue_ctx = ctx;
 	return 0;
 }
 
@@ -171,6 +142,10 @@ int hbus_queue_set_dead_letter(hbus_queue *q, hbus_dead_fn fn, void *ctx)
 {
 	if (!q)
 		return -EINVAL;
+	/* A message removed unread is handed to the hook from a copy (its slot
+	 * is free by then): room for one, taken now, not on the removal. */
+	if (fn && !q->dead_buf && !(q->dead_buf = malloc(q->slot_size)))
+		return -ENOMEM;
 	q->dead_fn = fn;
 	q->dead_ctx = ctx;
 	return 0;
@@ -205,38 +180,72 @@ void queue_wake(struct hbus_queue *q)
 
 int hbus_queue_stats(const hbus_queue *q, struct hbus_queue_stats *s)
 {
-	const struct hbus_queue_hdr *h;
+	uint64_t c[QC_N] = { 0 };
+	uint32_t used = 0;
 
 	if (!q || !s)
 		return -EINVAL;
-	h = q->hdr;
-	s->enqueued = atomic_load_explicit(&h->prod.enqueued, RELAXED);
-	s->dropped_overflow = atomic_load_explicit(&h->prod.dropped_overflow, RELAXED);
-	s->dropped_oversize = atomic_load_explicit(&h->prod.dropped_oversize, RELAXED);
-	s->dropped_head = atomic_load_explicit(&h->prod.dropped_head, RELAXED);
-	s->aborted = atomic_load_explicit(&h->prod.aborted, RELAXED);
-	s->delivered = atomic_load_explicit(&h->cons.delivered, RELAXED);
-	s->acked = atomic_load_explicit(&h->cons.acked, RELAXED);
-	s->released = atomic_load_explicit(&h->cons.released, RELAXED);
-	s->requeued = atomic_load_explicit(&h->cons.requeued, RELAXED);
-	s->rejected = atomic_load_explicit(&h->cons.rejected, RELAXED);
-	s->expired = atomic_load_explicit(&h->cons.expired, RELAXED);
-	s->dead_lettered = atomic_load_explicit(&h->cons.dead_lettered, RELAXED);
-	s->head = atomic_load_explicit(&h->head, RELAXED);
-	s->tail = atomic_load_explicit(&h->tail, RELAXED);
+	for (uint32_t i = 0; i < q->nrec; i++) {
+		const struct hbus_qrec *r = &q->recs[i];
+
+		for (unsigned k = 0; k < QC_N; k++)
+			c[k] += atomic_load_explicit(&r->c[k], RELAXED);
+		used += atomic_load_explicit(&r->owner, RELAXED) != 0;
+	}
+	s->enqueued = c[QC_ENQUEUED];
+	s->dropped_overflow = c[QC_DROPPED_OVERFLOW];
+	s->dropped_oversize = c[QC_DROPPED_OVERSIZE];
+	s->dropped_head = c[QC_DROPPED_HEAD];
+	s->aborted = c[QC_ABORTED];
+	s->delivered = c[QC_DELIVERED];
+	s->acked = c[QC_ACKED];
+	s->released = c[QC_RELEASED];
+	s->requeued = c[QC_REQUEUED];
+	s->rejected = c[QC_REJECTED];
+	s->expired = c[QC_EXPIRED];
+	s->dead_lettered = c[QC_DEAD_LETTERED];
+	s->purged = c[QC_PURGED];
+	s->corrupt = c[QC_CORRUPT];
+	s->head = atomic_load_explicit(&q->hdr->head, RELAXED);
+	s->tail = atomic_load_explicit(&q->hdr->tail, RELAXED);
 	s->capacity = (uint32_t)q->mask + 1;
 	s->slot_size = q->slot_size;
+	s->handles = used;
 	return 0;
 }
 
 int hbus_queue_depth(const hbus_queue *q, uint64_t *depth)
 {
-	uint64_t head, tail;
+	struct hbus_queue_stats s;
+	uint64_t in, out;
 
 	if (!q || !depth)
 		return -EINVAL;
-	head = atomic_load_explicit(&q->hdr->head, ACQUIRE);
-	tail = atomic_load_explicit(&q->hdr->tail, ACQUIRE);
-	*depth = tail > head ? tail - head : 0;
+	hbus_queue_stats(q, &s);
+	/* What entered and was not removed unread, less what consumers took
+	 * and did not give back (docs/QUEUE.md, "Accounting"). */
+	in = s.enqueued + s.requeued;
+	out = s.dropped_head + s.expired + s.purged + s.delivered;
+	*depth = in > out ? in - out : 0;
+	if (*depth > (uint64_t)s.capacity)
+		*depth = s.capacity; /* counters written by a hostile handle */
+	return 0;
+}
+
+int hbus_queue_scan(const hbus_queue *q, uint64_t *ready, uint64_t *held)
+{
+	uint64_t r = 0, h = 0;
+
+	if (!q || !ready || !held)
+		return -EINVAL;
+	for (uint64_t i = 0; i <= q->mask; i++) {
+		unsigned st = word_state(atomic_load_explicit(slot_state(q, i), ACQUIRE));
+
+		r += st == SLOT_READY;
+		h += st == SLOT_CLAIMED || st == SLOT_CLAIMED_AUTO || st == SLOT_WRITING ||
+		     st == SLOT_REMOVING;
+	}
+	*ready = r;
+	*held = h;
 	return 0;
 }

@@ -1,8 +1,10 @@
 /*
  * queue_consume.c - the consumer side of the ring: claim READY(lap) ->
- * CLAIMED(lap, me) by CAS, help the head past it, hand out a zero-copy
- * view, and CAS CLAIMED -> FREE(lap + 1) on ack; nack, TTL expiry, and the
- * futex-based blocking wait.
+ * CLAIMED(lap, us) by CAS, help the head past it, hand out a zero-copy
+ * view, and CAS CLAIMED -> FREE(lap + 1) on ack; nack, removal of a READY
+ * message unread (TTL expiry, drop-head, purge), and the futex-based
+ * blocking wait.  Every counted transition is journaled in the handle's
+ * record first (queue_internal.h, "journal").
  */
 #include "queue_internal.h"
 #include "futex.h"
@@ -10,35 +12,87 @@
 #include <errno.h>
 #include <string.h>
 
-/* Free a slot this handle holds in state `held` at pos: CAS to FREE(lap+1). */
-static inline int release_slot(struct hbus_queue *q, uint64_t pos, unsigned held)
-{
-	struct hbus_slot *s = slot_at(q, pos);
-	uint64_t lap = pos_lap(q, pos);
-	uint64_t w = slot_word(lap, q->owner, held);
-
-	if (!atomic_compare_exchange_strong_explicit(&s->state, &w,
-			slot_word(lap + 1, 0, SLOT_FREE), RELEASE, RELAXED))
-		return -ESTALE;
-	return 0;
-}
-
 static inline unsigned held_state(const struct hbus_queue *q)
 {
 	return q->ack_mode == HBUS_ACK_MANUAL ? SLOT_CLAIMED : SLOT_CLAIMED_AUTO;
 }
 
-/* Hand a claimed message to the dead-letter hook and free its slot. */
-static void dead_letter(struct hbus_queue *q, uint64_t pos, enum hbus_dead_reason why)
+/* Does this handle hold the slot at pos, in state `held`? */
+static inline int holds(const struct hbus_queue *q, uint64_t pos, unsigned held)
 {
-	struct hbus_msg m;
+	return atomic_load_explicit(slot_state(q, pos), ACQUIRE) ==
+	       slot_word(pos_lap(q, pos), q->holder, held);
+}
 
-	if (q->dead_fn) {
-		queue_fill_msg(q, slot_at(q, pos), pos, &m);
-		q->dead_fn(q->dead_ctx, q, &m, why);
-		counter_add(&q->hdr->cons.dead_lettered, 1);
+/* Free a slot this handle holds (ack, release, reject): one journaled
+ * transition to FREE(lap + 1). */
+static int free_held(struct hbus_queue *q, uint64_t pos, unsigned held, unsigned kind,
+		     unsigned ctr, int cp)
+{
+	uint64_t lap = pos_lap(q, pos);
+
+	return transition(q, pos, slot_word(lap, q->holder, held), slot_word(lap + 1, 0, SLOT_FREE),
+			  kind, ctr, cp);
+}
+
+/* The view of a message for the dead-letter hook, from the copy taken
+ * while the slot was ours (the slot itself may be reused by then). */
+static void dead_letter_copy(struct hbus_queue *q, const struct hbus_slot *s, uint64_t pos,
+			     struct hbus_msg *m)
+{
+	queue_fill_msg(q, (struct hbus_slot *)s, pos, m);
+	memcpy(q->dead_buf, s->data, (size_t)m->meta_len + m->body_len);
+	m->meta = q->dead_buf;
+	m->body = q->dead_buf + m->meta_len;
+}
+
+static const unsigned remove_kind[] = {
+	[REMOVE_EXPIRED] = JR_EXPIRE, [REMOVE_DROPPED] = JR_DROP, [REMOVE_PURGED] = JR_PURGE,
+};
+static const unsigned remove_ctr[] = {
+	[REMOVE_EXPIRED] = QC_EXPIRED, [REMOVE_DROPPED] = QC_DROPPED_HEAD,
+	[REMOVE_PURGED] = QC_PURGED,
+};
+static const enum hbus_dead_reason remove_reason[] = {
+	[REMOVE_EXPIRED] = HBUS_DEAD_EXPIRED, [REMOVE_DROPPED] = HBUS_DEAD_MAXLEN,
+	[REMOVE_PURGED] = 0,
+};
+
+/*
+ * Remove the READY message at pos unread: READY(L) -> REMOVING(L, us, why)
+ * by CAS, so it is ours and its bytes stay put while the dead-letter hook
+ * gets a copy; then journal, FREE(L + 1), count.  A remover killed while
+ * it holds the slot leaves REMOVING(why): recovery finishes the removal
+ * and counts it in the same named counter (without the hook: dead-lettering
+ * is at most once).  The hook runs last, on the copy, so a hook that blocks
+ * (it may open a queue through hbusd) holds no slot.
+ */
+int queue_remove_ready(struct hbus_queue *q, uint64_t pos, uint64_t w, unsigned why)
+{
+	uint64_t lap = word_lap(w), target;
+	struct hbus_slot *s = slot_at(q, pos);
+	struct hbus_msg m;
+	int hook = q->dead_fn && q->dead_buf && remove_reason[why];
+
+	if (!slot_cas(q, pos, &w, slot_word_run(lap, q->holder, SLOT_REMOVING, why + 1), ACQUIRE))
+		return -ESTALE;
+	CRASHPOINT(REMOVE_CLAIM);
+	if (hook)
+		dead_letter_copy(q, s, pos, &m);
+	CRASHPOINT(REMOVE_COPY);
+	target = journal(q, remove_kind[why], pos, remove_ctr[why], 1);
+	CRASHPOINT(REMOVE_JOURNAL);
+	atomic_store_explicit(slot_state(q, pos), slot_word(lap + 1, 0, SLOT_FREE), RELEASE);
+	CRASHPOINT(REMOVE_FREE);
+	count_done(q, remove_ctr[why], target);
+	CRASHPOINT(REMOVE_COUNT);
+	cursor_help(&q->hdr->head, pos);
+	if (hook) {
+		q->dead_fn(q->dead_ctx, q, &m, remove_reason[why]);
+		count_plain(q, QC_DEAD_LETTERED, 1);
+		CRASHPOINT(REMOVE_HOOK);
 	}
-	release_slot(q, pos, held_state(q));
+	return 0;
 }
 
 /*
@@ -60,19 +114,36 @@ static inline void prefetch_ready_message(const struct hbus_queue *q, const stru
 		__builtin_prefetch((const char *)s + off, 0, 3);
 }
 
-/* Claim the READY slot at the head.  0 and *pos, -EAGAIN when empty, or
- * -EUCLEAN when the walk found no end (a corrupt ring). */
-static int claim_head(struct hbus_queue *q, uint64_t *pos)
+/* Has the READY message in slot s outlived the queue's TTL?  Read after
+ * the acquire load of its READY word, so enq_ts_ns is that message's; the
+ * claim's CAS confirms it was still the same one. */
+static inline int expired(const struct hbus_queue *q, const struct hbus_slot *s, uint64_t *now)
+{
+	uint64_t t = s->enq_ts_ns;
+
+	if (!*now)
+		*now = hbus_now_ns();
+	return *now > t && *now - t > q->ttl_ns;
+}
+
+/*
+ * Claim the READY slot at the head: journal, CAS, help the head, count
+ * the delivery.  0 and *pos, -EAGAIN when empty, or -EUCLEAN when the walk
+ * found no end (a corrupt ring).  Expired messages met on the way are
+ * removed (counted in expired).  Purging, the READY message at the head is
+ * removed instead (counted in purged), and 0 says one was.
+ */
+static int claim_head(struct hbus_queue *q, uint64_t *pos, uint64_t *now, int purge)
 {
 	_Atomic uint64_t *head = &q->hdr->head;
 	uint64_t h = atomic_load_explicit(head, RELAXED);
 	unsigned held = held_state(q);
-	uint64_t steps = walk_limit(q);
+	uint64_t steps = walk_limit(q), target;
 
 	while (steps--) {
 		struct hbus_slot *s = slot_at(q, h);
 		uint64_t lap = pos_lap(q, h);
-		uint64_t w = atomic_load_explicit(&s->state, ACQUIRE);
+		uint64_t w = atomic_load_explicit(slot_state(q, h), ACQUIRE);
 		int64_t d = lap_diff(word_lap(w), lap);
 
 		if (d < 0)
@@ -83,36 +154,52 @@ static int claim_head(struct hbus_queue *q, uint64_t *pos)
 			case SLOT_WRITING:
 				return -EAGAIN;
 			case SLOT_READY:
+				if (purge || (q->ttl_ns && expired(q, s, now))) {
+					if (queue_remove_ready(q, h, w, purge ? REMOVE_PURGED
+									      : REMOVE_EXPIRED) == 0 &&
+					    purge)
+						return 0;
+					continue;
+				}
 				if (q->demote)
 					prefetch_ready_message(q, s);
-				if (atomic_compare_exchange_strong_explicit(&s->state, &w,
-						slot_word(lap, q->owner, held), ACQUIRE, RELAXED)) {
+				/* The journal names the claim before the CAS: if the
+				 * CAS fails, the slot is not ours and recovery sees
+				 * the claim undone. */
+				target = journal(q, JR_CLAIM, h, QC_DELIVERED, 1);
+				CRASHPOINT(CLAIM_JOURNAL);
+				if (slot_cas(q, h, &w, slot_word(lap, q->holder, held), ACQUIRE)) {
+					CRASHPOINT(CLAIM_CAS);
 					cursor_help(head, h);
+					CRASHPOINT(CLAIM_CURSOR);
+					count_done(q, QC_DELIVERED, target);
+					CRASHPOINT(CLAIM_COUNT);
 					*pos = h;
 					return 0;
 				}
 				continue;
 			case SLOT_SKIP:
-				if (!atomic_compare_exchange_strong_explicit(&s->state, &w,
-						slot_word(lap + 1, 0, SLOT_FREE), RELEASE, RELAXED))
+				if (!slot_cas(q, h, &w, slot_word(lap + 1, 0, SLOT_FREE), RELEASE))
 					continue;
+				CRASHPOINT(SKIP_CLEAR);
 				break;
-			default: /* claimed by another consumer */
+			default: /* claimed, or being removed */
 				break;
 			}
 			cursor_help(head, h);
 		} else {
-			/* Position h is done with: the head lags (lap_jump). */
-			cursor_advance(head, h, h + lap_jump(q, d));
+			cursor_advance(head, h, h + lap_jump(q, d)); /* the head lags */
+			CRASHPOINT(CURSOR_JUMP);
 		}
 		h = atomic_load_explicit(head, RELAXED);
 	}
+	count_plain(q, QC_CORRUPT, 1);
 	return -EUCLEAN;
 }
 
 int hbus_queue_consume_burst(hbus_queue *q, struct hbus_msg *m, unsigned n)
 {
-	unsigned got = 0, delivered = 0, expired = 0;
+	unsigned got = 0;
 	uint64_t pos, now = 0;
 	int rc = 0;
 
@@ -123,28 +210,25 @@ int hbus_queue_consume_burst(hbus_queue *q, struct hbus_msg *m, unsigned n)
 		if (n > room)
 			n = room;
 	}
-	while (got < n && (rc = claim_head(q, &pos)) == 0) {
-		struct hbus_slot *s = slot_at(q, pos);
-
-		if (q->ttl_ns) {
-			if (!now)
-				now = hbus_now_ns();
-			if (now - s->enq_ts_ns > q->ttl_ns && now > s->enq_ts_ns) {
-				dead_letter(q, pos, HBUS_DEAD_EXPIRED);
-				expired++;
-				continue;
-			}
-		}
-		queue_fill_msg(q, s, pos, &m[got++]);
-		delivered++;
-	}
-	if (delivered)
-		counter_add(&q->hdr->cons.delivered, delivered);
-	if (expired)
-		counter_add(&q->hdr->cons.expired, expired);
+	while (got < n && (rc = claim_head(q, &pos, &now, 0)) == 0)
+		queue_fill_msg(q, slot_at(q, pos), pos, &m[got++]);
+	q->held += got;
 	if (q->ack_mode == HBUS_ACK_MANUAL)
 		q->unacked += got;
 	return got || rc != -EUCLEAN ? (int)got : rc;
+}
+
+int hbus_queue_purge(hbus_queue *q, uint64_t max, uint64_t *purged)
+{
+	uint64_t n = 0, pos, now = 0;
+	int rc = 0;
+
+	if (!q || !purged)
+		return -EINVAL;
+	while (n < max && (rc = claim_head(q, &pos, &now, 1)) == 0)
+		n++;
+	*purged = n;
+	return rc == -EUCLEAN ? rc : 0;
 }
 
 int hbus_queue_consume(hbus_queue *q, struct hbus_msg *m)
@@ -165,7 +249,7 @@ int hbus_queue_consume(hbus_queue *q, struct hbus_msg *m)
 static int head_ready(const struct hbus_queue *q)
 {
 	uint64_t h = atomic_load_explicit(&q->hdr->head, RELAXED);
-	uint64_t w = atomic_load_explicit(&slot_at(q, h)->state, ACQUIRE);
+	uint64_t w = atomic_load_explicit(slot_state(q, h), ACQUIRE);
 	int64_t d = lap_diff(word_lap(w), pos_lap(q, h));
 
 	if (d < 0)
@@ -176,7 +260,8 @@ static int head_ready(const struct hbus_queue *q)
 int hbus_queue_wait(hbus_queue *q, int timeout_ms)
 {
 	struct hbus_queue_hdr *h;
-	uint64_t deadline = 0;
+	_Atomic uint64_t *word;
+	uint64_t deadline = 0, bit;
 	int i, rc = 0;
 
 	if (!q)
@@ -191,7 +276,12 @@ int hbus_queue_wait(hbus_queue *q, int timeout_ms)
 	}
 	if (timeout_ms >= 0)
 		deadline = hbus_now_ns() + (uint64_t)timeout_ms * 1000000u;
-	atomic_fetch_add_explicit(&h->waiters, 1, SEQ_CST);
+	/* Our record's bit: seq_cst, so either a producer's later sleepers
+	 * load sees it, or our head_ready below sees its READY. */
+	word = &h->sleepers[(q->holder - 1) / 64];
+	bit = UINT64_C(1) << ((q->holder - 1) % 64);
+	atomic_fetch_or_explicit(word, bit, SEQ_CST);
+	CRASHPOINT(WAIT_SLEEPER);
 	for (;;) {
 		uint32_t seq = atomic_load_explicit(&h->futex_seq, SEQ_CST);
 		int64_t left = -1;
@@ -208,7 +298,7 @@ int hbus_queue_wait(hbus_queue *q, int timeout_ms)
 		}
 		hbus_futex_wait(&h->futex_seq, seq, left);
 	}
-	atomic_fetch_sub_explicit(&h->waiters, 1, SEQ_CST);
+	atomic_fetch_and_explicit(word, ~bit, SEQ_CST);
 	return rc;
 }
 
@@ -235,25 +325,24 @@ int hbus_queue_consume_wait(hbus_queue *q, struct hbus_msg *m, int timeout_ms)
 
 int hbus_queue_ack_burst(hbus_queue *q, const struct hbus_msg *m, unsigned n)
 {
-	unsigned i, done = 0;
-	unsigned held;
-	int rc = 0;
+	unsigned i, done = 0, held;
+	int manual, rc = 0;
 
 	if (!q || (!m && n))
 		return -EINVAL;
 	held = held_state(q);
+	manual = held == SLOT_CLAIMED;
 	for (i = 0; i < n; i++) {
-		if (release_slot(q, m[i].pos, held) == 0)
+		if (holds(q, m[i].pos, held) &&
+		    free_held(q, m[i].pos, held, manual ? JR_ACK : JR_RELEASE,
+			      manual ? QC_ACKED : QC_RELEASED, CRASHPOINT_ID(ACK_JOURNAL)) == 0)
 			done++;
 		else
 			rc = -ESTALE;
 	}
-	if (held == SLOT_CLAIMED) {
+	if (manual)
 		q->unacked -= done < q->unacked ? done : q->unacked;
-		counter_add(&q->hdr->cons.acked, done);
-	} else if (done) {
-		counter_add(&q->hdr->cons.released, done);
-	}
+	q->held -= done < q->held ? done : q->held;
 	return rc;
 }
 
@@ -264,25 +353,39 @@ int hbus_queue_ack(hbus_queue *q, const struct hbus_msg *m)
 	return hbus_queue_ack_burst(q, m, 1);
 }
 
+/* nack(no requeue): dead-letter the held message, then free its slot.
+ * The hook runs while we hold the slot (a kill in it: redelivered, and
+ * the dead-letter copy may exist too: at least once, flagged). */
+static int reject(struct hbus_queue *q, uint64_t pos, unsigned held)
+{
+	struct hbus_msg m;
+
+	if (q->dead_fn) {
+		queue_fill_msg(q, slot_at(q, pos), pos, &m);
+		q->dead_fn(q->dead_ctx, q, &m, HBUS_DEAD_REJECTED);
+		count_plain(q, QC_DEAD_LETTERED, 1);
+	}
+	CRASHPOINT(REJECT_HOOK);
+	return free_held(q, pos, held, JR_REJECT, QC_REJECTED, CRASHPOINT_ID(REJECT_JOURNAL));
+}
+
 int hbus_queue_nack(hbus_queue *q, const struct hbus_msg *m, int requeue)
 {
-	uint64_t held;
+	unsigned held;
 	int rc;
 
 	if (!q || !m)
 		return -EINVAL;
-	held = slot_word(pos_lap(q, m->pos), q->owner, held_state(q));
-	if (atomic_load_explicit(&slot_at(q, m->pos)->state, ACQUIRE) != held)
+	held = held_state(q);
+	if (!holds(q, m->pos, held))
 		return -ESTALE;
-	if (requeue) {
-		rc = queue_republish(q, m->pos, held);
-		if (rc)
-			return rc;
-	} else {
-		dead_letter(q, m->pos, HBUS_DEAD_REJECTED);
-		counter_add(&q->hdr->cons.rejected, 1);
-	}
+	rc = requeue ? queue_requeue(q, m->pos, slot_word(pos_lap(q, m->pos), q->holder, held))
+		     : reject(q, m->pos, held);
+	if (rc)
+		return rc;
 	if (q->ack_mode == HBUS_ACK_MANUAL && q->unacked)
 		q->unacked--;
+	if (q->held)
+		q->held--;
 	return 0;
 }

@@ -1,41 +1,23 @@
 /*
  * queue_produce.c - the producer side of the ring.  A burst claims runs of
  * FREE(lap) slots with one CAS each (claim_run), writes them in place and
- * publishes them READY with release stores; the one-slot path (claim_tail:
- * FREE(lap) -> WRITING(lap, me) by CAS, help the tail past it, write, CAS
- * WRITING -> READY) serves single reservations and every unusual case
- * (lagging tail, skips to clear, drop-head, full).  Consumers are woken
- * only when one is flagged.  Also the republish used by nack(requeue) and
- * recovery.
+ * publishes them READY with release stores, the run's first slot last; the
+ * one-slot path (queue_claim_tail: FREE(lap) -> WRITING(lap, us) by CAS,
+ * write, publish) serves reservations and every unusual case (a lagging
+ * tail, skips to clear, drop-head, a full ring).  Each publication is
+ * journaled in the handle's record and counted by a plain store
+ * (queue_internal.h, "journal").  Consumers are woken only when one sleeps.
  */
 #include "queue_internal.h"
 
 #include <errno.h>
 #include <string.h>
 
-/* Drop the oldest READY message (drop-head overflow), dead-lettering it. */
-static void drop_oldest(struct hbus_queue *q, struct hbus_slot *s, uint64_t pos, uint64_t w)
-{
-	uint64_t lap = word_lap(w);
-	struct hbus_msg m;
-
-	if (!atomic_compare_exchange_strong_explicit(&s->state, &w,
-			slot_word(lap, q->owner, SLOT_CLAIMED_AUTO), ACQUIRE, RELAXED))
-		return;
-	if (q->dead_fn) {
-		queue_fill_msg(q, s, pos, &m);
-		q->dead_fn(q->dead_ctx, q, &m, HBUS_DEAD_MAXLEN);
-		counter_add(&q->hdr->cons.dead_lettered, 1);
-	}
-	counter_add(&q->hdr->prod.dropped_head, 1);
-	atomic_store_explicit(&s->state, slot_word(lap + 1, 0, SLOT_FREE), RELEASE);
-	cursor_help(&q->hdr->head, pos);
-}
-
 /*
  * Claim the slot at the tail for writing.  0 and *pos, or -ENOBUFS when the
  * slot at the tail still holds the previous lap; *blocked then names that
- * position's slot word so callers can recognise their own slot.
+ * position's slot word so callers can recognise their own slot.  A walk
+ * longer than walk_limit() is a corrupt ring: -EUCLEAN.
  */
 int queue_claim_tail(struct hbus_queue *q, uint64_t *pos, uint64_t *blocked)
 {
@@ -44,16 +26,16 @@ int queue_claim_tail(struct hbus_queue *q, uint64_t *pos, uint64_t *blocked)
 	uint64_t steps = walk_limit(q);
 
 	while (steps--) {
-		struct hbus_slot *s = slot_at(q, t);
 		uint64_t lap = pos_lap(q, t);
-		uint64_t w = atomic_load_explicit(&s->state, ACQUIRE);
+		uint64_t w = atomic_load_explicit(slot_state(q, t), ACQUIRE);
 		int64_t d = lap_diff(word_lap(w), lap);
 
 		if (d == 0) {
 			if (word_state(w) == SLOT_FREE &&
-			    atomic_compare_exchange_strong_explicit(&s->state, &w,
-					slot_word(lap, q->owner, SLOT_WRITING), ACQUIRE, RELAXED)) {
+			    slot_cas(q, t, &w, slot_word(lap, q->holder, SLOT_WRITING), ACQUIRE)) {
+				CRASHPOINT(ONE_CLAIM);
 				cursor_help(tail, t);
+				CRASHPOINT(ONE_CURSOR);
 				note_full(q, 0);
 				*pos = t;
 				return 0;
@@ -64,22 +46,25 @@ int queue_claim_tail(struct hbus_queue *q, uint64_t *pos, uint64_t *blocked)
 			t = atomic_load_explicit(tail, RELAXED);
 			continue;
 		}
-		if (d > 0) {
-			/* Position t is done with: the tail lags (see lap_jump). */
+		if (d > 0) { /* position t is done with: the tail lags (lap_jump) */
 			cursor_advance(tail, t, t + lap_jump(q, d));
+			CRASHPOINT(CURSOR_JUMP);
 			t = atomic_load_explicit(tail, RELAXED);
 			continue;
 		}
 		/* The previous lap still occupies the slot: the ring is full,
 		 * unless what is there can be cleared. */
 		if (word_state(w) == SLOT_SKIP) {
-			if (atomic_compare_exchange_strong_explicit(&s->state, &w,
-					slot_word(lap, 0, SLOT_FREE), RELEASE, RELAXED))
+			if (slot_cas(q, t, &w, slot_word(lap, 0, SLOT_FREE), RELEASE)) {
+				CRASHPOINT(SKIP_CLEAR);
 				cursor_help(&q->hdr->head, t - q->mask - 1);
+			}
 			continue;
 		}
 		if (word_state(w) == SLOT_READY && q->overflow == HBUS_OVERFLOW_DROP_HEAD) {
-			drop_oldest(q, s, t - q->mask - 1, w);
+			/* The oldest message makes room (an unacked one never
+			 * does): dead-lettered, counted in dropped_head. */
+			queue_remove_ready(q, t - q->mask - 1, w, REMOVE_DROPPED);
 			continue;
 		}
 		*pos = t;
@@ -88,25 +73,31 @@ int queue_claim_tail(struct hbus_queue *q, uint64_t *pos, uint64_t *blocked)
 		note_full(q, 1);
 		return -ENOBUFS;
 	}
+	count_plain(q, QC_CORRUPT, 1);
 	return -EUCLEAN;
 }
 
-/* WRITING -> READY.  Fails only if the slot was taken from us (recovered). */
-int queue_publish_slot(struct hbus_queue *q, struct hbus_slot *s, uint64_t pos)
+/*
+ * Publish the slot at pos, which we hold WRITING and whose message is
+ * written: journal, READY, count.  seq_cst: orders the READY store before
+ * the sleepers load in wake_if_waiting (the futex handshake in
+ * hbus_queue_wait).  No CAS: no one takes a slot from a live writer.
+ */
+static void publish_one(struct hbus_queue *q, uint64_t pos)
 {
-	uint64_t lap = pos_lap(q, pos);
-	uint64_t w = slot_word(lap, q->owner, SLOT_WRITING);
+	struct hbus_slot *s = slot_at(q, pos);
 	uint32_t len = (uint32_t)s->meta_len + s->body_len;
+	uint64_t target;
 
 	if (q->ttl_ns)
 		s->enq_ts_ns = hbus_now_ns();
-	/* seq_cst: orders the READY store before the waiters load in
-	 * wake_if_waiting (the futex handshake in hbus_queue_wait). */
-	if (!atomic_compare_exchange_strong_explicit(&s->state, &w,
-			slot_word(lap, 0, SLOT_READY), SEQ_CST, RELAXED))
-		return -ESTALE;
+	target = journal(q, JR_COMMIT, pos, QC_ENQUEUED, 1);
+	CRASHPOINT(ONE_JOURNAL);
+	atomic_store_explicit(slot_state(q, pos), slot_word(pos_lap(q, pos), 0, SLOT_READY), SEQ_CST);
+	CRASHPOINT(ONE_PUBLISH);
+	count_done(q, QC_ENQUEUED, target);
+	CRASHPOINT(ONE_COUNT);
 	demote_slot(q, s, len);
-	return 0;
 }
 
 static inline int out_valid(const struct hbus_out *m)
@@ -221,8 +212,7 @@ static unsigned claim_run(struct hbus_queue *q, unsigned n, uint64_t *pos)
 	 * two transfers where the CAS alone makes one.  Unless the ring was
 	 * full last time: then slot t is likely the consumer's next message,
 	 * and a failed CAS would take its line away. */
-	if (atomic_load_explicit(&q->full_hint, RELAXED) &&
-	    atomic_load_explicit(&slot_at(q, t)->state, RELAXED) != w)
+	if (q->full_hint && atomic_load_explicit(slot_state(q, t), RELAXED) != w)
 		return 0;
 	if (n > q->mask + 1)
 		n = (unsigned)q->mask + 1;
@@ -230,15 +220,17 @@ static unsigned claim_run(struct hbus_queue *q, unsigned n, uint64_t *pos)
 	 * is claimed, and claims happen only at the tail: if our CAS finds
 	 * slot t still FREE at its lap, no one has claimed past it, and these
 	 * loads still hold (taken before the CAS, they may be of a run that
-	 * is being written: the CAS then fails). */
+	 * is being written: the CAS then fails).  Acquire: what a consumer
+	 * wrote into the slot before freeing it is behind us before we write. */
 	for (k = 1; k < n; k++)
-		if (atomic_load_explicit(&slot_at(q, t + k)->state, RELAXED) !=
+		if (atomic_load_explicit(slot_state(q, t + k), ACQUIRE) !=
 		    slot_word(pos_lap(q, t + k), 0, SLOT_FREE))
 			break;
-	if (!atomic_compare_exchange_strong_explicit(&slot_at(q, t)->state, &w,
-			slot_word_run(pos_lap(q, t), q->owner, SLOT_WRITING, k), ACQUIRE, RELAXED))
+	if (!slot_cas(q, t, &w, slot_word_run(pos_lap(q, t), q->holder, SLOT_WRITING, k), ACQUIRE))
 		return 0;
+	CRASHPOINT(RUN_CLAIM);
 	cursor_help_n(tail, t, k);
+	CRASHPOINT(RUN_CURSOR);
 	note_full(q, 0);
 	*pos = t;
 	return k;
@@ -246,19 +238,32 @@ static unsigned claim_run(struct hbus_queue *q, unsigned n, uint64_t *pos)
 
 /* Write and publish a claimed run, its first slot last: until then the
  * consumers wait at the first slot, never on a line being written, and
- * then take the whole run at once. */
+ * then take the whole run at once.  The first slot's READY store is the
+ * run's publication, journaled and counted as k messages. */
 static void publish_run(struct hbus_queue *q, uint64_t pos, const struct hbus_out *m, unsigned k)
 {
-	uint64_t ts = q->ttl_ns ? hbus_now_ns() : 0;
+	uint64_t ts = q->ttl_ns ? hbus_now_ns() : 0, target;
+	struct hbus_slot *s;
 
-	for (unsigned j = k; j-- > 0;) {
-		struct hbus_slot *s = slot_at(q, pos + j);
-
+	for (unsigned j = k; --j > 0;) {
+		s = slot_at(q, pos + j);
 		write_slot(s, &m[j]);
 		s->enq_ts_ns = ts;
-		atomic_store_explicit(&s->state, slot_word(pos_lap(q, pos + j), 0, SLOT_READY), RELEASE);
+		atomic_store_explicit(slot_state(q, pos + j), slot_word(pos_lap(q, pos + j), 0, SLOT_READY),
+				      RELEASE);
+		CRASHPOINT(RUN_INNER);
 		demote_slot(q, s, (uint32_t)m[j].meta_len + m[j].body_len);
 	}
+	s = slot_at(q, pos);
+	write_slot(s, &m[0]);
+	s->enq_ts_ns = ts;
+	target = journal(q, JR_COMMIT, pos, QC_ENQUEUED, k);
+	CRASHPOINT(RUN_JOURNAL);
+	atomic_store_explicit(slot_state(q, pos), slot_word(pos_lap(q, pos), 0, SLOT_READY), RELEASE);
+	CRASHPOINT(RUN_PUBLISH);
+	count_done(q, QC_ENQUEUED, target);
+	CRASHPOINT(RUN_COUNT);
+	demote_slot(q, s, (uint32_t)m[0].meta_len + m[0].body_len);
 }
 
 /* The messages at m[0..n) that fit a slot, at most SLOT_RUN_MAX. */
@@ -272,6 +277,15 @@ static inline unsigned count_valid(const struct hbus_queue *q, const struct hbus
 	return j;
 }
 
+/* A claim refused: a full ring is counted here (a corrupt one was counted
+ * by the walk). */
+static int refused(struct hbus_queue *q, int rc)
+{
+	if (rc == -ENOBUFS)
+		count_plain(q, QC_DROPPED_OVERFLOW, 1);
+	return rc;
+}
+
 /* One message by the one-slot path: claim (helping, clearing skips,
  * dropping the head, or finding the ring full), write, publish. */
 static int enqueue_one(struct hbus_queue *q, const struct hbus_out *m)
@@ -282,17 +296,16 @@ static int enqueue_one(struct hbus_queue *q, const struct hbus_out *m)
 	if (!out_valid(m))
 		return -EINVAL;
 	if (!out_fits(q, m)) {
-		counter_add(&q->hdr->prod.dropped_oversize, 1);
+		count_plain(q, QC_DROPPED_OVERSIZE, 1);
 		return -EMSGSIZE;
 	}
 	rc = queue_claim_tail(q, &pos, NULL);
-	if (rc) {
-		if (rc == -ENOBUFS)
-			counter_add(&q->hdr->prod.dropped_overflow, 1);
-		return rc;
-	}
+	if (rc)
+		return refused(q, rc);
 	write_slot(slot_at(q, pos), m);
-	return queue_publish_slot(q, slot_at(q, pos), pos);
+	CRASHPOINT(ONE_WRITE);
+	publish_one(q, pos);
+	return 0;
 }
 
 int hbus_queue_enqueue_burst(hbus_queue *q, const struct hbus_out *m, unsigned n)
@@ -303,7 +316,9 @@ int hbus_queue_enqueue_burst(hbus_queue *q, const struct hbus_out *m, unsigned n
 
 	if (!q || (!m && n))
 		return -EINVAL;
-	if (!atomic_load_explicit(&q->full_hint, RELAXED)) {
+	if (q->read_only)
+		return -EPERM; /* a consumer of a protected queue */
+	if (!q->full_hint) {
 		prefetch_tail(q, n);
 		if (n && out_valid(&m[0]))
 			prefetch_first_message(q, &m[0]);
@@ -323,9 +338,8 @@ int hbus_queue_enqueue_burst(hbus_queue *q, const struct hbus_out *m, unsigned n
 		i++;
 	}
 	if (i) {
-		counter_add(&q->hdr->prod.enqueued, i);
 		/* READY went out by plain stores: order them before the
-		 * waiters load (the futex handshake in hbus_queue_wait), once
+		 * sleepers load (the futex handshake in hbus_queue_wait), once
 		 * for the whole burst. */
 		if (runs)
 			atomic_thread_fence(SEQ_CST);
@@ -348,30 +362,40 @@ int hbus_queue_reserve(hbus_queue *q, struct hbus_reservation *r)
 
 	if (!q || !r)
 		return -EINVAL;
+	if (q->read_only)
+		return -EPERM;
 	rc = queue_claim_tail(q, &pos, NULL);
-	if (rc) {
-		if (rc == -ENOBUFS)
-			counter_add(&q->hdr->prod.dropped_overflow, 1);
-		return rc;
-	}
+	if (rc)
+		return refused(q, rc);
 	r->data = slot_at(q, pos)->data;
 	r->cap = q->slot_size;
 	r->pos = pos;
+	q->held++;
 	return 0;
+}
+
+/* Is the reservation still ours (WRITING at its lap, by this handle)?  A
+ * reservation committed or aborted already, or someone else's, is not. */
+static int reservation_held(const struct hbus_queue *q, const struct hbus_reservation *r)
+{
+	uint64_t w = atomic_load_explicit(slot_state(q, r->pos), ACQUIRE);
+
+	return word_norun(w) == slot_word(pos_lap(q, r->pos), q->holder, SLOT_WRITING);
 }
 
 int hbus_queue_commit(hbus_queue *q, const struct hbus_reservation *r,
 		      uint16_t meta_len, uint32_t body_len, uint16_t flags, uint64_t send_ts_ns)
 {
 	struct hbus_slot *s;
-	int rc;
 
 	if (!q || !r)
 		return -EINVAL;
+	if (!reservation_held(q, r))
+		return -ESTALE;
 	if ((uint64_t)meta_len + body_len > q->slot_size) {
 		/* The reservation is given up: the slot must not stall the ring. */
 		hbus_queue_abort(q, r);
-		counter_add(&q->hdr->prod.dropped_oversize, 1);
+		count_plain(q, QC_DROPPED_OVERSIZE, 1);
 		return -EMSGSIZE;
 	}
 	s = slot_at(q, r->pos);
@@ -379,71 +403,29 @@ int hbus_queue_commit(hbus_queue *q, const struct hbus_reservation *r,
 	s->meta_len = meta_len;
 	s->flags = flags;
 	s->send_ts_ns = send_ts_ns;
-	rc = queue_publish_slot(q, s, r->pos);
-	if (rc)
-		return rc;
-	counter_add(&q->hdr->prod.enqueued, 1);
+	CRASHPOINT(ONE_WRITE);
+	publish_one(q, r->pos);
+	q->held--;
 	wake_if_waiting(q);
 	return 0;
 }
 
 int hbus_queue_abort(hbus_queue *q, const struct hbus_reservation *r)
 {
-	uint64_t lap, w;
-	struct hbus_slot *s;
+	uint64_t lap;
+	int rc;
 
 	if (!q || !r)
 		return -EINVAL;
-	s = slot_at(q, r->pos);
+	if (!reservation_held(q, r))
+		return -ESTALE;
 	lap = pos_lap(q, r->pos);
-	w = slot_word(lap, q->owner, SLOT_WRITING);
-	if (!atomic_compare_exchange_strong_explicit(&s->state, &w,
-			slot_word(lap, 0, SLOT_SKIP), RELEASE, RELAXED))
-		return -ESTALE;
-	counter_add(&q->hdr->prod.aborted, 1);
-	wake_if_waiting(q);
-	return 0;
-}
-
-int queue_republish(struct hbus_queue *q, uint64_t pos, uint64_t held)
-{
-	struct hbus_slot *src = slot_at(q, pos), *dst;
-	uint64_t lap = pos_lap(q, pos), t, blocked = 0, w;
-	int rc;
-
-	if (atomic_load_explicit(&src->state, ACQUIRE) != held)
-		return -ESTALE;
-	rc = queue_claim_tail(q, &t, &blocked);
-	if (rc == -ENOBUFS) {
-		/* Full, and the slot blocking the tail is the one we requeue:
-		 * republish it in place, its data is already there. */
-		if ((t & q->mask) != (pos & q->mask) || blocked != held)
-			return -EAGAIN;
-		w = held;
-		if (!atomic_compare_exchange_strong_explicit(&src->state, &w,
-				slot_word(lap + 1, q->owner, SLOT_WRITING), ACQUIRE, RELAXED))
-			return -ESTALE;
-		cursor_help(&q->hdr->tail, t);
-		src->flags |= HBUS_MSG_REDELIVERED;
-		queue_publish_slot(q, src, t);
-		counter_add(&q->hdr->cons.requeued, 1);
+	rc = transition(q, r->pos, atomic_load_explicit(slot_state(q, r->pos), RELAXED),
+			slot_word(lap, 0, SLOT_SKIP), JR_ABORT, QC_ABORTED,
+			CRASHPOINT_ID(ABORT_JOURNAL));
+	if (rc == 0) {
+		q->held--;
 		wake_if_waiting(q);
-		return 0;
 	}
-	if (rc)
-		return rc;
-	dst = slot_at(q, t);
-	memcpy(dst->data, src->data, (size_t)src->meta_len + src->body_len <= q->slot_size ?
-	       (size_t)src->meta_len + src->body_len : q->slot_size);
-	dst->body_len = src->body_len;
-	dst->meta_len = src->meta_len;
-	dst->flags = src->flags | HBUS_MSG_REDELIVERED;
-	dst->send_ts_ns = src->send_ts_ns;
-	queue_publish_slot(q, dst, t);
-	w = held;
-	atomic_compare_exchange_strong_explicit(&src->state, &w,
-		slot_word(lap + 1, 0, SLOT_FREE), RELEASE, RELAXED);
-	counter_add(&q->hdr->cons.requeued, 1);
-	wake_if_waiting(q);
-	return 0;
+	return rc;
 }

@@ -1,115 +1,258 @@
 /*
- * queue_recover.c - give back the slots of a process that died.
+ * queue_recover.c - give back what a process held once it is gone.
  *
- * hbusd calls this once a client's process has exited (its session socket
- * closing says so, confirmed by its pidfd).  A scan of every slot finds
- * the dead owner's:
- *   WRITING       -> SKIP      a half-written message was never accepted;
- *                              consumers pass over it, nobody stalls
- *   CLAIMED       -> republished with HBUS_MSG_REDELIVERED (manual ack:
- *                              not acked means not done)
- *   CLAIMED_AUTO  -> FREE      (auto ack: claim was delivery)
- * A republish needs a free slot; when the ring is full of READY messages it
- * may not get one yet, so the caller retries while pending != 0.
+ * hbusd calls this when a client's process has exited (its session socket
+ * closing says so, confirmed by its pidfd), and at start for processes
+ * that died while no hbusd ran (a previous hbusd among them).  Nothing is
+ * ever taken from a process that still runs: its slots are its own until
+ * it exits, so every owner's transition is a plain sequence of its own,
+ * and recovery reasons about a frozen state (docs/QUEUE.md, "Recovery").
  *
- * Only the consumer side (the CLAIMED states) may be taken from a process
- * that still runs (hbus_queue_recover_claims: a session closed, a consumer
- * rejoined under a new id): its acks are CASes that fail on a slot taken
- * back.  Its WRITING slots are published by plain stores, so they are
- * given back only once it is gone.
+ * For each of the dead owner's records:
+ *   1. settle its journal: if its last counted transition happened, store
+ *      the counter it journaled (and finish a requeue's second half);
+ *   2. scan the ring for slots the record holds:
+ *        WRITING       -> SKIP      a half-written message was never accepted;
+ *                                   a run's other slots first, then its first
+ *        CLAIMED       -> requeued  HBUS_MSG_REDELIVERED (manual ack: not
+ *                                   acked means not done)
+ *        CLAIMED_AUTO  -> FREE      released (auto ack: the claim was delivery)
+ *        REMOVING      -> FREE      the removal finished and counted
+ *   3. clear its sleeper bit and free the record for the next handle.
+ * Each step is itself journaled in the recovering handle's record, so an
+ * hbusd killed mid-recovery leaves a state the next one settles.  A requeue
+ * needs a free slot; when the ring is full of READY messages it may not get
+ * one yet: the caller retries while pending != 0 (records stay until then).
  */
 #include "queue_internal.h"
 
 #include <errno.h>
 #include <string.h>
 
-/* The other slots of a dead producer's run whose first slot is still
- * WRITING.  Consumers wait at the first slot (it is published last), so
- * none of the run was seen: skip all of it, also the slots it had already
- * published, and a burst's messages are delivered whole runs at a time.
- * Nobody else can claim or consume these slots meanwhile. */
-static void skip_run(struct hbus_queue *q, uint64_t pos, unsigned run, struct hbus_recovery *r)
+/* Did the journaled transition of r happen?  Decided on the slot alone: a
+ * pre-state ours until the transition (only we, or recovery, move it), or
+ * for a claim the post-state, which names us. */
+static int jr_done(const struct hbus_queue *q, const struct hbus_qrec *r, uint64_t op,
+		   unsigned kind, uint32_t h)
 {
-	for (unsigned j = 1; j < run; j++) {
-		struct hbus_slot *s = slot_at(q, pos + j);
-		uint64_t lap = pos_lap(q, pos + j);
-		uint64_t w = atomic_load_explicit(&s->state, ACQUIRE);
+	uint64_t w = atomic_load_explicit(slot_state(q, jr_idx(op)), ACQUIRE);
+	unsigned st = word_state(w);
+	int same = word_lap(w) == jr_lap(op) && word_holder(w) == h;
 
-		if ((w != slot_word(lap, 0, SLOT_FREE) && w != slot_word(lap, 0, SLOT_READY)) ||
-		    !atomic_compare_exchange_strong_explicit(&s->state, &w,
-				slot_word(lap, 0, SLOT_SKIP), RELEASE, RELAXED))
-			continue;
-		counter_add(&q->hdr->prod.aborted, 1);
-		r->skipped++;
+	(void)r;
+	switch (kind) {
+	case JR_CLAIM:
+		return same && (st == SLOT_CLAIMED || st == SLOT_CLAIMED_AUTO);
+	case JR_ACK:
+	case JR_REJECT:
+		return !(same && st == SLOT_CLAIMED);
+	case JR_RELEASE:
+		return !(same && st == SLOT_CLAIMED_AUTO);
+	case JR_REQUEUE_IP:
+		return !(same && (st == SLOT_CLAIMED || st == SLOT_CLAIMED_AUTO));
+	case JR_COMMIT:
+	case JR_ABORT:
+	case JR_REQUEUE: /* the copy's slot, WRITING until published */
+		return !(same && st == SLOT_WRITING);
+	case JR_SKIP_INNER:
+		return !(word_lap(w) == jr_lap(op) && word_holder(w) == 0 &&
+			 (st == SLOT_FREE || st == SLOT_READY));
+	case JR_EXPIRE:
+	case JR_DROP:
+	case JR_PURGE:
+		return !(same && st == SLOT_REMOVING);
+	default:
+		return 0;
 	}
 }
 
-static int recover(hbus_queue *q, uint32_t owner, int writers, struct hbus_recovery *out)
+static const unsigned jr_counter[JR_KINDS] = {
+	[JR_CLAIM] = QC_DELIVERED, [JR_ACK] = QC_ACKED, [JR_RELEASE] = QC_RELEASED,
+	[JR_COMMIT] = QC_ENQUEUED, [JR_ABORT] = QC_ABORTED, [JR_SKIP_INNER] = QC_ABORTED,
+	[JR_REJECT] = QC_REJECTED, [JR_EXPIRE] = QC_EXPIRED, [JR_DROP] = QC_DROPPED_HEAD,
+	[JR_PURGE] = QC_PURGED, [JR_REQUEUE_IP] = QC_REQUEUED, [JR_REQUEUE] = QC_REQUEUED,
+};
+
+void queue_settle(struct hbus_queue *q, struct hbus_qrec *r)
 {
+	uint64_t op = atomic_load_explicit(&r->jr_op, ACQUIRE);
+	unsigned kind = jr_kind(op) & ~(unsigned)JR_FOREIGN;
+	uint32_t own = (uint32_t)(r - q->recs) + 1, h;
+
+	if (kind == JR_NONE)
+		return;
+	if (kind >= JR_KINDS || jr_idx(op) > q->mask) {
+		count_plain(q, QC_CORRUPT, 1); /* not a journal any handle writes */
+	} else {
+		h = jr_kind(op) & JR_FOREIGN ? (uint32_t)atomic_load_explicit(&r->jr_aux2, RELAXED)
+					     : own;
+		if (jr_done(q, r, op, kind, h)) {
+			atomic_store_explicit(&r->c[jr_counter[kind]],
+					      atomic_load_explicit(&r->jr_target, RELAXED), RELAXED);
+			if (kind == JR_REQUEUE) {
+				/* The copy is out: the source goes, if still held. */
+				uint64_t aux = atomic_load_explicit(&r->jr_aux, RELAXED);
+				uint64_t src = aux >> 32 & q->mask, lap = aux & SLOT_LAP_MASK;
+				uint64_t w = atomic_load_explicit(slot_state(q, src), ACQUIRE);
+				uint32_t sh = (uint32_t)atomic_load_explicit(&r->jr_aux2, RELAXED);
+
+				if (word_lap(w) == lap && word_holder(w) == sh &&
+				    (word_state(w) == SLOT_CLAIMED || word_state(w) == SLOT_CLAIMED_AUTO))
+					atomic_compare_exchange_strong_explicit(slot_state(q, src), &w,
+						slot_word(lap + 1, 0, SLOT_FREE), RELEASE, RELAXED);
+			}
+		}
+	}
+	atomic_store_explicit(&r->jr_op, jr_word(JR_NONE, 0, 0), RELEASE);
+	CRASHPOINT(REC_SETTLE);
+}
+
+/* A dead producer's unpublished write at pos (word w): the run's other
+ * slots first, then its first, so consumers (who wait at the first) never
+ * see a slot of a run that is not whole.  Nobody else touches these slots
+ * meanwhile.  Each slot is counted in aborted. */
+static void skip_write(struct hbus_queue *q, uint64_t pos, uint64_t w, struct hbus_recovery *r)
+{
+	uint64_t lap = word_lap(w);
+
+	for (unsigned j = 1; j < word_run(w); j++) {
+		uint64_t p = pos + j, lj = pos_lap(q, p);
+		uint64_t wj = atomic_load_explicit(slot_state(q, p), ACQUIRE);
+
+		if ((wj == slot_word(lj, 0, SLOT_FREE) || wj == slot_word(lj, 0, SLOT_READY)) &&
+		    transition(q, p, wj, slot_word(lj, 0, SLOT_SKIP), JR_SKIP_INNER, QC_ABORTED,
+			       CRASHPOINT_ID(REC_SKIP_JOURNAL)) == 0)
+			r->skipped++;
+	}
+	if (transition(q, pos, w, slot_word(lap, 0, SLOT_SKIP), JR_ABORT, QC_ABORTED,
+		       CRASHPOINT_ID(REC_SKIP_JOURNAL)) == 0)
+		r->skipped++;
+}
+
+static const unsigned removal_kind[] = {
+	[REMOVE_EXPIRED] = JR_EXPIRE, [REMOVE_DROPPED] = JR_DROP, [REMOVE_PURGED] = JR_PURGE,
+};
+static const unsigned removal_ctr[] = {
+	[REMOVE_EXPIRED] = QC_EXPIRED, [REMOVE_DROPPED] = QC_DROPPED_HEAD,
+	[REMOVE_PURGED] = QC_PURGED,
+};
+
+/* Recover the slot at index i if one of the dead records (bitmap dead,
+ * by holder) holds it.  -EUCLEAN stops the scan. */
+static int recover_slot(struct hbus_queue *q, uint64_t i, const uint64_t *dead,
+			struct hbus_recovery *r)
+{
+	uint64_t w = atomic_load_explicit(slot_state(q, i), ACQUIRE);
+	uint32_t h = word_holder(w);
+	uint64_t lap = word_lap(w);
+	/* A position with this slot index and this lap (mod 2^32): all
+	 * the slot helpers need. */
+	uint64_t pos = (lap << q->shift) | i;
+	unsigned why;
+	int rc;
+
+	if (!h || h > q->nrec || !(dead[(h - 1) / 64] >> ((h - 1) % 64) & 1))
+		return 0;
+	switch (word_state(w)) {
+	case SLOT_WRITING:
+		skip_write(q, pos, w, r);
+		break;
+	case SLOT_CLAIMED:
+		rc = queue_requeue(q, pos, w);
+		if (rc == -EUCLEAN)
+			return rc;
+		if (rc == 0)
+			r->requeued++;
+		else if (atomic_load_explicit(slot_state(q, i), ACQUIRE) == w)
+			r->pending++;
+		break;
+	case SLOT_CLAIMED_AUTO:
+		if (transition(q, pos, w, slot_word(lap + 1, 0, SLOT_FREE), JR_RELEASE, QC_RELEASED,
+			       CRASHPOINT_ID(REC_RELEASE_JOURNAL)) == 0)
+			r->released++;
+		break;
+	case SLOT_REMOVING:
+		why = word_run(w) - 1;
+		if (why <= REMOVE_PURGED &&
+		    transition(q, pos, w, slot_word(lap + 1, 0, SLOT_FREE), removal_kind[why],
+			       removal_ctr[why], CRASHPOINT_ID(REC_REMOVE_JOURNAL)) == 0)
+			r->removed++;
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+int hbus_queue_recover_owner(hbus_queue *q, uint32_t owner, struct hbus_recovery *out)
+{
+	uint64_t dead[HBUS_QUEUE_RECORDS / 64] = { 0 };
 	struct hbus_recovery r;
-	uint64_t i, cap;
-	int rc = 0;
+	uint32_t i;
+	int rc = 0, any = 0;
 
 	if (!q || owner == 0 || owner > HBUS_OWNER_MAX || owner == q->owner)
 		return -EINVAL;
+	if (q->read_only)
+		return -EPERM;
 	memset(&r, 0, sizeof(r));
-	cap = q->mask + 1;
-	for (i = 0; i < cap; i++) {
-		struct hbus_slot *s = slot_at(q, i);
-		uint64_t w = atomic_load_explicit(&s->state, ACQUIRE);
-		uint64_t lap = word_lap(w);
-		/* A position with this slot index and this lap (mod 2^32):
-		 * all the slot helpers need. */
-		uint64_t pos = (lap << q->shift) | i;
-
-		if (word_owner(w) != owner)
+	for (i = 0; i < q->nrec; i++) {
+		if (atomic_load_explicit(&q->recs[i].owner, ACQUIRE) != owner)
 			continue;
-		switch (word_state(w)) {
-		case SLOT_WRITING:
-			if (!writers)
-				break;
-			if (word_run(w) > 1)
-				skip_run(q, pos, word_run(w), &r);
-			if (atomic_compare_exchange_strong_explicit(&s->state, &w,
-					slot_word(lap, 0, SLOT_SKIP), RELEASE, RELAXED)) {
-				counter_add(&q->hdr->prod.aborted, 1);
-				r.skipped++;
-			}
-			break;
-		case SLOT_CLAIMED:
-			rc = queue_republish(q, pos, w);
-			if (rc == -EUCLEAN)
-				goto out;
-			if (rc == 0)
-				r.requeued++;
-			else if (atomic_load_explicit(&s->state, ACQUIRE) == w)
-				r.pending++;
-			break;
-		case SLOT_CLAIMED_AUTO:
-			if (atomic_compare_exchange_strong_explicit(&s->state, &w,
-					slot_word(lap + 1, 0, SLOT_FREE), RELEASE, RELAXED)) {
-				counter_add(&q->hdr->cons.released, 1);
-				r.released++;
-			}
-			break;
-		default:
-			break;
-		}
+		dead[i / 64] |= UINT64_C(1) << (i % 64);
+		queue_settle(q, &q->recs[i]);
+		any = 1;
 	}
-out:
+	for (uint64_t k = 0; any && k <= q->mask && rc == 0; k++)
+		rc = recover_slot(q, k, dead, &r);
+	for (i = 0; any && rc == 0 && !r.pending && i < q->nrec; i++) {
+		if (!(dead[i / 64] >> (i % 64) & 1))
+			continue;
+		atomic_fetch_and_explicit(&q->hdr->sleepers[i / 64], ~(UINT64_C(1) << (i % 64)),
+					  SEQ_CST);
+		CRASHPOINT(REC_SLEEPER);
+		atomic_store_explicit(&q->recs[i].jr_op, jr_word(JR_NONE, 0, 0), RELAXED);
+		atomic_store_explicit(&q->recs[i].owner, 0, RELEASE);
+		CRASHPOINT(REC_FREE);
+		r.records++;
+	}
 	/* Skips unblock consumers parked at the head: wake them. */
-	queue_wake(q);
+	if (any)
+		queue_wake(q);
 	if (out)
 		*out = r;
 	return rc == -EUCLEAN ? rc : r.pending ? -EAGAIN : 0;
 }
 
-int hbus_queue_recover_owner(hbus_queue *q, uint32_t dead, struct hbus_recovery *out)
+int hbus_queue_release_held(hbus_queue *q, struct hbus_recovery *out)
 {
-	return recover(q, dead, 1, out);
-}
+	struct hbus_recovery r;
+	int rc = 0;
 
-int hbus_queue_recover_claims(hbus_queue *q, uint32_t owner, struct hbus_recovery *out)
-{
-	return recover(q, owner, 0, out);
+	if (!q)
+		return -EINVAL;
+	memset(&r, 0, sizeof(r));
+	for (uint64_t i = 0; i <= q->mask && rc != -EUCLEAN; i++) {
+		uint64_t w = atomic_load_explicit(slot_state(q, i), ACQUIRE);
+		uint64_t pos = (word_lap(w) << q->shift) | i;
+
+		if (word_holder(w) != q->holder)
+			continue;
+		if (word_state(w) == SLOT_CLAIMED) {
+			rc = queue_requeue(q, pos, w);
+			if (rc == 0)
+				r.requeued++;
+			else if (rc == -EAGAIN)
+				r.pending++;
+		} else if (word_state(w) == SLOT_CLAIMED_AUTO &&
+			   transition(q, pos, w, slot_word(word_lap(w) + 1, 0, SLOT_FREE), JR_RELEASE,
+				      QC_RELEASED, CRASHPOINT_ID(ACK_JOURNAL)) == 0) {
+			r.released++;
+		}
+	}
+	q->unacked = 0;
+	q->held -= r.requeued + r.released < q->held ? r.requeued + r.released : q->held;
+	if (out)
+		*out = r;
+	return rc == -EUCLEAN ? rc : r.pending ? -EAGAIN : 0;
 }

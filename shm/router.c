@@ -13,7 +13,7 @@
  *   - a new table generation: grow the map, close handles of queues the
  *     table no longer has (lazily, at the next burst);
  *   - a new session (hbusd restarted): take a slot in the new session's
- *     reader block and move this router's handles to its owner id;
+ *     reader block (queue handles keep their owner id);
  *   - a retired routes file (a restarted hbusd replaced it): the table in
  *     it stays valid for good, so routing goes on by it while the router
  *     asks for a new session (at most every REJOIN_PERIOD_NS), which
@@ -104,10 +104,9 @@ static void router_rejoin(hbus_router *r)
 	}
 }
 
-/* A new session: a slot in its reader block, handles moved to its owner
- * id.  The old slot is given back (the block is this process's own: hbusd
- * may still be watching it until it reads idle).  A resumed session keeps
- * the owner id, so the handles' id does not change. */
+/* A new session: a slot in its reader block; queues opened from now on are
+ * opened under its owner id.  The old slot is given back (the block is this
+ * process's own: hbusd may still be watching it until it reads idle). */
 static void router_resync(hbus_router *r)
 {
 	hbus_client *c = r->c;
@@ -147,11 +146,10 @@ static void router_resync(hbus_router *r)
 	if (rc)
 		HBUS_WARN("router: no reader slot in the session's block: %s", hbus_strerror(rc));
 	r->owner = owner;
-	for (i = 0; i < r->map_len; i++) {
-		if (r->map[i].rq)
-			r->map[i].rq->q->owner = r->owner; /* between bursts: no write in flight */
+	/* Handles keep the owner id they were opened with (their records
+	 * name it; hbusd recovers it when this process exits). */
+	for (i = 0; i < r->map_len; i++)
 		r->map[i].retry_ns = 0;
-	}
 	r->session_gen = sg;
 	r->have_gen = 0;
 }

@@ -107,9 +107,14 @@ static void lock_mapping(void *addr, size_t len)
 	}
 }
 
-static int map_whole(int fd, size_t len, int prot, struct hbus_map *map)
+static int map_whole(int fd, size_t len, struct hbus_map *map)
 {
-	void *p = mmap(NULL, len, prot, MAP_SHARED | MAP_POPULATE, fd, 0);
+	/* A descriptor opened read-only is mapped read-only (and a PROT_WRITE
+	 * mapping of it would fail anyway): what hbusd hands out O_RDONLY, a
+	 * client can read, never write. */
+	int ro = (fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDONLY;
+	void *p = mmap(NULL, len, ro ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+		       fd, 0);
 
 	if (p == MAP_FAILED)
 		return -errno;
@@ -168,7 +173,7 @@ int hbus_shm_create_at(int dirfd, const char *name, size_t size, int numa_node, 
 	if (rc == 0)
 		rc = with_node_policy(numa_node, fd, len);
 	if (rc == 0)
-		rc = map_whole(fd, len, PROT_READ | PROT_WRITE, map);
+		rc = map_whole(fd, len, map);
 	if (rc != 0) {
 		close(fd);
 		unlinkat(dirfd, name, 0);
@@ -184,24 +189,19 @@ int hbus_shm_create(const char *path, size_t size, int numa_node, int *fd_out,
 	return hbus_shm_create_at(AT_FDCWD, path, size, numa_node, fd_out, map);
 }
 
-/* The mapping follows the descriptor's access mode: a descriptor opened
- * read-only (what clients get for the routes file) maps read-only, and the
- * kernel refuses to make that mapping writable. */
 int hbus_shm_map_fd(int fd, size_t min_size, struct hbus_map *map)
 {
 	struct stat st;
-	int fl;
 
 	if (fd < 0 || !map)
 		return -EINVAL;
-	if (fstat(fd, &st) != 0 || (fl = fcntl(fd, F_GETFL)) < 0)
+	if (fstat(fd, &st) != 0)
 		return -errno;
 	if (!S_ISREG(st.st_mode))
 		return -EPROTO;
 	if ((size_t)st.st_size < min_size || st.st_size <= 0)
 		return -EPROTO;
-	return map_whole(fd, (size_t)st.st_size,
-			 (fl & O_ACCMODE) == O_RDONLY ? PROT_READ : PROT_READ | PROT_WRITE, map);
+	return map_whole(fd, (size_t)st.st_size, map);
 }
 
 void hbus_shm_unmap(struct hbus_map *map)

@@ -25,7 +25,8 @@ enum hbus_file_kind {
 	HBUS_FILE_QUEUE    = 2,
 	HBUS_FILE_ROUTES   = 3,
 	HBUS_FILE_COUNTERS = 4,
-	HBUS_FILE_READERS  = 5,
+	HBUS_FILE_QUEUE_DATA = 5, /* a protected queue's message bytes */
+	HBUS_FILE_READERS  = 6,   /* a session's reader block (route_readers.c) */
 };
 
 struct hbus_file_hdr {
@@ -66,9 +67,9 @@ int hbus_shm_create(const char *path, size_t size, int numa_node, int *fd_out,
 int hbus_shm_create_at(int dirfd, const char *name, size_t size, int numa_node, int *fd_out,
 		       struct hbus_map *map);
 
-/* Map an existing file, prefaulted and locked: read-write, or read-only
- * when fd was opened read-only.  Checks that it is at least min_size
- * bytes.  The whole file is mapped. */
+/* Map an existing file, prefaulted and locked; checks that it is at least
+ * min_size bytes.  The whole file is mapped, read-write, or read-only when
+ * fd was opened O_RDONLY. */
 int hbus_shm_map_fd(int fd, size_t min_size, struct hbus_map *map);
 void hbus_shm_unmap(struct hbus_map *map);
 

@@ -134,12 +134,13 @@ Test(queue_run, burst_stops_at_a_bad_message_after_the_good_ones)
 static void dead_unmarked_run(int tail_moved)
 {
 	int fd = tu_queue_fd(16, 64, HBUS_OVERFLOW_REJECT, 0);
+	hbus_queue *dead = tu_open(fd, 60, HBUS_ACK_AUTO, 0);
 	hbus_queue *q = tu_open(fd, 2, HBUS_ACK_AUTO, 0);
 	struct hbus_recovery rec;
 	struct hbus_msg m;
 	uint32_t next = 100;
 
-	atomic_store(&slot_at(q, 0)->state, slot_word_run(0, 60, SLOT_WRITING, 4));
+	atomic_store(&slot_at(q, 0)->state, slot_word_run(0, dead->holder, SLOT_WRITING, 4));
 	if (tail_moved)
 		atomic_store(&q->hdr->tail, 4);
 	/* A live producer goes past the whole run, never into it. */
@@ -186,7 +187,7 @@ Test(queue_run, dead_producer_partly_published_run_is_skipped_whole)
 
 	make_burst(60, 0, 4);
 	cr_assert_eq(hbus_queue_enqueue_burst(dead, out, 4), 4);
-	atomic_store(&slot_at(q, 0)->state, slot_word_run(0, 60, SLOT_WRITING, 4));
+	atomic_store(&slot_at(q, 0)->state, slot_word_run(0, dead->holder, SLOT_WRITING, 4));
 	atomic_store(&slot_at(q, 1)->state, slot_word(0, 0, SLOT_FREE));
 	cr_assert_eq(hbus_queue_consume(q, &m), -EAGAIN, "consumers wait at the run's first slot");
 	cr_assert_eq(hbus_queue_recover_owner(q, 60, &rec), 0);
@@ -200,51 +201,58 @@ Test(queue_run, dead_producer_partly_published_run_is_skipped_whole)
 	close(fd);
 }
 
-/* A process that still runs loses its claims, never its writes. */
-Test(queue_run, recover_claims_leaves_a_live_writer_alone)
+/* A consumer that stops gives back its own claims, and only those: not
+ * another handle's of the same process, not its reservation. */
+Test(queue_run, release_held_gives_back_only_this_handles_claims)
 {
 	int fd = tu_queue_fd(16, 64, HBUS_OVERFLOW_REJECT, 0);
 	hbus_queue *live = tu_open(fd, 7, HBUS_ACK_MANUAL, 0);
+	hbus_queue *twin = tu_open(fd, 7, HBUS_ACK_MANUAL, 0); /* same process, own record */
 	hbus_queue *other = tu_open(fd, 8, HBUS_ACK_AUTO, 0);
 	struct hbus_reservation r;
 	struct hbus_recovery rec;
-	struct hbus_msg m[2];
+	struct hbus_msg m[2], t;
 	struct tu_payload p;
 
-	make_burst(1, 0, 2);
-	cr_assert_eq(hbus_queue_enqueue_burst(other, out, 2), 2);
+	make_burst(1, 0, 3);
+	cr_assert_eq(hbus_queue_enqueue_burst(other, out, 3), 3);
 	cr_assert_eq(hbus_queue_consume_burst(live, m, 2), 2);
+	cr_assert_eq(hbus_queue_consume(twin, &t), 0);
 	cr_assert_eq(hbus_queue_reserve(live, &r), 0);
-	cr_assert_eq(hbus_queue_recover_claims(other, 7, &rec), 0);
+	cr_assert_eq(hbus_queue_release_held(live, &rec), 0);
 	cr_assert_eq(rec.requeued, 2);
-	cr_assert_eq(rec.skipped, 0, "the writer still runs");
-	/* It finishes its write: its slot (position 2) comes before the two
-	 * requeued ones (republished at 3 and 4). */
-	tu_payload_make(&p, 1, 2);
+	cr_assert_eq(rec.released, 0);
+	cr_assert_eq(hbus_queue_ack(live, &m[0]), -ESTALE, "given back: the tag is gone");
+	cr_assert_eq(hbus_queue_ack(twin, &t), 0, "the twin's claim is still the twin's");
+	/* It finishes its write: its slot (position 3) comes before the two
+	 * requeued ones (at 4 and 5). */
+	tu_payload_make(&p, 1, 3);
 	memcpy(r.data, &p, sizeof(p));
 	cr_assert_eq(hbus_queue_commit(live, &r, 0, sizeof(p), 0, 0), 0);
 	for (unsigned i = 0; i < 3; i++) {
 		cr_assert_eq(hbus_queue_consume(other, &m[0]), 0);
 		cr_assert(tu_payload_ok(&m[0], &p));
-		cr_assert_eq(p.seq, (i + 2) % 3, "2, then the requeued 0 and 1");
+		cr_assert_eq(p.seq, i == 0 ? 3 : i - 1, "3, then the requeued 0 and 1");
 		cr_assert_eq(!!(m[0].flags & HBUS_MSG_REDELIVERED), i > 0);
 		cr_assert_eq(hbus_queue_ack(other, &m[0]), 0);
 	}
 	cr_assert_eq(hbus_queue_consume(other, m), -EAGAIN);
 	hbus_queue_close(live);
+	hbus_queue_close(twin);
 	hbus_queue_close(other);
 	close(fd);
 }
 
-Test(queue_run, recover_claims_bad_arguments)
+Test(queue_run, recovery_bad_arguments)
 {
 	int fd = tu_queue_fd(16, 64, HBUS_OVERFLOW_REJECT, 0);
 	hbus_queue *q = tu_open(fd, 7, HBUS_ACK_AUTO, 0);
 
-	cr_assert_eq(hbus_queue_recover_claims(NULL, 3, NULL), -EINVAL);
-	cr_assert_eq(hbus_queue_recover_claims(q, 0, NULL), -EINVAL);
-	cr_assert_eq(hbus_queue_recover_claims(q, 7, NULL), -EINVAL, "not its own handle's id");
-	cr_assert_eq(hbus_queue_recover_claims(q, HBUS_OWNER_MAX + 1, NULL), -EINVAL);
+	cr_assert_eq(hbus_queue_release_held(NULL, NULL), -EINVAL);
+	cr_assert_eq(hbus_queue_recover_owner(NULL, 3, NULL), -EINVAL);
+	cr_assert_eq(hbus_queue_recover_owner(q, 0, NULL), -EINVAL);
+	cr_assert_eq(hbus_queue_recover_owner(q, 7, NULL), -EINVAL, "not its own handle's id");
+	cr_assert_eq(hbus_queue_recover_owner(q, HBUS_OWNER_MAX + 1, NULL), -EINVAL);
 	hbus_queue_close(q);
 	close(fd);
 }
