@@ -1,9 +1,10 @@
 /*
  * fuzz_shm.c - libFuzzer target: a queue file whose bytes a hostile client
  * chose (anyone holding a queue's descriptor maps it read-write), fed to
- * what hbusd does with queue files: open with validation, recovery of a
- * dead owner's slots (writers and claims), purge, statistics; plus one
- * producer and one consumer round, as clients would.  Every call must
+ * what hbusd does with queue files: open with validation, recovery of dead
+ * owners, requeue on a reader's behalf, scan (delete-if-empty), purge,
+ * statistics; plus one producer and one consumer round (nack, ack, give
+ * back what it holds), as clients would.  Every call must
  * return (the ring walks are bounded: -EUCLEAN), never crash or read
  * outside the mapping (ASan checks that), never hang (libFuzzer's
  * -timeout).  A violated property aborts.
@@ -137,7 +138,7 @@ static void exercise(int fd)
 	struct hbus_recovery r;
 	struct hbus_msg m[16];
 	hbus_queue *h, *c;
-	uint64_t depth, taken = 0;
+	uint64_t depth, ready, held, taken = 0;
 	int n;
 
 	if (hbus_queue_open_fd(fd, &ho, &h) != 0)
@@ -146,9 +147,11 @@ static void exercise(int fd)
 	/* Recovery of dead owners (hbusd, on session close / process exit). */
 	for (uint32_t dead = 2; dead < 6; dead++) {
 		CHECK_RC(hbus_queue_recover_owner(h, dead, &r), "recover_owner", -EAGAIN, -EUCLEAN);
-		CHECK_RC(hbus_queue_recover_claims(h, dead, &r), "recover_claims", -EAGAIN,
-			 -EUCLEAN);
+		/* hbusd requeueing a delivery for a reader of a protected queue */
+		CHECK_RC(hbus_queue_requeue_for(h, dead, dead * 7u), "requeue_for", -ESTALE, -EAGAIN,
+			 -EUCLEAN, -EPERM);
 	}
+	CHECK_RC(hbus_queue_scan(h, &ready, &held), "scan", -EUCLEAN); /* delete-if-empty */
 	/* Purge, bounded as mq_purge bounds it. */
 	while (taken < 2ull * cfg.capacity && (n = hbus_queue_consume_burst(h, m, 16)) > 0) {
 		hbus_queue_ack_burst(h, m, (unsigned)n);
@@ -169,8 +172,9 @@ static void exercise(int fd)
 			CHECK_RC(k == 0 ? hbus_queue_nack(c, &m[k], 1) : hbus_queue_ack(c, &m[k]),
 				 k == 0 ? "nack" : "ack", -ESTALE, -EUCLEAN, -ENOBUFS, -EAGAIN);
 		}
-		CHECK_RC(hbus_queue_recover_owner(h, 3, &r), "recover_owner", -EAGAIN, -EUCLEAN);
+		CHECK_RC(hbus_queue_release_held(c, &r), "release_held", -EAGAIN, -EUCLEAN);
 		hbus_queue_close(c);
+		CHECK_RC(hbus_queue_recover_owner(h, 3, &r), "recover_owner", -EAGAIN, -EUCLEAN);
 	}
 	hbus_queue_close(h);
 }
