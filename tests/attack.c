@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -74,6 +75,7 @@ void at_user_create(struct at_user *u)
 {
 	static int seq;
 	struct passwd *pw;
+	pid_t parent;
 	int p[2], i, rc = -1;
 
 	memset(u, 0, sizeof(*u));
@@ -82,13 +84,20 @@ void at_user_create(struct at_user *u)
 	 * test process may hold the pipe's write end (close-on-exec, and the
 	 * attackers close it): the reaper acts when the test is gone. */
 	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+	parent = getpid();
 	u->reaper = fork();
 	cr_assert_geq(u->reaper, 0);
 	if (u->reaper == 0) {
+		struct pollfd pf = { .fd = p[0], .events = POLLIN };
 		char c;
 
-		close(p[1]);
-		while (read(p[0], &c, 1) > 0)
+		/* Hold nothing of the test's (no other waiter may wait on us), and
+		 * act when the test closes the pipe or is gone, whichever first. */
+		for (int fd = 3; fd < 1024; fd++)
+			if (fd != p[0])
+				close(fd);
+		while (getppid() == parent && (poll(&pf, 1, 1000) == 0 ||
+					       (pf.revents & POLLIN && read(p[0], &c, 1) > 0)))
 			;
 		remove_user(u->name);
 		_exit(0);
@@ -244,9 +253,16 @@ pid_t at_spawn_as(const struct at_user *u, const struct hb_env *e, at_fn fn, voi
 	cr_assert_lt(n_attackers, 16);
 	pid = tu_fork_reporting(out_fd);
 	if (pid == 0) {
+		pid_t parent = getppid();
+
 		close(u->reaper_fd);
+		close(e->reaper_fd);
 		if (setgroups(0, NULL) || setgid(u->gid) || setuid(u->uid) || getuid() != u->uid)
 			_exit(20);
+		/* Changing credentials cleared the parent-death signal tu_fork
+		 * set: set it again, so the attacker dies with the test. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+			_exit(21);
 		fn(e, arg, *out_fd);
 		_exit(0);
 	}
