@@ -273,11 +273,12 @@ const struct hbus_rtable *hbus_routes_acquire(struct hbus_routes *r, struct hbus
 		/* Acquire: pairs with publish's release store, so the table
 		 * bytes of generation g are visible once we use them. */
 		g = atomic_load_explicit(&r->h->active, memory_order_acquire);
-		if ((g & ~HBUS_ROUTES_RETIRED) == 0)
+		if (!(g << 1)) /* no generation yet (the retired flag aside) */
 			return NULL;
 		/* Release: hbusd's acquire load of this slot then also orders
-		 * our reads of any table we used before this burst. */
-		atomic_store_explicit(&s->gen, g & ~HBUS_ROUTES_RETIRED, memory_order_release);
+		 * our reads of any table we used before this burst.  (The
+		 * retired flag may go along: hbusd looks at the parity only.) */
+		atomic_store_explicit(&s->gen, g, memory_order_release);
 		/* The store-buffering fence (top of file): hbusd either sees
 		 * our slot, or we see its newer active below. */
 		atomic_thread_fence(memory_order_seq_cst);
@@ -288,7 +289,7 @@ const struct hbus_rtable *hbus_routes_acquire(struct hbus_routes *r, struct hbus
 	}
 	if (gen)
 		*gen = g;
-	return (const struct hbus_rtable *)(const void *)half_table(r, g & ~HBUS_ROUTES_RETIRED);
+	return (const struct hbus_rtable *)(const void *)half_table(r, g); /* by g & 1 */
 }
 
 void hbus_routes_release(struct hbus_readers *rd, unsigned slot)
