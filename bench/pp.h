@@ -62,6 +62,10 @@ extern const struct pp_ops pp_udp_ops;
 #ifdef HBUS_BENCH_ZMQ
 extern const struct pp_ops pp_zmq_ops;
 #endif
+#ifdef HBUS_BENCH_AMQP
+extern const struct pp_ops pp_amqp_ops;     /* rabbitmq-c through hbus-amqp */
+extern const struct pp_ops pp_rabbitmq_ops; /* rabbitmq-c through a private RabbitMQ */
+#endif
 
 /* The transport called name, or NULL. */
 const struct pp_ops *pp_find(const char *name);

@@ -48,6 +48,9 @@ const struct pp_ops *pp_find(const char *name)
 #ifdef HBUS_BENCH_ZMQ
 		&pp_zmq_ops,
 #endif
+#ifdef HBUS_BENCH_AMQP
+		&pp_amqp_ops, &pp_rabbitmq_ops,
+#endif
 	};
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		if (!strcmp(all[i]->name, name))

@@ -260,7 +260,7 @@ static int apply_item(struct model *m, int kind, json_t *o, size_t idx, uint32_t
 	switch (kind) {
 	case 0:
 		if (args_exchange(o, &xa, ctx, e) ||
-		    (chk && perm_declare_exchange(chk->perms, chk->who, &xa, e)))
+		    (chk && perm_declare_exchange(chk, &xa, e)))
 			return -1;
 		existed = model_exchange(m, xa.name) != NULL;
 		if (model_declare_exchange(m, &xa, false, e))
@@ -268,7 +268,7 @@ static int apply_item(struct model *m, int kind, json_t *o, size_t idx, uint32_t
 		u[*nu].name = xa.name;
 		break;
 	case 1:
-		if (args_queue(o, &qa, ctx, e) || (chk && perm_declare_queue(chk->perms, chk->who, &qa, e)))
+		if (args_queue(o, &qa, ctx, e) || (chk && perm_declare_queue(chk, &qa, e)))
 			return -1;
 		if (!qa.name[0])
 			return herr_set(e, AMQP_COMMAND_INVALID, "%s: a queue needs a name", ctx);
@@ -278,7 +278,7 @@ static int apply_item(struct model *m, int kind, json_t *o, size_t idx, uint32_t
 		u[*nu].q = q;
 		break;
 	case 2:
-		if (args_binding(o, &ba, hdrs, ctx, e) || (chk && perm_bind(chk->perms, chk->who, &ba, e)))
+		if (args_binding(o, &ba, hdrs, ctx, e) || (chk && perm_bind(chk, &ba, e)))
 			return -1;
 		/* model_bind is idempotent: unbinding on undo would remove a
 		 * binding that was there before, so look first. */
@@ -302,7 +302,7 @@ static int apply_item(struct model *m, int kind, json_t *o, size_t idx, uint32_t
 		}
 		break;
 	default:
-		if (args_udpmap(o, &ua, true, ctx, e) || (chk && perm_map_udp(chk->perms, chk->who, &ua, e)))
+		if (args_udpmap(o, &ua, true, ctx, e) || (chk && perm_map_udp(chk, &ua, e)))
 			return -1;
 		existed = false;
 		for (unsigned i = 0; i < m->udpmaps.n && !existed; i++) {

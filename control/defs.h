@@ -18,7 +18,7 @@
 
 #include "herr.h"
 #include "model.h"
-#include "perms.h"
+#include "perm_ops.h"
 
 enum defs_mode {
 	DEFS_DURABLE, /* the --definitions file: durable things only */
@@ -39,13 +39,11 @@ char *defs_render_text(const struct model *m, enum defs_mode mode);
  * checked first; then everything is applied as one change: one commit, and
  * if any item is refused nothing of it stays.  Items that exist with the
  * same arguments are fine; with other arguments: 406.
- * check: whose permissions each item needs (perm_ops.h: the very checks the
- * matching request makes), before it is applied; NULL = none (restore).
+ * check: who is importing: each item needs the permissions the matching
+ * request needs (perm_ops.h, the very same functions), checked before it is
+ * applied; NULL = none (restore).
  */
-struct defs_check {
-	const struct perms *perms;
-	const struct peer *who;
-};
+#define defs_check perm_checker
 int defs_import(struct model *m, json_t *defs, uint32_t owner, const struct defs_check *check,
 		struct herr *e);
 

@@ -15,6 +15,9 @@
 struct op_ctx {
 	struct hbusd *d;
 	struct session *s;
+	struct vsession *vs; /* "as": acting for an AMQP user (vsession.c) */
+	uint32_t owner;      /* the session's owner id, or the virtual session's */
+	struct perm_checker who; /* whose permissions: the peer's, or the AMQP user's */
 	json_t *req;
 	const char *op;
 	int fd;
@@ -31,9 +34,25 @@ static json_t *ok(void)
 	return json_pack("{s:b}", "ok", 1);
 }
 
+static int perm_as(struct op_ctx *c, enum perm_kind k, const char *noun, const char *name,
+		   struct herr *e)
+{
+	if (c->vs)
+		return perms_check_amqp(&c->d->perms, c->vs->user, k, noun, name, e);
+	return perms_check(&c->d->perms, &c->s->peer, k, noun, name, e);
+}
+
+/* perm_ops.h's checker: the same permission function for requests and
+ * imports. */
+static int check_cb(void *ctx, enum perm_kind k, const char *noun, const char *name,
+		    struct herr *e)
+{
+	return perm_as(ctx, k, noun, name, e);
+}
+
 static int perm(struct op_ctx *c, enum perm_kind k, const char *noun, const char *name)
 {
-	return perms_check(&c->d->perms, &c->s->peer, k, noun, name, &c->e);
+	return perm_as(c, k, noun, name, &c->e);
 }
 
 static json_t *op_hello(struct op_ctx *c)
@@ -115,7 +134,7 @@ static json_t *op_declare_exchange(struct op_ctx *c)
 	if (args_exchange(c->req, &a, c->op, &c->e) ||
 	    arg_bool(c->req, "passive", &passive, false, c->op, &c->e))
 		return NULL;
-	if (!passive && perm_declare_exchange(&c->d->perms, &c->s->peer, &a, &c->e))
+	if (!passive && perm_declare_exchange(&c->who, &a, &c->e))
 		return NULL;
 	if (model_declare_exchange(&c->d->model, &a, passive, &c->e))
 		return NULL;
@@ -153,10 +172,10 @@ static json_t *op_declare_queue(struct op_ctx *c)
 			a.name = gen;
 			a.server_named = true;
 		}
-		if (perm_declare_queue(&c->d->perms, &c->s->peer, &a, &c->e))
+		if (perm_declare_queue(&c->who, &a, &c->e))
 			return NULL;
 	}
-	if (model_declare_queue(m, &a, c->s->owner, passive, &q, &c->e))
+	if (model_declare_queue(m, &a, c->owner, passive, &q, &c->e))
 		return NULL;
 	return report_queue(m, q);
 }
@@ -171,7 +190,7 @@ static json_t *op_delete_queue(struct op_ctx *c)
 	    arg_bool(c->req, "if_unused", &if_unused, false, c->op, &c->e) ||
 	    arg_bool(c->req, "if_empty", &if_empty, false, c->op, &c->e) ||
 	    perm(c, PERM_CONFIGURE, "queue", name) ||
-	    model_delete_queue(&c->d->model, name, c->s->owner, if_unused, if_empty, &messages,
+	    model_delete_queue(&c->d->model, name, c->owner, if_unused, if_empty, &messages,
 			       &c->e))
 		return NULL;
 	return json_pack("{s:b, s:I}", "ok", 1, "messages", (json_int_t)messages);
@@ -184,7 +203,7 @@ static json_t *op_purge_queue(struct op_ctx *c)
 
 	if (arg_str(c->req, "name", &name, NULL, c->op, &c->e) ||
 	    perm(c, PERM_READ, "queue", name) ||
-	    model_purge_queue(&c->d->model, name, c->s->owner, &purged, &c->e))
+	    model_purge_queue(&c->d->model, name, c->owner, &purged, &c->e))
 		return NULL;
 	return json_pack("{s:b, s:I}", "ok", 1, "purged", (json_int_t)purged);
 }
@@ -196,9 +215,9 @@ static json_t *op_bind(struct op_ctx *c)
 	bool unbind = !strcmp(c->op, "unbind");
 
 	if (args_binding(c->req, &a, hdrs, c->op, &c->e) ||
-	    perm_bind(&c->d->perms, &c->s->peer, &a, &c->e))
+	    perm_bind(&c->who, &a, &c->e))
 		return NULL;
-	if ((unbind ? model_unbind : model_bind)(&c->d->model, &a, c->s->owner, &c->e))
+	if ((unbind ? model_unbind : model_bind)(&c->d->model, &a, c->owner, &c->e))
 		return NULL;
 	return ok();
 }
@@ -211,7 +230,10 @@ static json_t *queue_fd_reply(struct op_ctx *c, struct mx_queue *q, const char *
 
 	if (r && tag)
 		json_object_set_new(r, "consumer_tag", json_string(tag));
-	server_note_qid(c->s, q->qid);
+	if (c->vs)
+		vsession_note_qid(c->vs, q->qid);
+	else
+		server_note_qid(c->s, q->qid);
 	c->fd = q->fd;
 	return r;
 }
@@ -249,8 +271,12 @@ static json_t *op_open_queue(struct op_ctx *c)
 			 (long long)qid, q->name, name);
 		return NULL;
 	}
-	if (model_queue_access(m, q, c->s->owner, &c->e) ||
-	    perm(c, mode[0] == 'w' ? PERM_WRITE : PERM_READ, "queue", q->name))
+	/* A gateway's own session publishes for its virtual sessions: their
+	 * exclusive queues are its too. */
+	if ((!q->exclusive || c->vs || !vsession_find(c->s, q->excl_owner)) &&
+	    model_queue_access(m, q, c->owner, &c->e))
+		return NULL;
+	if (perm(c, mode[0] == 'w' ? PERM_WRITE : PERM_READ, "queue", q->name))
 		return NULL;
 	return queue_fd_reply(c, q, NULL);
 }
@@ -279,7 +305,7 @@ static json_t *op_consume(struct op_ctx *c)
 		return NULL;
 	}
 	if (perm(c, PERM_READ, "queue", queue) ||
-	    model_consume(&c->d->model, queue, c->s->owner, ack, (uint32_t)prefetch, exclusive, tag,
+	    model_consume(&c->d->model, queue, c->owner, ack, (uint32_t)prefetch, exclusive, tag,
 			  &cons, &c->e))
 		return NULL;
 	return queue_fd_reply(c, cons->q, cons->tag);
@@ -290,7 +316,7 @@ static json_t *op_cancel(struct op_ctx *c)
 	const char *tag;
 
 	if (arg_str(c->req, "consumer_tag", &tag, NULL, c->op, &c->e) ||
-	    model_cancel(&c->d->model, tag, c->s->owner, &c->e))
+	    model_cancel(&c->d->model, tag, c->owner, &c->e))
 		return NULL;
 	return ok();
 }
@@ -302,7 +328,7 @@ static json_t *op_map_udp(struct op_ctx *c)
 
 	if (!strcmp(c->op, "map_udp")) {
 		if (args_udpmap(c->req, &a, true, c->op, &c->e) ||
-		    perm_map_udp(&c->d->perms, &c->s->peer, &a, &c->e) ||
+		    perm_map_udp(&c->who, &a, &c->e) ||
 		    model_map_udp(&c->d->model, &a, &c->e))
 			return NULL;
 		return ok();
@@ -357,19 +383,78 @@ static json_t *op_export(struct op_ctx *c)
 
 static json_t *op_import(struct op_ctx *c)
 {
-	struct defs_check chk = { .perms = &c->d->perms, .who = &c->s->peer };
 	json_t *defs = json_object_get(c->req, "definitions");
 
 	if (!json_is_object(defs)) {
 		herr_set(&c->e, AMQP_COMMAND_INVALID, "import: field 'definitions' must be an object");
 		return NULL;
 	}
-	if (defs_import(&c->d->model, defs, c->s->owner, &chk, &c->e))
+	if (defs_import(&c->d->model, defs, c->owner, &c->who, &c->e))
 		return NULL;
 	return ok();
 }
 
-#define F_COMMON "op", "id"
+static json_t *op_amqp_login(struct op_ctx *c)
+{
+	return vsession_login(c->d, c->s, c->req, c->op, &c->e);
+}
+
+static json_t *op_amqp_logout(struct op_ctx *c)
+{
+	if (!c->vs) {
+		herr_set(&c->e, AMQP_COMMAND_INVALID, "amqp_logout: field 'as' is required");
+		return NULL;
+	}
+	if (vsession_logout(c->d, c->s, c->vs->owner, &c->e))
+		return NULL;
+	c->vs = NULL;
+	return ok();
+}
+
+/* May the requester do this?  What a gateway asks before it acts on its
+ * own (basic.publish needs write on the exchange, as in RabbitMQ). */
+static json_t *op_authorize(struct op_ctx *c)
+{
+	static const char *const kinds[] = { "configure", "write", "read" };
+	const char *kind, *x, *q;
+	unsigned k;
+
+	if (arg_str(c->req, "perm", &kind, NULL, c->op, &c->e) ||
+	    arg_str(c->req, "exchange", &x, "", c->op, &c->e) ||
+	    arg_str(c->req, "queue", &q, "", c->op, &c->e))
+		return NULL;
+	for (k = 0; k < 3 && strcmp(kind, kinds[k]); k++)
+		;
+	if (k == 3 || (json_object_get(c->req, "exchange") != NULL) ==
+		      (json_object_get(c->req, "queue") != NULL)) {
+		herr_set(&c->e, AMQP_COMMAND_INVALID, "authorize: give 'perm' (configure, write or "
+			 "read) and one of 'exchange' or 'queue'");
+		return NULL;
+	}
+	if (json_object_get(c->req, "exchange")) {
+		if (perm(c, (enum perm_kind)k, "exchange", x))
+			return NULL;
+		if (!model_exchange_exists(&c->d->model, x)) {
+			herr_set(&c->e, AMQP_NOT_FOUND, "no exchange '%s'", x);
+			return NULL;
+		}
+		return ok();
+	}
+	if (perm(c, (enum perm_kind)k, "queue", q))
+		return NULL;
+	if (!model_queue(&c->d->model, q)) {
+		herr_set(&c->e, AMQP_NOT_FOUND, "no queue '%s'", q);
+		return NULL;
+	}
+	return ok();
+}
+
+static json_t *op_gateway_report(struct op_ctx *c)
+{
+	return vsession_report(c->d, c->s, c->req, &c->e);
+}
+
+#define F_COMMON "op", "id", "as"
 
 static const char *const F_HELLO[] = { F_COMMON, "role", "version", "pid", "owner", NULL };
 static const char *const F_DECL_X[] = { F_COMMON, "name", "type", "durable", "auto_delete",
@@ -392,31 +477,60 @@ static const char *const F_UNMAP[] = { F_COMMON, "addr", "port", NULL };
 static const char *const F_LIST[] = { F_COMMON, "what", NULL };
 static const char *const F_NONE[] = { F_COMMON, NULL };
 static const char *const F_IMPORT[] = { F_COMMON, "definitions", NULL };
+static const char *const F_LOGIN[] = { F_COMMON, "user", "password", NULL };
+static const char *const F_AUTH[] = { F_COMMON, "perm", "exchange", "queue", NULL };
+static const char *const F_REPORT[] = { F_COMMON, "stats", NULL };
 
 static const struct op {
 	const char *name;
 	json_t *(*fn)(struct op_ctx *c);
 	const char *const *fields;
+	bool as;  /* may act for a virtual session ("as") */
 } ops[] = {
-	{ "hello", op_hello, F_HELLO },
-	{ "declare_exchange", op_declare_exchange, F_DECL_X },
-	{ "delete_exchange", op_delete_exchange, F_DEL_X },
-	{ "declare_queue", op_declare_queue, F_DECL_Q },
-	{ "delete_queue", op_delete_queue, F_DEL_Q },
-	{ "purge_queue", op_purge_queue, F_PURGE },
-	{ "bind", op_bind, F_BIND },
-	{ "unbind", op_bind, F_BIND },
-	{ "open_queue", op_open_queue, F_OPEN },
-	{ "consume", op_consume, F_CONSUME },
-	{ "cancel", op_cancel, F_CANCEL },
-	{ "map_udp", op_map_udp, F_MAP },
-	{ "unmap_udp", op_map_udp, F_UNMAP },
-	{ "list", op_list, F_LIST },
-	{ "stat", op_stat, F_NONE },
-	{ "bye", op_bye, F_NONE },
-	{ "export", op_export, F_NONE },
-	{ "import", op_import, F_IMPORT },
+	{ "hello", op_hello, F_HELLO, false },
+	{ "declare_exchange", op_declare_exchange, F_DECL_X, true },
+	{ "delete_exchange", op_delete_exchange, F_DEL_X, true },
+	{ "declare_queue", op_declare_queue, F_DECL_Q, true },
+	{ "delete_queue", op_delete_queue, F_DEL_Q, true },
+	{ "purge_queue", op_purge_queue, F_PURGE, true },
+	{ "bind", op_bind, F_BIND, true },
+	{ "unbind", op_bind, F_BIND, true },
+	{ "open_queue", op_open_queue, F_OPEN, true },
+	{ "consume", op_consume, F_CONSUME, true },
+	{ "cancel", op_cancel, F_CANCEL, true },
+	{ "map_udp", op_map_udp, F_MAP, false },
+	{ "unmap_udp", op_map_udp, F_UNMAP, false },
+	{ "list", op_list, F_LIST, false },
+	{ "stat", op_stat, F_NONE, false },
+	{ "bye", op_bye, F_NONE, false },
+	{ "export", op_export, F_NONE, false },
+	{ "import", op_import, F_IMPORT, false },
+	{ "amqp_login", op_amqp_login, F_LOGIN, false },
+	{ "amqp_logout", op_amqp_logout, F_NONE, true },
+	{ "authorize", op_authorize, F_AUTH, true },
+	{ "gateway_report", op_gateway_report, F_REPORT, false },
 };
+
+/* "as": the request acts for one of this session's virtual sessions. */
+static int resolve_as(struct op_ctx *c, const struct op *op)
+{
+	int64_t as;
+
+	c->owner = c->s->owner;
+	if (!json_object_get(c->req, "as"))
+		return 0;
+	if (!op->as)
+		return herr_set(&c->e, AMQP_COMMAND_INVALID, "%s: field 'as' is not accepted here",
+				c->op);
+	if (arg_int(c->req, "as", &as, 0, true, 1, HBUS_OWNER_MAX, c->op, &c->e))
+		return -1;
+	c->vs = vsession_find(c->s, (uint32_t)as);
+	if (!c->vs)
+		return herr_set(&c->e, AMQP_NOT_FOUND, "%s: no virtual session %lld on this "
+				"session (logged out, or hbusd restarted)", c->op, (long long)as);
+	c->owner = c->vs->owner;
+	return 0;
+}
 
 json_t *dispatch_request(struct hbusd *d, struct session *s, json_t *req, int *fd_out,
 			 bool *changed)
@@ -427,6 +541,8 @@ json_t *dispatch_request(struct hbusd *d, struct session *s, json_t *req, int *f
 	uint64_t v0 = d->model.version;
 	unsigned i;
 
+	c.who = (struct perm_checker){ .fn = check_cb, .ctx = &c };
+
 	if (arg_str(req, "op", &c.op, NULL, "request", &c.e) == 0) {
 		for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
 			if (!strcmp(ops[i].name, c.op))
@@ -436,7 +552,8 @@ json_t *dispatch_request(struct hbusd *d, struct session *s, json_t *req, int *f
 		else if (!s->owner && op->fn != op_hello)
 			herr_set(&c.e, AMQP_COMMAND_INVALID, "op '%s' before hello: say hello first",
 				 c.op);
-		else if (args_check_fields(req, op->fields, c.op, &c.e) == 0)
+		else if (args_check_fields(req, op->fields, c.op, &c.e) == 0 &&
+			 resolve_as(&c, op) == 0)
 			reply = op->fn(&c);
 	}
 	if (!reply) {

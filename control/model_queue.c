@@ -277,9 +277,9 @@ int mq_recover(struct model *m, struct mx_queue *q, uint32_t owner)
 		HBUS_ERR("recovering owner %u on queue '%s': %s", owner, q->name, hbus_strerror(rc));
 		return rc;
 	}
-	if (r.requeued || r.released || r.skipped || r.removed || r.pending)
+	if (r.requeued || r.released || r.skipped || r.removed)
 		HBUS_INFO("owner %u gone: queue '%s' requeued %u, released %u, skipped %u, "
-			  "removals finished %u, pending %u", owner, q->name, r.requeued, r.released,
-			  r.skipped, r.removed, r.pending);
+			  "removals finished %u", owner, q->name, r.requeued, r.released, r.skipped,
+			  r.removed);
 	return rc;
 }

@@ -6,7 +6,8 @@
  * (defs.c) that do the same thing call the same function, so the two doors
  * cannot drift apart: declaring an exchange with an alternate exchange, or
  * a queue with a dead-letter exchange, needs write on that exchange either
- * way.  0, or -1 with a 403 naming the permission, resource and user.
+ * way.  Who is asking is a checker: a Unix peer, or an AMQP user a gateway
+ * acts for.  0, or -1 with the checker's 403 (permission, resource, user).
  */
 #ifndef HBUSD_PERM_OPS_H
 #define HBUSD_PERM_OPS_H
@@ -15,13 +16,16 @@
 #include "model.h"
 #include "perms.h"
 
-int perm_declare_exchange(const struct perms *p, const struct peer *who,
-			  const struct exchange_args *a, struct herr *e);
-int perm_declare_queue(const struct perms *p, const struct peer *who, const struct queue_args *a,
-		       struct herr *e);
-int perm_bind(const struct perms *p, const struct peer *who, const struct binding_args *a,
-	      struct herr *e);
-int perm_map_udp(const struct perms *p, const struct peer *who, const struct udpmap_args *a,
-		 struct herr *e);
+struct perm_checker {
+	/* One permission on one name; noun is "exchange" or "queue". */
+	int (*fn)(void *ctx, enum perm_kind k, const char *noun, const char *name, struct herr *e);
+	void *ctx;
+};
+
+int perm_declare_exchange(const struct perm_checker *c, const struct exchange_args *a,
+			  struct herr *e);
+int perm_declare_queue(const struct perm_checker *c, const struct queue_args *a, struct herr *e);
+int perm_bind(const struct perm_checker *c, const struct binding_args *a, struct herr *e);
+int perm_map_udp(const struct perm_checker *c, const struct udpmap_args *a, struct herr *e);
 
 #endif

@@ -17,13 +17,6 @@
 
 static const char *const kind_names[] = { "configure", "write", "read" };
 
-struct perm_entry {
-	char *name;          /* as written in the file */
-	unsigned id;         /* uid or gid it resolved to */
-	regex_t re[3];       /* configure, write, read */
-	char *src[3];
-};
-
 int peer_identify(int fd, struct peer *out)
 {
 	struct ucred cred;
@@ -60,7 +53,7 @@ void perms_init(struct perms *p)
 	p->self_uid = geteuid();
 }
 
-static void free_entry(struct perm_entry *en)
+void perm_entry_free(struct perm_entry *en)
 {
 	int k;
 
@@ -73,19 +66,70 @@ static void free_entry(struct perm_entry *en)
 	free(en);
 }
 
-static void free_entries(struct vec *v)
+void perm_free_entries(struct vec *v)
 {
 	unsigned i;
 
 	for (i = 0; i < v->n; i++)
-		free_entry(v->v[i]);
+		perm_entry_free(v->v[i]);
 	vec_free(v);
 }
 
 void perms_free(struct perms *p)
 {
-	free_entries(&p->users);
-	free_entries(&p->groups);
+	perm_free_entries(&p->users);
+	perm_free_entries(&p->groups);
+	perm_free_entries(&p->amqp_users);
+}
+
+struct perm_entry *perm_entry_new(const char *name)
+{
+	struct perm_entry *en = calloc(1, sizeof(*en));
+
+	if (en && !(en->name = strdup(name))) {
+		free(en);
+		en = NULL;
+	}
+	return en;
+}
+
+int perm_entry_patterns(struct perm_entry *en, json_t *v, const char *ctx, struct herr *e)
+{
+	static const char *const fields[] = { "configure", "write", "read" };
+	char anchored[1100];
+	int k;
+
+	for (k = 0; k < 3; k++) {
+		const char *pat;
+		int rc;
+
+		if (arg_str(v, fields[k], &pat, "", ctx, e))
+			return -1;
+		if (strlen(pat) > 1024)
+			return herr_set(e, AMQP_PRECONDITION, "%s: %s pattern over 1024 bytes", ctx,
+					fields[k]);
+		/* Full match, as RabbitMQ's patterns behave when anchored;
+		 * "" stays "" and so matches no real name. */
+		snprintf(anchored, sizeof(anchored), "^(%s)$", pat);
+		rc = regcomp(&en->re[k], anchored, REG_EXTENDED | REG_NOSUB);
+		if (rc) {
+			char msg[128];
+			regerror(rc, &en->re[k], msg, sizeof(msg));
+			return herr_set(e, AMQP_COMMAND_INVALID, "%s: bad %s pattern '%s': %s", ctx,
+					fields[k], pat, msg);
+		}
+		en->src[k] = strdup(pat);
+		if (!en->src[k]) {
+			regfree(&en->re[k]);
+			return herr_set(e, AMQP_INTERNAL_ERROR, "out of memory");
+		}
+	}
+	return 0;
+}
+
+bool perm_entry_grants(const struct perm_entry *en, enum perm_kind k, const char *name)
+{
+	return regexec(&en->re[k], name, 0, NULL, 0) == 0;
 }
 
 /* A user or group name, or a number standing for the id itself. */
@@ -115,11 +159,10 @@ static int resolve(const char *name, bool group, unsigned *id)
 static int load_entries(json_t *obj, bool group, struct vec *out, const char *path,
 			struct herr *e)
 {
-	static const char *const fields[] = { "configure", "write", "read", NULL };
+	static const char *const fields[] = { "configure", "write", "read", "amqp_gateway", NULL };
 	const char *name;
 	json_t *v;
-	char ctx[320], anchored[1100];
-	int k;
+	char ctx[320];
 
 	if (!obj)
 		return 0;
@@ -129,56 +172,36 @@ static int load_entries(json_t *obj, bool group, struct vec *out, const char *pa
 	json_object_foreach(obj, name, v) {
 		struct perm_entry *en;
 		unsigned id;
+		bool gw;
 
 		snprintf(ctx, sizeof(ctx), "%s: %s '%s'", path, group ? "group" : "user", name);
 		if (!json_is_object(v))
 			return herr_set(e, AMQP_COMMAND_INVALID, "%s must be an object", ctx);
-		if (args_check_fields(v, fields, ctx, e))
+		if (args_check_fields(v, fields, ctx, e) ||
+		    arg_bool(v, "amqp_gateway", &gw, false, ctx, e))
 			return -1;
 		if (resolve(name, group, &id)) {
 			HBUS_WARN("%s: no such %s on this host: entry ignored", ctx,
 				  group ? "group" : "user");
 			continue;
 		}
-		en = calloc(1, sizeof(*en));
-		if (!en || !(en->name = strdup(name)) || vec_push(out, en)) {
+		en = perm_entry_new(name);
+		if (!en || vec_push(out, en)) {
 			if (en)
-				free_entry(en);
+				perm_entry_free(en);
 			return herr_set(e, AMQP_INTERNAL_ERROR, "out of memory");
 		}
 		en->id = id;
-		for (k = 0; k < 3; k++) {
-			const char *pat;
-			int rc;
-
-			if (arg_str(v, fields[k], &pat, "", ctx, e))
-				return -1;
-			if (strlen(pat) > 1024)
-				return herr_set(e, AMQP_PRECONDITION, "%s: %s pattern over 1024 bytes",
-						ctx, fields[k]);
-			/* Full match, as RabbitMQ's patterns behave when anchored;
-			 * "" stays "" and so matches no real name. */
-			snprintf(anchored, sizeof(anchored), "^(%s)$", pat);
-			rc = regcomp(&en->re[k], anchored, REG_EXTENDED | REG_NOSUB);
-			if (rc) {
-				char msg[128];
-				regerror(rc, &en->re[k], msg, sizeof(msg));
-				return herr_set(e, AMQP_COMMAND_INVALID, "%s: bad %s pattern '%s': %s",
-						ctx, fields[k], pat, msg);
-			}
-			en->src[k] = strdup(pat);
-			if (!en->src[k]) {
-				regfree(&en->re[k]);
-				return herr_set(e, AMQP_INTERNAL_ERROR, "out of memory");
-			}
-		}
+		en->gateway = gw;
+		if (perm_entry_patterns(en, v, ctx, e))
+			return -1;
 	}
 	return 0;
 }
 
 int perms_load(struct perms *p, const char *path, struct herr *e)
 {
-	static const char *const top[] = { "users", "groups", NULL };
+	static const char *const top[] = { "users", "groups", "amqp_users", NULL };
 	struct perms n;
 	json_t *j;
 
@@ -188,7 +211,8 @@ int perms_load(struct perms *p, const char *path, struct herr *e)
 		return -1;
 	if (!json_is_object(j) || args_check_fields(j, top, path, e) ||
 	    load_entries(json_object_get(j, "users"), false, &n.users, path, e) ||
-	    load_entries(json_object_get(j, "groups"), true, &n.groups, path, e)) {
+	    load_entries(json_object_get(j, "groups"), true, &n.groups, path, e) ||
+	    perms_amqp_load(json_object_get(j, "amqp_users"), &n.amqp_users, path, e)) {
 		if (!json_is_object(j))
 			herr_set(e, AMQP_COMMAND_INVALID, "%s: must be a JSON object", path);
 		json_decref(j);
@@ -200,7 +224,8 @@ int perms_load(struct perms *p, const char *path, struct herr *e)
 	n.from_file = true;
 	perms_free(p);
 	*p = n;
-	HBUS_INFO("permissions from %s: %u user(s), %u group(s)", path, p->users.n, p->groups.n);
+	HBUS_INFO("permissions from %s: %u user(s), %u group(s), %u AMQP user(s)", path,
+		  p->users.n, p->groups.n, p->amqp_users.n);
 	return 0;
 }
 
@@ -267,15 +292,34 @@ int perms_check(const struct perms *p, const struct peer *who, enum perm_kind k,
 		return 0;
 	for (i = 0; i < p->users.n; i++) {
 		const struct perm_entry *en = p->users.v[i];
-		if (en->id == who->uid && regexec(&en->re[k], checked, 0, NULL, 0) == 0)
+		if (en->id == who->uid && perm_entry_grants(en, k, checked))
 			return 0;
 	}
 	for (i = 0; i < p->groups.n; i++) {
 		const struct perm_entry *en = p->groups.v[i];
-		if (in_group(who, en->id) && regexec(&en->re[k], checked, 0, NULL, 0) == 0)
+		if (in_group(who, en->id) && perm_entry_grants(en, k, checked))
 			return 0;
 	}
 	return herr_set(e, AMQP_ACCESS_REFUSED,
 			"access refused: user '%s' (uid %u) has no %s permission on %s '%s'",
 			who->user, (unsigned)who->uid, kind_names[k], noun, checked);
+}
+
+bool perms_is_gateway(const struct perms *p, const struct peer *who)
+{
+	unsigned i;
+
+	if (perms_is_admin(p, who))
+		return true;
+	for (i = 0; i < p->users.n; i++) {
+		const struct perm_entry *en = p->users.v[i];
+		if (en->gateway && en->id == who->uid)
+			return true;
+	}
+	for (i = 0; i < p->groups.n; i++) {
+		const struct perm_entry *en = p->groups.v[i];
+		if (en->gateway && in_group(who, en->id))
+			return true;
+	}
+	return false;
 }

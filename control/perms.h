@@ -19,6 +19,10 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include <jansson.h>
+#include <regex.h>
+#include <stdint.h>
+
 #include "herr.h"
 #include "vec.h"
 
@@ -37,6 +41,7 @@ struct peer {
 
 struct perms {
 	struct vec users, groups; /* struct perm_entry * */
+	struct vec amqp_users;    /* struct perm_entry * (perms_amqp.c) */
 	char path[512];
 	uid_t self_uid;
 	bool from_file;
@@ -62,5 +67,47 @@ int perms_check(const struct perms *p, const struct peer *who, enum perm_kind k,
 		const char *noun, const char *name, struct herr *e);
 /* May peer do everything (root or hbusd's own uid)? */
 bool perms_is_admin(const struct perms *p, const struct peer *who);
+
+/* ---- AMQP users (perms_amqp.c): users of hbus-amqp, not of this host.
+ * "amqp_users": {"guest": {"password_hash": "<base64>", "configure": ".*",
+ *   "write": ".*", "read": ".*", "max_connections": 64}}
+ * password_hash is RabbitMQ's rabbit_password_hashing_sha256: base64 of a
+ * 4-byte salt followed by SHA-256(salt + password), what `rabbitmqctl
+ * hash_password` and `hbus-amqp --hash-password` print.  Only a peer whose
+ * Unix user or group entry says "amqp_gateway": true (or root, or hbusd's
+ * uid) may log AMQP users in and act for them. */
+
+/* Is peer allowed to act for AMQP users? */
+bool perms_is_gateway(const struct perms *p, const struct peer *who);
+/* Check an AMQP user's password: 0, or -1 with a 403 that does not say
+ * whether the user or the password was wrong. *max_conns: the user's
+ * connection limit. */
+int perms_amqp_login(const struct perms *p, const char *user, const char *password,
+		     size_t password_len, unsigned *max_conns, struct herr *e);
+/* perms_check for an AMQP user. */
+int perms_check_amqp(const struct perms *p, const char *user, enum perm_kind k,
+		     const char *noun, const char *name, struct herr *e);
+
+/* perms.c internals shared with perms_amqp.c. */
+#define PERM_HASH_MAX 68 /* decoded password_hash: salt + digest (SHA-512 fits) */
+
+struct perm_entry {
+	char *name;          /* as written in the file */
+	unsigned id;         /* uid or gid it resolved to (Unix entries) */
+	bool gateway;        /* "amqp_gateway": may act for AMQP users */
+	regex_t re[3];       /* configure, write, read */
+	char *src[3];
+	uint8_t hash[PERM_HASH_MAX]; /* AMQP users: salt + SHA-256 */
+	unsigned hash_len;
+	unsigned max_conns;  /* AMQP users: connections at once */
+};
+
+/* Parse "configure"/"write"/"read" of object v into en (ctx names it). */
+int perm_entry_patterns(struct perm_entry *en, json_t *v, const char *ctx, struct herr *e);
+struct perm_entry *perm_entry_new(const char *name);
+void perm_entry_free(struct perm_entry *en);
+bool perm_entry_grants(const struct perm_entry *en, enum perm_kind k, const char *name);
+void perm_free_entries(struct vec *v);
+int perms_amqp_load(json_t *obj, struct vec *out, const char *path, struct herr *e);
 
 #endif

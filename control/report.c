@@ -147,8 +147,9 @@ json_t *report_stat(struct hbusd *d)
 		}
 	}
 	/* The dataplanes' counters files (report_dataplane.c). */
-	return json_pack("{s:b, s:s, s:I, s:I, s:b, s:i, s:i, s:i, s:i, s:i, s:I, s:o*, s:o*}", "ok", 1,
-			 "bus", d->o.bus,
+	/* "gateways": hbus-amqp's counters, as each last reported them. */
+	return json_pack("{s:b, s:s, s:I, s:I, s:b, s:i, s:i, s:i, s:i, s:i, s:I, s:o*, s:o*, s:o*}",
+			 "ok", 1, "bus", d->o.bus,
 			 "epoch", (json_int_t)atomic_load(&d->sb.sb->epoch),
 			 "generation", (json_int_t)m->generation,
 			 "publish_waiting", model_publish_waiting(m),
@@ -157,5 +158,6 @@ json_t *report_stat(struct hbusd *d)
 			 "session_table", (int)(d->sb.sb ? sb_sessions_used(&d->sb) : 0),
 			 "reader_blocks", (int)m->readers.n,
 			 "pending_reply_bytes", (json_int_t)pending_reply_bytes(d),
-			 "queues", qs, "dataplanes", report_dataplanes(d->bus_dir));
+			 "queues", qs, "dataplanes", report_dataplanes(d->bus_dir),
+			 "gateways", vsession_gateways(d));
 }

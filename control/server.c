@@ -161,6 +161,7 @@ void server_session_close(struct hbusd *d, struct session *s, const char *why)
 	server_resume_user(d, s);
 	if (!s->owner)
 		d->n_prehello--;
+	vsession_close_all(d, s); /* a gateway's AMQP connections go with it */
 	if (s->owner) {
 		/* A process that still runs keeps its half-written slots until
 		 * it exits (it publishes them by plain stores); its claims go
@@ -533,6 +534,7 @@ void server_close_all(struct hbusd *d)
 		session_disconnect(d, s);
 		d->sessions = s->next;
 		user_bytes_put(d, s->user);
+		vsession_free_all(s);
 		free(s->qids);
 		free(s);
 	}

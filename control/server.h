@@ -55,6 +55,17 @@ struct user_bytes {
 	struct user_bytes *next;
 };
 
+/* A gateway's AMQP connection: an owner id checked as an AMQP user
+ * (vsession.c). */
+struct vsession {
+	uint32_t owner;
+	char *user;            /* the AMQP user */
+	uint32_t *qids;        /* queues it received descriptors for */
+	unsigned n_qids, cap_qids;
+	bool all_queues;
+	struct vsession *next;
+};
+
 struct session {
 	struct ev_src ev;
 	int fd;
@@ -76,6 +87,9 @@ struct session {
 				  descriptors are unknown, recover everywhere */
 	bool bye;              /* the peer said it holds nothing of this session
 				  any more (op bye): no orphan is kept for it */
+	struct vsession *vsessions; /* a gateway's AMQP connections */
+	unsigned n_vsessions;
+	json_t *gw_report;     /* a gateway's latest counters (gateway_report) */
 	struct session *prev, *next;
 };
 
@@ -193,6 +207,21 @@ json_t *report_stat(struct hbusd *d);
 /* report_dataplane.c: the dataplanes' counters files in bus_dir, as the
  * stat reply's "dataplanes" array (NULL only when out of memory). */
 json_t *report_dataplanes(const char *bus_dir);
+
+/* vsession.c: a gateway's virtual sessions (docs/AMQP.md, "Identity"). */
+struct vsession *vsession_find(const struct session *s, uint32_t owner);
+void vsession_note_qid(struct vsession *v, uint32_t qid);
+json_t *vsession_login(struct hbusd *d, struct session *s, json_t *req, const char *op,
+		       struct herr *e);
+int vsession_logout(struct hbusd *d, struct session *s, uint32_t owner, struct herr *e);
+/* The gateway's session closed: close each of its virtual sessions. */
+void vsession_close_all(struct hbusd *d, struct session *s);
+/* hbusd is stopping: free them, leaving the superblock as it is. */
+void vsession_free_all(struct session *s);
+/* gateway_report: keep a gateway's counters for stat. */
+json_t *vsession_report(struct hbusd *d, struct session *s, json_t *req, struct herr *e);
+/* stat's "gateways": one object per session that reported. */
+json_t *vsession_gateways(const struct hbusd *d);
 
 /* orphans.c: owners whose session is gone but whose process still runs
  * (sessions of a previous hbusd, or closed by a live process). */

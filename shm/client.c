@@ -411,6 +411,10 @@ int hbus_close(hbus_client *c)
 		c->consumers = cc->next;
 		consumer_free(cc);
 	}
+	while ((cc = c->as_handles)) {
+		c->as_handles = cc->next;
+		consumer_free(cc);
+	}
 	/* Nothing of the session is mapped any more: say so, so hbusd keeps
 	 * nothing for it while this process lives on (no reply needed: hbusd
 	 * reads what was sent before the close).  Then closing the session

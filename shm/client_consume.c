@@ -137,9 +137,9 @@ int hbus_consume_close(hbus_client *c, hbus_queue *q)
 	*pp = cc->next;
 	/* What it still holds goes back now, as when an AMQP channel closes
 	 * (by this handle itself: no one else takes a live process's slots). */
-	if (hbus_queue_release_held(cc->q, NULL) == -EAGAIN)
-		HBUS_WARN("queue '%s': unacked messages wait for room to be requeued; they are "
-			  "requeued when this process exits", cc->queue);
+	if (hbus_queue_release_held(cc->q, NULL) != 0)
+		HBUS_WARN("queue '%s': some unacked messages could not be given back now; they "
+			  "are requeued when this process exits", cc->queue);
 	/* A cancel that cannot reach hbusd is not an error: the dead session
 	 * already cancelled the consumer. */
 	if (cc->tag && (req = json_pack("{s:s, s:s}", "op", "cancel", "consumer_tag", cc->tag))) {

@@ -71,6 +71,7 @@ struct hbus_client {
 	int err_code;                     /* (L) last refused request */
 	char err_msg[256];
 	struct client_consumer *consumers; /* (L) */
+	struct client_consumer *as_handles; /* (L) hbus_consume_open_as */
 	hbus_router *routers;             /* (L) every open router */
 	pthread_key_t tls;                /* this thread's router for hbus_publish */
 	/* Publish outcome counters (per client, all threads). */

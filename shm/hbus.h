@@ -219,8 +219,9 @@ int hbus_queue_consume_wait(hbus_queue *q, struct hbus_msg *m, int timeout_ms);
  * not held by this handle's owner (already acked, or recovered). */
 int hbus_queue_ack(hbus_queue *q, const struct hbus_msg *m);
 int hbus_queue_ack_burst(hbus_queue *q, const struct hbus_msg *m, unsigned n);
-/* nack: requeue = republish with HBUS_MSG_REDELIVERED (-EAGAIN if the queue is
- * full: the message stays claimed, retry later); else dead-letter (REJECTED). */
+/* nack: requeue = back to its own position, flagged HBUS_MSG_REDELIVERED (it
+ * is delivered again before what came after it, as in RabbitMQ; never waits
+ * for room); else dead-letter (REJECTED). */
 int hbus_queue_nack(hbus_queue *q, const struct hbus_msg *m, int requeue);
 
 /* Remove up to max READY messages from the head unread (counted in purged;
@@ -242,19 +243,20 @@ struct hbus_recovery {
 	uint32_t requeued;    /* manual claims requeued as redelivered */
 	uint32_t released;    /* auto claims returned */
 	uint32_t removed;     /* removals (expiry, drop-head, purge) finished and counted */
-	uint32_t pending;     /* claims that could not be requeued yet (queue full) */
 	uint32_t records;     /* records freed */
 };
 /* Recover what a process held on this queue once it has EXITED: settle the
  * journals of its records (so every counter is exact), turn its unpublished
  * writes into skips, requeue its manual claims flagged redelivered, return
  * its auto claims, finish its removals, free its records.  Nothing is ever
- * taken from a process that still runs.  0, -EAGAIN when some claims wait
- * for room (call again later), -EUCLEAN on a corrupt ring. */
+ * taken from a process that still runs.  Requeued messages go back to their
+ * own positions, so recovery never waits for room: one pass over the ring.
+ * 0, or -EINVAL / -EPERM (a read-only handle). */
 int hbus_queue_recover_owner(hbus_queue *q, uint32_t dead_owner, struct hbus_recovery *out);
 /* Give back every message this handle holds (a consumer that stops, as an
  * AMQP channel closing): manual claims requeued flagged redelivered, auto
- * claims returned.  -EAGAIN when a requeue must wait for room. */
+ * claims returned.  0, or the error of a requeue hbusd refused (a
+ * protected queue's reader requeues through it). */
 int hbus_queue_release_held(hbus_queue *q, struct hbus_recovery *out);
 
 /* ------------------------------------------------------- message metadata */
@@ -402,6 +404,48 @@ const struct hbus_rtable *hbus_router_begin(hbus_router *r);
  * path, once per queue).  NULL when the queue is gone or not permitted. */
 hbus_queue *hbus_router_queue(hbus_router *r, uint32_t qid);
 void hbus_router_end(hbus_router *r);
+
+/* -------------------------------------- gateways: acting for other users */
+/*
+ * A gateway (hbus-amqp) holds one session and logs its own users in with
+ * hbusd ({"op":"amqp_login",...} through hbus_call): each gets a virtual
+ * session with an owner id of its own, and requests carrying {"as": owner}
+ * are checked by hbusd as that user (docs/CONTROL.md, "Virtual sessions").
+ */
+
+/* What one publish did, queue by queue. */
+struct hbus_publish_info {
+	unsigned matched;  /* queues the message was routed to */
+	unsigned enqueued; /* queues that took it */
+	unsigned oversize; /* queues that refused it: larger than their slot */
+	unsigned refused;  /* queues that refused it otherwise: full, or not openable */
+};
+
+/* hbus_publish that says what happened on each routed queue (info may be
+ * NULL); same return value. */
+int hbus_publish_info(hbus_client *c, const char *exchange, const char *key,
+		      const struct hbus_header *headers, unsigned header_count,
+		      const void *body, uint32_t body_len, struct hbus_publish_info *info);
+
+struct hbus_consume_as {
+	uint32_t as;       /* virtual session's owner id; 0: the session itself */
+	uint32_t ack_mode; /* enum hbus_ack_mode */
+	uint32_t prefetch;
+	int exclusive;
+	const char *tag;   /* consumer tag, NULL or "": hbusd makes one */
+	int get_only;      /* 1: open for reading without a consumer (basic.get) */
+};
+
+/* Register a consumer (or open the queue for reading) as o->as, and get a
+ * handle whose slots carry that owner id; tag_out (may be NULL) gets the
+ * consumer tag.  Not re-registered after a reconnect: a virtual session
+ * does not outlive its hbusd session.  Messages the handle rejects or lets
+ * expire go to the queue's dead-letter exchange, as with hbus_consume_open. */
+int hbus_consume_open_as(hbus_client *c, const char *queue, const struct hbus_consume_as *o,
+			 hbus_queue **out, char *tag_out, size_t tag_cap);
+/* Close a handle from hbus_consume_open_as (cancel the consumer first with
+ * {"op":"cancel","as":...} if it is one). */
+int hbus_consume_close_as(hbus_client *c, hbus_queue *q);
 
 /* ------------------------------------------------------------- utilities */
 const char *hbus_strerror(int err);

@@ -29,9 +29,8 @@
 	X(REMOVE_HOOK)                                                                       \
 	/* nack without requeue (dead-lettered) */                                           \
 	X(REJECT_HOOK) X(REJECT_JOURNAL) X(REJECT_CAS) X(REJECT_COUNT)                       \
-	/* nack(requeue) and recovery: in place, or by a copy at the tail */                 \
-	X(REQIP_FLAGS) X(REQIP_JOURNAL) X(REQIP_CAS) X(REQIP_CURSOR) X(REQIP_COUNT)          \
-	X(REQ_CLAIM) X(REQ_COPY) X(REQ_JOURNAL) X(REQ_PUBLISH) X(REQ_FREE) X(REQ_COUNT)      \
+	/* nack(requeue) and recovery: back at its position, the head moved back */        \
+	X(REQ_FLAGS) X(REQ_JOURNAL) X(REQ_CAS) X(REQ_REWIND) X(REQ_COUNT)                    \
 	/* recovery of a dead owner: its journals, its writes, auto claims, removals */      \
 	X(REC_SETTLE)                                                                        \
 	X(REC_SKIP_JOURNAL) X(REC_SKIP_CAS) X(REC_SKIP_COUNT)                                \

@@ -74,6 +74,20 @@ static inline uint64_t pos_lap(const struct hbus_queue *q, uint64_t pos)
 	return (pos >> q->shift) & SLOT_LAP_MASK;
 }
 
+/* The full position of the slot at idx whose word says lap (mod 2^32):
+ * the one nearest ref (a cursor).  What a scan of slot words, or a
+ * journal, knows of a position. */
+static inline uint64_t pos_near(const struct hbus_queue *q, uint64_t ref, uint64_t idx,
+				uint64_t lap)
+{
+	uint64_t span_mask = (UINT64_C(1) << (SLOT_LAP_BITS + q->shift)) - 1;
+	uint64_t delta = (((lap << q->shift) | (idx & q->mask)) - ref) & span_mask;
+
+	if (delta > span_mask / 2)
+		return ref - ((span_mask + 1) - delta);
+	return ref + delta;
+}
+
 #define RELAXED memory_order_relaxed
 #define ACQUIRE memory_order_acquire
 #define RELEASE memory_order_release
@@ -342,20 +356,16 @@ int queue_claim_tail(struct hbus_queue *q, uint64_t *pos, uint64_t *blocked);
  * -ESTALE when someone else took it first (queue_consume.c). */
 int queue_remove_ready(struct hbus_queue *q, uint64_t pos, uint64_t w, unsigned why);
 
-/* Requeue the message held in slot pos (word held, holder may be another
- * record's when recovery does it) at the tail with HBUS_MSG_REDELIVERED:
- * in place when the ring is full and its own slot blocks the tail, else by
- * a copy.  0, -EAGAIN when no slot can be had now, -EUCLEAN
- * (queue_requeue.c). */
+/* Requeue the message held in slot pos (word held; the holder may be
+ * another record's when recovery does it) flagged HBUS_MSG_REDELIVERED,
+ * back at its position (queue_requeue.c).  0, -ESTALE, -EPERM. */
 int queue_requeue(struct hbus_queue *q, uint64_t pos, uint64_t held);
+void queue_rewind_head(struct hbus_queue *q, uint64_t pos);
 
 /* Settle the journal of a record whose process is gone: if its transition
- * happened, store the counter it journaled and finish a requeue
- * (queue_recover.c). */
+ * happened, store the counter it journaled and finish a requeue's move of
+ * the head (queue_recover.c). */
 void queue_settle(struct hbus_queue *q, struct hbus_qrec *r);
 
-/* Copy a held message's header and bytes into another slot we hold
- * (queue_requeue.c). */
-void queue_copy_slot(const struct hbus_queue *q, struct hbus_slot *dst, const struct hbus_slot *src);
 
 #endif

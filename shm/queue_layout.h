@@ -134,9 +134,10 @@ enum qc {
  * transition acts on; jr_target is the counter's value once it is done.
  * Written in that order before the CAS, jr_op first: until jr_target is
  * written the op cannot have happened, and a stale target from the op
- * before equals the counter, so settling it changes nothing.  jr_aux and
- * jr_aux2 carry a requeue's source slot (index:24 | lap:32) and holder, or
- * the holder of a slot recovery takes from a dead record.
+ * before equals the counter, so settling it changes nothing.  jr_aux2
+ * carries the holder of a slot recovery takes from a dead record (with
+ * JR_FOREIGN in the kind); jr_aux is for transitions that name a second
+ * value.
  */
 enum jr_kind {
 	JR_NONE = 0,
@@ -150,8 +151,7 @@ enum jr_kind {
 	JR_EXPIRE,     /* READY(L) -> FREE(L+1): expired; done when the lap moved on */
 	JR_DROP,       /* READY(L) -> FREE(L+1): dropped_head */
 	JR_PURGE,      /* READY(L) -> FREE(L+1): purged */
-	JR_REQUEUE_IP, /* CLAIMED(L, h) -> READY(L+1) in place: requeued */
-	JR_REQUEUE,    /* dst WRITING(L', me) -> READY(L'), then src CLAIMED(Ls, h) -> FREE: requeued */
+	JR_REQUEUE,    /* CLAIMED*(L, h) -> READY(L), then the head back to it: requeued */
 	JR_KINDS,
 	JR_FOREIGN = 0x80, /* the pre-state's holder is jr_aux2, not the record's own */
 };

@@ -21,8 +21,8 @@
  *   3. clear its sleeper bit and free the record for the next handle.
  * Each step is itself journaled in the recovering handle's record, so an
  * hbusd killed mid-recovery leaves a state the next one settles.  A requeue
- * needs a free slot; when the ring is full of READY messages it may not get
- * one yet: the caller retries while pending != 0 (records stay until then).
+ * puts the message back at its own position, so recovery never waits for
+ * room and never walks the ring: it is one pass, bounded by the capacity.
  */
 #include "queue_internal.h"
 
@@ -48,11 +48,10 @@ static int jr_done(const struct hbus_queue *q, const struct hbus_qrec *r, uint64
 		return !(same && st == SLOT_CLAIMED);
 	case JR_RELEASE:
 		return !(same && st == SLOT_CLAIMED_AUTO);
-	case JR_REQUEUE_IP:
+	case JR_REQUEUE:
 		return !(same && (st == SLOT_CLAIMED || st == SLOT_CLAIMED_AUTO));
 	case JR_COMMIT:
 	case JR_ABORT:
-	case JR_REQUEUE: /* the copy's slot, WRITING until published */
 		return !(same && st == SLOT_WRITING);
 	case JR_SKIP_INNER:
 		return !(word_lap(w) == jr_lap(op) && word_holder(w) == 0 &&
@@ -70,7 +69,7 @@ static const unsigned jr_counter[JR_KINDS] = {
 	[JR_CLAIM] = QC_DELIVERED, [JR_ACK] = QC_ACKED, [JR_RELEASE] = QC_RELEASED,
 	[JR_COMMIT] = QC_ENQUEUED, [JR_ABORT] = QC_ABORTED, [JR_SKIP_INNER] = QC_ABORTED,
 	[JR_REJECT] = QC_REJECTED, [JR_EXPIRE] = QC_EXPIRED, [JR_DROP] = QC_DROPPED_HEAD,
-	[JR_PURGE] = QC_PURGED, [JR_REQUEUE_IP] = QC_REQUEUED, [JR_REQUEUE] = QC_REQUEUED,
+	[JR_PURGE] = QC_PURGED, [JR_REQUEUE] = QC_REQUEUED,
 };
 
 void queue_settle(struct hbus_queue *q, struct hbus_qrec *r)
@@ -89,18 +88,9 @@ void queue_settle(struct hbus_queue *q, struct hbus_qrec *r)
 		if (jr_done(q, r, op, kind, h)) {
 			atomic_store_explicit(&r->c[jr_counter[kind]],
 					      atomic_load_explicit(&r->jr_target, RELAXED), RELAXED);
-			if (kind == JR_REQUEUE) {
-				/* The copy is out: the source goes, if still held. */
-				uint64_t aux = atomic_load_explicit(&r->jr_aux, RELAXED);
-				uint64_t src = aux >> 32 & q->mask, lap = aux & SLOT_LAP_MASK;
-				uint64_t w = atomic_load_explicit(slot_state(q, src), ACQUIRE);
-				uint32_t sh = (uint32_t)atomic_load_explicit(&r->jr_aux2, RELAXED);
-
-				if (word_lap(w) == lap && word_holder(w) == sh &&
-				    (word_state(w) == SLOT_CLAIMED || word_state(w) == SLOT_CLAIMED_AUTO))
-					atomic_compare_exchange_strong_explicit(slot_state(q, src), &w,
-						slot_word(lap + 1, 0, SLOT_FREE), RELEASE, RELAXED);
-			}
+			if (kind == JR_REQUEUE) /* back at its position: the head too */
+				queue_rewind_head(q, pos_near(q, atomic_load_explicit(&q->hdr->head,
+							RELAXED), jr_idx(op), jr_lap(op)));
 		}
 	}
 	atomic_store_explicit(&r->jr_op, jr_word(JR_NONE, 0, 0), RELEASE);
@@ -138,33 +128,25 @@ static const unsigned removal_ctr[] = {
 };
 
 /* Recover the slot at index i if one of the dead records (bitmap dead,
- * by holder) holds it.  -EUCLEAN stops the scan. */
-static int recover_slot(struct hbus_queue *q, uint64_t i, const uint64_t *dead,
+ * by holder) holds it. */
+static void recover_slot(struct hbus_queue *q, uint64_t i, const uint64_t *dead,
 			struct hbus_recovery *r)
 {
 	uint64_t w = atomic_load_explicit(slot_state(q, i), ACQUIRE);
 	uint32_t h = word_holder(w);
 	uint64_t lap = word_lap(w);
-	/* A position with this slot index and this lap (mod 2^32): all
-	 * the slot helpers need. */
-	uint64_t pos = (lap << q->shift) | i;
+	uint64_t pos = pos_near(q, atomic_load_explicit(&q->hdr->head, RELAXED), i, lap);
 	unsigned why;
-	int rc;
 
 	if (!h || h > q->nrec || !(dead[(h - 1) / 64] >> ((h - 1) % 64) & 1))
-		return 0;
+		return;
 	switch (word_state(w)) {
 	case SLOT_WRITING:
 		skip_write(q, pos, w, r);
 		break;
 	case SLOT_CLAIMED:
-		rc = queue_requeue(q, pos, w);
-		if (rc == -EUCLEAN)
-			return rc;
-		if (rc == 0)
+		if (queue_requeue(q, pos, w) == 0)
 			r->requeued++;
-		else if (atomic_load_explicit(slot_state(q, i), ACQUIRE) == w)
-			r->pending++;
 		break;
 	case SLOT_CLAIMED_AUTO:
 		if (transition(q, pos, w, slot_word(lap + 1, 0, SLOT_FREE), JR_RELEASE, QC_RELEASED,
@@ -181,7 +163,6 @@ static int recover_slot(struct hbus_queue *q, uint64_t i, const uint64_t *dead,
 	default:
 		break;
 	}
-	return 0;
 }
 
 int hbus_queue_recover_owner(hbus_queue *q, uint32_t owner, struct hbus_recovery *out)
@@ -189,7 +170,7 @@ int hbus_queue_recover_owner(hbus_queue *q, uint32_t owner, struct hbus_recovery
 	uint64_t dead[HBUS_QUEUE_RECORDS / 64] = { 0 };
 	struct hbus_recovery r;
 	uint32_t i;
-	int rc = 0, any = 0;
+	int any = 0;
 
 	if (!q || owner == 0 || owner > HBUS_OWNER_MAX || owner == q->owner)
 		return -EINVAL;
@@ -203,9 +184,9 @@ int hbus_queue_recover_owner(hbus_queue *q, uint32_t owner, struct hbus_recovery
 		queue_settle(q, &q->recs[i]);
 		any = 1;
 	}
-	for (uint64_t k = 0; any && k <= q->mask && rc == 0; k++)
-		rc = recover_slot(q, k, dead, &r);
-	for (i = 0; any && rc == 0 && !r.pending && i < q->nrec; i++) {
+	for (uint64_t k = 0; any && k <= q->mask; k++)
+		recover_slot(q, k, dead, &r);
+	for (i = 0; any && i < q->nrec; i++) {
 		if (!(dead[i / 64] >> (i % 64) & 1))
 			continue;
 		atomic_fetch_and_explicit(&q->hdr->sleepers[i / 64], ~(UINT64_C(1) << (i % 64)),
@@ -221,7 +202,7 @@ int hbus_queue_recover_owner(hbus_queue *q, uint32_t owner, struct hbus_recovery
 		queue_wake(q);
 	if (out)
 		*out = r;
-	return rc == -EUCLEAN ? rc : r.pending ? -EAGAIN : 0;
+	return 0;
 }
 
 int hbus_queue_release_held(hbus_queue *q, struct hbus_recovery *out)
@@ -232,18 +213,20 @@ int hbus_queue_release_held(hbus_queue *q, struct hbus_recovery *out)
 	if (!q)
 		return -EINVAL;
 	memset(&r, 0, sizeof(r));
-	for (uint64_t i = 0; i <= q->mask && rc != -EUCLEAN; i++) {
+	for (uint64_t i = 0; i <= q->mask; i++) {
 		uint64_t w = atomic_load_explicit(slot_state(q, i), ACQUIRE);
-		uint64_t pos = (word_lap(w) << q->shift) | i;
+		uint64_t pos = pos_near(q, atomic_load_explicit(&q->hdr->head, RELAXED), i,
+					word_lap(w));
 
 		if (word_holder(w) != q->holder)
 			continue;
 		if (word_state(w) == SLOT_CLAIMED) {
-			rc = queue_requeue(q, pos, w);
-			if (rc == 0)
+			int e = queue_requeue(q, pos, w);
+
+			if (e == 0)
 				r.requeued++;
-			else if (rc == -EAGAIN)
-				r.pending++;
+			else if (e != -ESTALE)
+				rc = e;
 		} else if (word_state(w) == SLOT_CLAIMED_AUTO &&
 			   transition(q, pos, w, slot_word(word_lap(w) + 1, 0, SLOT_FREE), JR_RELEASE,
 				      QC_RELEASED, CRASHPOINT_ID(ACK_JOURNAL)) == 0) {
@@ -254,5 +237,5 @@ int hbus_queue_release_held(hbus_queue *q, struct hbus_recovery *out)
 	q->held -= r.requeued + r.released < q->held ? r.requeued + r.released : q->held;
 	if (out)
 		*out = r;
-	return rc == -EUCLEAN ? rc : r.pending ? -EAGAIN : 0;
+	return rc;
 }

@@ -264,7 +264,7 @@ hbus_queue *hbus_router_queue(hbus_router *r, uint32_t qid)
  */
 static int route_and_enqueue(hbus_router *r, const struct hbus_rtable *t, uint32_t xid,
 			     const struct hbus_meta *meta, const struct hbus_out *out,
-			     unsigned *matched, unsigned *refused)
+			     unsigned *matched, unsigned *refused, unsigned *oversize)
 {
 	uint32_t qids[HBUS_ROUTE_MAX_QIDS];
 	int n, i, done = 0, rc;
@@ -285,6 +285,8 @@ static int route_and_enqueue(hbus_router *r, const struct hbus_rtable *t, uint32
 			done++;
 		else
 			(*refused)++;
+		if (rc == -EMSGSIZE && oversize)
+			(*oversize)++;
 	}
 	return done;
 }
@@ -298,15 +300,24 @@ int hbus_publish(hbus_client *c, const char *exchange, const char *key,
 		 const struct hbus_header *headers, unsigned header_count,
 		 const void *body, uint32_t body_len)
 {
+	return hbus_publish_info(c, exchange, key, headers, header_count, body, body_len, NULL);
+}
+
+int hbus_publish_info(hbus_client *c, const char *exchange, const char *key,
+		      const struct hbus_header *headers, unsigned header_count,
+		      const void *body, uint32_t body_len, struct hbus_publish_info *info)
+{
 	struct hbus_meta meta;
 	struct hbus_out out;
 	const struct hbus_rtable *t;
 	hbus_router *r;
 	size_t xlen, klen;
-	unsigned i, matched = 0, refused = 0;
+	unsigned i, matched = 0, refused = 0, oversize = 0;
 	uint32_t xid;
 	int rc, mlen;
 
+	if (info)
+		memset(info, 0, sizeof(*info));
 	if (!c || !exchange || !key || (!headers && header_count) ||
 	    header_count > HBUS_HEADERS_MAX || (!body && body_len))
 		return -EINVAL;
@@ -336,11 +347,17 @@ int hbus_publish(hbus_client *c, const char *exchange, const char *key,
 	if (!t) {
 		rc = -ENOTCONN;
 	} else if ((rc = hbus_route_exchange(t, exchange, xlen, &xid)) == 0) {
-		rc = route_and_enqueue(r, t, xid, &meta, &out, &matched, &refused);
+		rc = route_and_enqueue(r, t, xid, &meta, &out, &matched, &refused, &oversize);
 	}
 	hbus_router_end(r);
 	if (rc < 0)
 		return rc;
+	if (info) {
+		info->matched = matched;
+		info->enqueued = (unsigned)rc;
+		info->oversize = oversize;
+		info->refused = refused - oversize;
+	}
 	if (matched == 0)
 		atomic_fetch_add_explicit(&c->unroutable, 1, memory_order_relaxed);
 	if (refused)
@@ -435,7 +452,7 @@ static void dead_letter_via(hbus_router *r, uint32_t qid, const struct hbus_msg 
 		goto out;
 	out = (struct hbus_out){ .body = m->body, .body_len = m->body_len, .meta = r->dl_meta_buf,
 				 .meta_len = (uint16_t)mlen, .send_ts_ns = m->send_ts_ns };
-	route_and_enqueue(r, t, qi.dlx_xid, &meta, &out, &matched, &refused);
+	route_and_enqueue(r, t, qi.dlx_xid, &meta, &out, &matched, &refused, NULL);
 out:
 	hbus_router_end(r);
 	r->dl_depth--;

@@ -223,10 +223,11 @@ Test(queue, nack_requeue_redelivers_flagged_and_reject_dead_letters)
 	cr_assert_eq(m.flags & HBUS_MSG_REDELIVERED, 0);
 	cr_assert_eq(hbus_queue_nack(q, &m, 1), 0);
 	cr_assert_eq(hbus_queue_ack(q, &m), -ESTALE);
-	cr_assert_eq(consume_one(q, &flags), 1);
-	cr_assert_eq(flags & HBUS_MSG_REDELIVERED, 0);
+	/* Back at its own position: delivered again first, flagged. */
 	cr_assert_eq(consume_one(q, &flags), 0);
 	cr_assert_neq(flags & HBUS_MSG_REDELIVERED, 0);
+	cr_assert_eq(consume_one(q, &flags), 1);
+	cr_assert_eq(flags & HBUS_MSG_REDELIVERED, 0);
 
 	cr_assert_eq(tu_enqueue_id(q, 1, 2), 0);
 	cr_assert_eq(hbus_queue_consume(q, &m), 0);
@@ -244,24 +245,26 @@ Test(queue, nack_requeue_redelivers_flagged_and_reject_dead_letters)
 	close(fd);
 }
 
-Test(queue, requeue_in_place_when_ring_is_full)
+/* A requeue needs no free slot: on a full ring it goes back to its own
+ * position, delivered again before the rest, flagged. */
+Test(queue, requeue_on_a_full_ring_goes_back_to_its_position)
 {
 	int fd = tu_queue_fd(4, 64, HBUS_OVERFLOW_REJECT, 0);
 	hbus_queue *q = tu_open(fd, 1, HBUS_ACK_MANUAL, 0);
-	struct hbus_msg m;
+	struct hbus_msg m[2];
 	uint16_t flags;
 	uint32_t i;
 
 	for (i = 0; i < 4; i++)
 		cr_assert_eq(tu_enqueue_id(q, 1, i), 0);
-	cr_assert_eq(hbus_queue_consume(q, &m), 0);
+	cr_assert_eq(hbus_queue_consume_burst(q, m, 2), 2);
 	cr_assert_eq(tu_enqueue_id(q, 1, 4), -ENOBUFS);
-	/* The only free-able slot is the one being requeued: reuse it. */
-	cr_assert_eq(hbus_queue_nack(q, &m, 1), 0);
-	for (i = 1; i < 4; i++)
+	cr_assert_eq(hbus_queue_nack(q, &m[1], 1), 0);
+	cr_assert_eq(hbus_queue_nack(q, &m[0], 1), 0);
+	for (i = 0; i < 4; i++) {
 		cr_assert_eq(consume_one(q, &flags), i);
-	cr_assert_eq(consume_one(q, &flags), 0);
-	cr_assert_neq(flags & HBUS_MSG_REDELIVERED, 0);
+		cr_assert_eq(!!(flags & HBUS_MSG_REDELIVERED), i < 2);
+	}
 	assert_accounted(q, 0);
 	hbus_queue_close(q);
 	close(fd);

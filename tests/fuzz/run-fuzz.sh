@@ -86,6 +86,8 @@ setup() {
 		{ cat "$BUILD.setup.log"; exit 1; }
 }
 TARGETS="fuzz_wire fuzz_pkt fuzz_request fuzz_defs fuzz_shm"
+# The AMQP gateway target exists where librabbitmq-dev is installed.
+[ -e /usr/include/amqp_framing.h ] && TARGETS="$TARGETS fuzz_amqp"
 build() {
 	ninja -C "$BUILD" $(for t in $TARGETS; do echo tests/fuzz/$t; done)
 }
