@@ -38,6 +38,7 @@ struct tp_opts {
 	int cpu_prod, cpu_cons;
 	const char *shm_dir;
 	bool json;
+	uint32_t flags;   /* --exclusive: HBUS_PRODUCE_EXCLUSIVE and HBUS_CONSUME_EXCLUSIVE */
 };
 
 /* Shared by the two processes. */
@@ -59,14 +60,14 @@ struct tp_ctl {
 static void tp_usage(FILE *f)
 {
 	fprintf(f, "usage: hbus-bench throughput [--size B] [--seconds S] [--cpus A,B] [--burst N]\n"
-		   "                             [--shm-dir DIR] [--json]\n"
+		   "                             [--shm-dir DIR] [--exclusive] [--json]\n"
 		   "  producer on cpu A, consumer on cpu B (default 0,1); size >= 8 (default 32);\n"
 		   "  seconds default 5; burst default 32 (1..%u)\n", TP_BURST_MAX);
 }
 
 static int tp_parse(int argc, char **argv, struct tp_opts *o)
 {
-	enum { O_SIZE = 256, O_SECONDS, O_CPUS, O_BURST, O_SHMDIR, O_JSON, O_HELP };
+	enum { O_SIZE = 256, O_SECONDS, O_CPUS, O_BURST, O_SHMDIR, O_JSON, O_EXCL, O_HELP };
 	static const struct option opts[] = {
 		{ "size", required_argument, NULL, O_SIZE },
 		{ "seconds", required_argument, NULL, O_SECONDS },
@@ -74,6 +75,7 @@ static int tp_parse(int argc, char **argv, struct tp_opts *o)
 		{ "burst", required_argument, NULL, O_BURST },
 		{ "shm-dir", required_argument, NULL, O_SHMDIR },
 		{ "json", no_argument, NULL, O_JSON },
+		{ "exclusive", no_argument, NULL, O_EXCL },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -109,6 +111,9 @@ static int tp_parse(int argc, char **argv, struct tp_opts *o)
 		case O_JSON:
 			o->json = true;
 			break;
+		case O_EXCL:
+			o->flags = HBUS_PRODUCE_EXCLUSIVE | HBUS_CONSUME_EXCLUSIVE;
+			break;
 		case O_HELP:
 			tp_usage(stdout);
 			return 1;
@@ -124,7 +129,7 @@ static int tp_parse(int argc, char **argv, struct tp_opts *o)
 /* Consumer process: count and check until the producer's final count. */
 static int consumer(int fd, const struct tp_opts *o, struct tp_ctl *ctl)
 {
-	struct hbus_queue_opts qo = { .owner = 2, .ack_mode = HBUS_ACK_AUTO };
+	struct hbus_queue_opts qo = { .owner = 2, .ack_mode = HBUS_ACK_AUTO, .flags = o->flags };
 	struct hbus_msg *m = calloc(o->burst, sizeof(*m));
 	uint64_t next = 0, bad = 0, t_first = 0, t_last = 0, target = UINT64_MAX;
 	uint64_t calls = 0, empty = 0;
@@ -185,7 +190,7 @@ out:
 /* Producer (the parent): bursts until the time is up. */
 static int producer(int fd, const struct tp_opts *o, struct tp_ctl *ctl, pid_t child)
 {
-	struct hbus_queue_opts qo = { .owner = 1, .ack_mode = HBUS_ACK_AUTO };
+	struct hbus_queue_opts qo = { .owner = 1, .ack_mode = HBUS_ACK_AUTO, .flags = o->flags };
 	struct hbus_out *out = calloc(o->burst, sizeof(*out));
 	uint8_t *bodies = calloc(o->burst, o->size);
 	uint64_t seq = 0, end, full = 0;

@@ -57,6 +57,8 @@ struct pp_ops {
 extern const struct pp_ops pp_cacheline_ops;
 extern const struct pp_ops pp_cacheline2_ops;
 extern const struct pp_ops pp_shm_ops;
+extern const struct pp_ops pp_shm_x_ops; /* every handle exclusive */
+extern const struct pp_ops pp_shm_p_ops; /* protected queues */
 extern const struct pp_ops pp_uds_ops;
 extern const struct pp_ops pp_udp_ops;
 #ifdef HBUS_BENCH_ZMQ

@@ -44,7 +44,8 @@ struct pp_run_state {
 const struct pp_ops *pp_find(const char *name)
 {
 	static const struct pp_ops *const all[] = {
-		&pp_cacheline_ops, &pp_cacheline2_ops, &pp_shm_ops, &pp_uds_ops, &pp_udp_ops,
+		&pp_cacheline_ops, &pp_cacheline2_ops, &pp_shm_ops, &pp_shm_x_ops, &pp_shm_p_ops,
+		&pp_uds_ops, &pp_udp_ops,
 #ifdef HBUS_BENCH_ZMQ
 		&pp_zmq_ops,
 #endif

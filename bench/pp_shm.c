@@ -7,8 +7,14 @@
  * hbus_queue_open_fd like any client given a descriptor by hbusd.  Each
  * side produces on one ring and busy-polls hbus_queue_consume on the other
  * (auto ack: the slot is returned right after the body is copied out).
+ *
+ * Variants: "shm-x", every handle exclusive (each side the only producer
+ * of one ring and the only consumer of the other: HBUS_PRODUCE_EXCLUSIVE,
+ * HBUS_CONSUME_EXCLUSIVE); "shm-p", protected queues (the bytes in a second
+ * file the consumer maps from a read-only descriptor).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,6 +33,9 @@
 
 struct shm_ctx {
 	int fd[2];              /* 0 = ping (pinger -> echoer), 1 = pong */
+	int dfd[2], ro[2];      /* protected: data files, read-write and read-only */
+	uint32_t qflags;        /* HBUS_QUEUE_F_* of both queues */
+	uint32_t oflags;        /* HBUS_*_EXCLUSIVE of every handle */
 	struct {
 		hbus_queue *tx, *rx;
 	} side[2];
@@ -55,33 +64,97 @@ int bench_shm_queue_create(const char *dir, const char *tag, uint32_t capacity,
 	return rc;
 }
 
+/* A protected queue file pair under dir, unlinked at once; and the data
+ * file opened read-only as well, as hbusd hands it to consumers. */
+static int protected_create(const char *dir, const char *tag, uint32_t slot_size, int *fd,
+			    int *dfd, int *ro)
+{
+	static _Atomic unsigned serial;
+	struct hbus_queue_config cfg = {
+		.capacity = SHM_PP_CAPACITY, .slot_size = slot_size < 8 ? 8 : slot_size,
+		.numa_node = -1, .flags = SHM_PP_FLAGS | HBUS_QUEUE_F_PROTECTED,
+	};
+	char path[512], data[520];
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/hbus-bench-%d-%u-%s", dir ? dir : "/dev/shm",
+		 (int)getpid(), atomic_fetch_add(&serial, 1), tag);
+	snprintf(data, sizeof(data), "%s.data", path);
+	rc = hbus_queue_create_protected(path, data, tag, &cfg, fd, dfd);
+	if (rc == 0) {
+		*ro = open(data, O_RDONLY | O_CLOEXEC);
+		rc = *ro < 0 ? -errno : 0;
+		unlink(path);
+		unlink(data);
+		if (rc) {
+			close(*fd);
+			close(*dfd);
+		}
+	}
+	return rc;
+}
+
+static int prepare(struct shm_ctx *c, const struct pp_opts *o)
+{
+	static const char *const tag[2] = { "ping", "pong" };
+	int rc = 0;
+
+	c->fd[0] = c->fd[1] = c->dfd[0] = c->dfd[1] = c->ro[0] = c->ro[1] = -1;
+	for (int i = 0; i < 2 && rc == 0; i++)
+		rc = c->qflags & HBUS_QUEUE_F_PROTECTED
+			? protected_create(o->shm_dir, tag[i], o->size, &c->fd[i], &c->dfd[i], &c->ro[i])
+			: bench_shm_queue_create(o->shm_dir, tag[i], SHM_PP_CAPACITY, o->size,
+						 c->qflags, &c->fd[i]);
+	if (rc && c->fd[0] >= 0) {
+		close(c->fd[0]);
+		if (c->dfd[0] >= 0) {
+			close(c->dfd[0]);
+			close(c->ro[0]);
+		}
+	}
+	return rc;
+}
+
 static int shm_prepare(void *ctx, const struct pp_opts *o)
 {
 	struct shm_ctx *c = ctx;
-	int rc;
 
-	c->fd[0] = c->fd[1] = -1;
-	rc = bench_shm_queue_create(o->shm_dir, "ping", SHM_PP_CAPACITY, o->size, SHM_PP_FLAGS,
-				    &c->fd[0]);
-	if (rc == 0)
-		rc = bench_shm_queue_create(o->shm_dir, "pong", SHM_PP_CAPACITY, o->size, SHM_PP_FLAGS,
-					    &c->fd[1]);
-	if (rc && c->fd[0] >= 0)
-		close(c->fd[0]);
-	return rc;
+	c->qflags = SHM_PP_FLAGS;
+	c->oflags = 0;
+	return prepare(c, o);
+}
+
+static int shm_x_prepare(void *ctx, const struct pp_opts *o)
+{
+	struct shm_ctx *c = ctx;
+
+	c->qflags = SHM_PP_FLAGS;
+	c->oflags = HBUS_CONSUME_EXCLUSIVE | HBUS_PRODUCE_EXCLUSIVE;
+	return prepare(c, o);
+}
+
+static int shm_p_prepare(void *ctx, const struct pp_opts *o)
+{
+	struct shm_ctx *c = ctx;
+
+	c->qflags = SHM_PP_FLAGS | HBUS_QUEUE_F_PROTECTED;
+	c->oflags = 0;
+	return prepare(c, o);
 }
 
 static int shm_open(void *ctx, int side)
 {
 	struct shm_ctx *c = ctx;
-	struct hbus_queue_opts opts = { .owner = (uint32_t)side + 1, .ack_mode = HBUS_ACK_AUTO };
+	struct hbus_queue_opts opts = { .owner = (uint32_t)side + 1, .ack_mode = HBUS_ACK_AUTO,
+					.flags = c->oflags };
 	int rc;
 
-	/* The pinger sends on ping and receives on pong; the echoer the reverse. */
-	rc = hbus_queue_open_fd(c->fd[side], &opts, &c->side[side].tx);
+	/* The pinger sends on ping and receives on pong; the echoer the
+	 * reverse.  A protected queue's consumer maps its bytes read-only. */
+	rc = hbus_queue_open_fds(c->fd[side], c->dfd[side], &opts, &c->side[side].tx);
 	if (rc)
 		return rc;
-	rc = hbus_queue_open_fd(c->fd[1 - side], &opts, &c->side[side].rx);
+	rc = hbus_queue_open_fds(c->fd[1 - side], c->ro[1 - side], &opts, &c->side[side].rx);
 	if (rc) {
 		hbus_queue_close(c->side[side].tx);
 		c->side[side].tx = NULL;
@@ -132,19 +205,21 @@ static void shm_cleanup(void *ctx)
 {
 	struct shm_ctx *c = ctx;
 
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 2; i++) {
 		if (c->fd[i] >= 0)
 			close(c->fd[i]);
+		if (c->dfd[i] >= 0)
+			close(c->dfd[i]);
+		if (c->ro[i] >= 0)
+			close(c->ro[i]);
+	}
 }
 
-const struct pp_ops pp_shm_ops = {
-	.name = "shm",
-	.threads = false,
-	.ctx_size = sizeof(struct shm_ctx),
-	.prepare = shm_prepare,
-	.open = shm_open,
-	.send = shm_send,
-	.try_recv = shm_try_recv,
-	.close = shm_close,
-	.cleanup = shm_cleanup,
-};
+#define SHM_OPS(nm, prep)                                                              \
+	{ .name = nm, .threads = false, .ctx_size = sizeof(struct shm_ctx), .prepare = prep,  \
+	  .open = shm_open, .send = shm_send, .try_recv = shm_try_recv, .close = shm_close,  \
+	  .cleanup = shm_cleanup }
+
+const struct pp_ops pp_shm_ops = SHM_OPS("shm", shm_prepare);
+const struct pp_ops pp_shm_x_ops = SHM_OPS("shm-x", shm_x_prepare);
+const struct pp_ops pp_shm_p_ops = SHM_OPS("shm-p", shm_p_prepare);

@@ -74,6 +74,9 @@ int arg_str(json_t *o, const char *k, const char **out, const char *dflt, const 
 {
 	json_t *v = field(o, k);
 
+	/* Every path writes *out: callers read it only on success, but the
+	 * compiler cannot see that herr_set never returns 0. */
+	*out = dflt;
 	if (!v) {
 		if (!dflt)
 			return herr_set(e, AMQP_COMMAND_INVALID, "%s: field '%s' is required", ctx, k);
@@ -92,6 +95,7 @@ int arg_bool(json_t *o, const char *k, bool *out, bool dflt, const char *ctx, st
 {
 	json_t *v = field(o, k);
 
+	*out = dflt; /* as in arg_str */
 	if (!v) {
 		*out = dflt;
 		return 0;
@@ -109,6 +113,7 @@ int arg_int(json_t *o, const char *k, int64_t *out, int64_t dflt, bool required,
 	json_t *v = field(o, k);
 	int64_t x;
 
+	*out = dflt; /* as in arg_str */
 	if (!v) {
 		if (required)
 			return herr_set(e, AMQP_COMMAND_INVALID, "%s: field '%s' is required", ctx, k);

@@ -121,9 +121,12 @@ static json_t *op_hello(struct op_ctx *c)
 		  (unsigned long long)s->id, (int)s->peer.pid, s->peer.user, role, owner,
 		  resumed ? " (resumed)" : "");
 	c->fd = d->routes_fd;
-	return json_pack("{s:b, s:I, s:s, s:I, s:I, s:b}", "ok", 1, "owner", (json_int_t)owner,
+	/* bus_dir: where the dataplane keeps its counters file, so that it
+	 * follows hbusd's --shm-dir rather than guessing it. */
+	return json_pack("{s:b, s:I, s:s, s:I, s:I, s:b, s:s}", "ok", 1, "owner", (json_int_t)owner,
 			 "bus", d->o.bus, "epoch", (json_int_t)atomic_load(&d->sb.sb->epoch),
-			 "generation", (json_int_t)d->model.generation, "resumed", resumed);
+			 "generation", (json_int_t)d->model.generation, "resumed", resumed,
+			 "bus_dir", d->bus_dir);
 }
 
 static json_t *op_declare_exchange(struct op_ctx *c)

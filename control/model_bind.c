@@ -63,6 +63,7 @@ static int binding_ends(struct model *m, const struct binding_args *a, uint32_t 
 {
 	struct mx_queue *q;
 
+	*src = NULL; /* written on every path: see arg_str */
 	if (!a->source[0] || (a->dest_is_exchange && !a->dest[0]))
 		return herr_set(e, AMQP_NOT_ALLOWED,
 				"the default exchange \"\" cannot be bound: every queue is bound "

@@ -2,7 +2,7 @@
  * report_dataplane.c - the "dataplanes" section of hbusd's stat reply:
  * what every hbus-dataplane of the bus counts, read from the counters
  * files they keep in the bus directory (<bus dir>/<name>.counters, layout
- * and reader in dataplane/dp_counters.h; docs/DATAPLANE.md "Counters").
+ * and reader in shm/dp_counters.h; docs/DATAPLANE.md "Counters").
  *
  * hbusd only reads: each file is mapped read-only for the length of one
  * stat request.  The reader checks every offset against the file and takes
@@ -12,7 +12,7 @@
  * counters are what an operator wants to see after a crash.
  *
  * The counters are single-writer values read one at a time, so while
- * traffic flows the identities of dp_counters.h hold only to within the
+ * traffic flows the identities of dataplane/dp_counter_ids.h hold only to within the
  * packets of a burst; at rest they hold exactly.  Totals are the sums of
  * the per-lcore values read here, so they always agree with them.
  */
@@ -23,9 +23,7 @@
 #include <string.h>
 #include <time.h>
 
-/* Relative: the control-plane fuzz targets compile this file without the
- * dataplane include directory. */
-#include "../dataplane/dp_counters.h"
+#include "dp_counters.h"
 
 #define STAT_DATAPLANES_MAX 64u    /* counters files reported per request */
 #define STAT_STREAMS_MAX    1024u  /* streams reported per dataplane */

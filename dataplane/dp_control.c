@@ -8,6 +8,7 @@
 #include <rte_mbuf.h>
 
 #include "client_internal.h"
+#include "dp_busdir.h"
 #include "dp_control.h"
 #include "log.h"
 #include "route.h"
@@ -32,13 +33,14 @@ static _Atomic uint64_t *port_ctr(struct dp_control *c)
 }
 
 int dp_control_init(struct dp_control *c, const struct dp_config *cfg, struct dp_port *port,
-		    struct hbus_dpc_file *ctr, struct rte_ring *queries, struct rte_ring *tx_ring,
-		    struct rte_rcu_qsbr *qsbr)
+		    struct hbus_dpc_file *ctr, const char *bus_dir, struct rte_ring *queries,
+		    struct rte_ring *tx_ring, struct rte_rcu_qsbr *qsbr)
 {
 	memset(c, 0, sizeof(*c));
 	c->cfg = cfg;
 	c->port = port;
 	c->ctr = ctr;
+	c->bus_dir = bus_dir;
 	c->queries = queries;
 	c->tx_ring = tx_ring;
 	c->qsbr = qsbr;
@@ -52,19 +54,54 @@ int dp_control_init(struct dp_control *c, const struct dp_config *cfg, struct dp
 
 /* ------------------------------------------------------------- session */
 
+int dp_control_connect(struct dp_control *c)
+{
+	struct hbus_client_opts o = { .bus = c->cfg->bus, .run_dir = c->cfg->run_dir,
+				      .role = "dataplane" };
+	hbus_client *cl;
+	uint32_t owner = 0;
+	int rc = hbus_connect(&o, &cl);
+
+	if (rc)
+		return rc;
+	rc = hbus_router_open(cl, &c->router);
+	if (rc) {
+		HBUS_WARN("main router: %s (multicast groups not followed)", hbus_strerror(rc));
+		c->router = NULL;
+	}
+	hbus_client_owner(cl, &owner);
+	HBUS_INFO("session with hbusd on bus '%s' (owner %u, role dataplane)", c->cfg->bus, owner);
+	c->session_up = 1;
+	/* Workers open their routers from it, on their own threads. */
+	atomic_store_explicit(&c->client, cl, memory_order_release);
+	return 0;
+}
+
+/* After each hello (the client's session_gen moved), whether hbusd still
+ * serves the bus from the directory our counters file is in. */
+static void busdir_step(struct dp_control *c, hbus_client *cl)
+{
+	uint64_t gen = atomic_load_explicit(&cl->session_gen, memory_order_acquire);
+	char err[768];
+
+	if (gen == c->busdir_gen || c->failed)
+		return;
+	c->busdir_gen = gen;
+	if (dp_busdir_check(cl, c->cfg->bus, c->bus_dir, c->cfg->shm_dir, err, sizeof(err))) {
+		HBUS_ERR("%s", err);
+		c->failed = 1;
+	}
+}
+
 static void session_step(struct dp_control *c, uint64_t now)
 {
 	hbus_client *cl = atomic_load_explicit(&c->client, memory_order_relaxed);
 	int rc;
 
 	if (!cl) {
-		struct hbus_client_opts o = { .bus = c->cfg->bus, .run_dir = c->cfg->run_dir,
-					      .role = "dataplane" };
-		uint32_t owner = 0;
-
 		if (now < c->next_connect_ns)
 			return;
-		rc = hbus_connect(&o, &cl);
+		rc = dp_control_connect(c);
 		if (rc) {
 			c->next_connect_ns = now + CONNECT_RETRY_NS;
 			/* Say it once, then every 30 attempts. */
@@ -72,21 +109,10 @@ static void session_step(struct dp_control *c, uint64_t now)
 				HBUS_WARN("hbusd for bus '%s' not reachable (%s): retrying every second; "
 					  "UDP is counted under drop_no_table until then",
 					  c->cfg->bus, hbus_strerror(rc));
-			return;
 		}
-		rc = hbus_router_open(cl, &c->router);
-		if (rc) {
-			HBUS_WARN("main router: %s (multicast groups not followed)", hbus_strerror(rc));
-			c->router = NULL;
-		}
-		hbus_client_owner(cl, &owner);
-		HBUS_INFO("session with hbusd on bus '%s' (owner %u, role dataplane)", c->cfg->bus,
-			  owner);
-		c->session_up = 1;
-		/* Workers open their routers from it, on their own threads. */
-		atomic_store_explicit(&c->client, cl, memory_order_release);
 		return;
 	}
+	busdir_step(c, cl);
 	if (now < c->next_check_ns)
 		return;
 	c->next_check_ns = now + CHECK_PERIOD_NS;
@@ -311,6 +337,13 @@ static void stats_step(struct dp_control *c, uint64_t now)
 		pthread_mutex_unlock(&cl->lock);
 		atomic_store_explicit(&pc[HBUS_DPC_PORT_TABLE_GEN], gen, memory_order_relaxed);
 	}
+	/* af_packet only: on a real NIC a bad checksum is a real fault. */
+	if (c->port->n_pkt_fds &&
+	    dp_hint_csum_due(&c->hint, hbus_dpc_total(c->ctr, HBUS_PKT_DROP_BAD_UDP_CHECKSUM),
+			     hbus_dpc_total(c->ctr, HBUS_DPC_UDP_PKTS)))
+		dp_hint_csum_say(c->port->pkt_fds[0],
+				 hbus_dpc_total(c->ctr, HBUS_PKT_DROP_BAD_UDP_CHECKSUM),
+				 hbus_dpc_total(c->ctr, HBUS_DPC_UDP_PKTS));
 	clock_gettime(CLOCK_REALTIME, &ts);
 	atomic_store_explicit(&c->ctr->hdr->heartbeat_ns,
 			      (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec,
@@ -346,5 +379,6 @@ void dp_control_fini(struct dp_control *c)
 		atomic_store_explicit(&c->client, NULL, memory_order_relaxed);
 		hbus_close(cl);
 	}
-	stats_step(c, now);
+	if (c->ctr->hdr) /* else start-up failed before the counters file */
+		stats_step(c, now);
 }

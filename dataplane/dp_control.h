@@ -4,12 +4,15 @@
  *  - the hbusd session: connect (role "dataplane"), and keep it: when hbusd
  *    goes away, workers keep routing on the last table; the main lcore
  *    reconnects in the background (hbus_client_check) and the workers'
- *    routers follow the new session at their next burst;
+ *    routers follow the new session at their next burst.  After every
+ *    hello, the bus directory hbusd names must be the one the counters file
+ *    is in (dp_busdir.h): if not, `failed` is set and the dataplane stops;
  *  - multicast membership: the groups of the routing table's udpmaps are
  *    joined (parser set published RCU-style, port MAC filter, IGMP reports)
  *    and left when they disappear; IGMP queries the workers forward are
  *    answered;
- *  - the port block of the counters file and its heartbeat.
+ *  - the port block of the counters file and its heartbeat;
+ *  - operator hints from the counters (dp_hint.h).
  */
 #ifndef HBUS_DP_CONTROL_H
 #define HBUS_DP_CONTROL_H
@@ -21,7 +24,8 @@
 #include <rte_ring.h>
 
 #include "dp_config.h"
-#include "dp_counters.h"
+#include "dp_counter_ids.h"
+#include "dp_hint.h"
 #include "dp_port.h"
 #include "dp_worker.h"
 #include "hbus.h"
@@ -46,6 +50,11 @@ struct dp_control {
 	int session_up;
 	unsigned connect_failures;
 	uint64_t reconnects;
+	const char *bus_dir;          /* where the counters file is */
+	uint64_t busdir_gen;          /* the client's session_gen checked last */
+	int failed;                   /* hbusd serves the bus from elsewhere: stop */
+
+	struct dp_hint hint;
 
 	/* Multicast: the parser's set, double-buffered. */
 	struct hbus_mcast_set sets[2];
@@ -62,9 +71,14 @@ struct dp_control {
 	uint64_t igmp_reports;
 };
 
+/* ctr and bus_dir may be filled in after this call, before the first step. */
 int dp_control_init(struct dp_control *c, const struct dp_config *cfg, struct dp_port *port,
-		    struct hbus_dpc_file *ctr, struct rte_ring *queries, struct rte_ring *tx_ring,
-		    struct rte_rcu_qsbr *qsbr);
+		    struct hbus_dpc_file *ctr, const char *bus_dir, struct rte_ring *queries,
+		    struct rte_ring *tx_ring, struct rte_rcu_qsbr *qsbr);
+
+/* Open the session with hbusd now (hello, main's router; the workers see
+ * it): 0, or negative errno when hbusd is not reachable or refused. */
+int dp_control_connect(struct dp_control *c);
 
 /* One round of the main loop's duties; now_ns is CLOCK_MONOTONIC. */
 void dp_control_step(struct dp_control *c, uint64_t now_ns);

@@ -4,11 +4,13 @@
  *
  *   hbus-dataplane <EAL args> -- --bus NAME --ip ADDR/PREFIX [options]
  *
- * Lifecycle: EAL init -> port up -> counters file -> workers launched
- * (each opens its own router once the session exists) -> main loop
- * (session, multicast, stats; 5 ms period) -> signal -> workers finish
- * their burst and close their routers -> groups left, session closed ->
- * port closed -> counters file removed -> EAL cleanup.
+ * Lifecycle: EAL init -> port up -> bus directory (from hbusd's hello,
+ * waiting for hbusd if need be; or --shm-dir) -> counters file there ->
+ * workers launched (each opens its own router once the session exists) ->
+ * main loop (session, multicast, stats; 5 ms period) -> signal, or hbusd
+ * serving the bus from another directory -> workers finish their burst and
+ * close their routers -> groups left, session closed -> port closed ->
+ * counters file removed -> EAL cleanup.
  */
 #include <errno.h>
 #include <signal.h>
@@ -24,6 +26,7 @@
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
 
+#include "dp_busdir.h"
 #include "dp_config.h"
 #include "dp_control.h"
 #include "dp_port.h"
@@ -113,6 +116,41 @@ static int workers_create(struct dataplane *dp)
 	return 0;
 }
 
+/*
+ * Where the counters file goes: the bus directory hbusd serves the bus
+ * from, as its hello says, so `hbus stat` finds the file whatever
+ * --shm-dir hbusd has.  Without --shm-dir that means waiting for hbusd
+ * (there is nowhere else to count); with it, the dataplane starts at once
+ * and the control loop checks each hello against it (dp_busdir_check).
+ */
+static int choose_bus_dir(struct dataplane *dp)
+{
+	hbus_client *cl;
+	unsigned tries = 0;
+	int rc;
+
+	if (dp->cfg.shm_dir)
+		return hbus_shm_bus_dir(dp->cfg.shm_dir, dp->cfg.bus, dp->bus_dir,
+					sizeof(dp->bus_dir), NULL);
+	while ((rc = dp_control_connect(&dp->control)) != 0) {
+		struct timespec ts = { 1, 0 };
+
+		if (tries++ % 30 == 0)
+			HBUS_WARN("waiting for hbusd of bus '%s' (%s): it says which bus directory "
+				  "the counters go in (or give --shm-dir to start without it)",
+				  dp->cfg.bus, hbus_strerror(rc));
+		nanosleep(&ts, NULL); /* a signal cuts it short */
+		if (stop_signal)
+			return -EINTR;
+	}
+	cl = atomic_load_explicit(&dp->control.client, memory_order_relaxed);
+	rc = dp_busdir_from_session(cl, dp->cfg.bus, dp->bus_dir, sizeof(dp->bus_dir));
+	if (rc == 1)
+		HBUS_WARN("hbusd did not say where bus '%s' is (an older hbusd): counters in the "
+			  "default place, %s", dp->cfg.bus, dp->bus_dir);
+	return rc < 0 ? rc : 0;
+}
+
 static int setup(struct dataplane *dp)
 {
 	unsigned n_lcores = rte_lcore_count();
@@ -128,24 +166,6 @@ static int setup(struct dataplane *dp)
 			   dp->cfg.tx_desc, dp->cfg.mbufs);
 	if (rc)
 		return rc;
-	rc = hbus_shm_bus_dir(dp->cfg.shm_dir, dp->cfg.bus, dp->bus_dir, sizeof(dp->bus_dir), NULL);
-	if (rc)
-		return rc;
-	info = (struct hbus_dpc_info){ .name = dp->cfg.name, .bus = dp->cfg.bus,
-				       .ip = dp->cfg.ip_str, .port_name = dp->port.name,
-				       .port_id = dp->port.id, .hbus_udp_port = dp->cfg.hbus_port,
-				       .max_lcores = dp->port.n_rxq };
-	rc = hbus_dpc_create(dp->bus_dir, &info, &dp->ctr);
-	if (rc) {
-		if (rc == -EADDRINUSE)
-			HBUS_ERR("%s/%s.counters belongs to a running dataplane: give this one "
-				 "another --name", dp->bus_dir, dp->cfg.name);
-		else
-			HBUS_ERR("counters file in %s: %s", dp->bus_dir, hbus_strerror(rc));
-		return rc;
-	}
-	HBUS_INFO("counters: %s/%s.counters", dp->bus_dir, dp->cfg.name);
-
 	dp->queries = rte_ring_create_elem("hbus_igmp_q", sizeof(struct dp_igmp_query), 256,
 					   socket, RING_F_SC_DEQ);
 	dp->tx_ring = rte_ring_create("hbus_ctl_tx", 256, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
@@ -156,11 +176,28 @@ static int setup(struct dataplane *dp)
 		HBUS_ERR("rings / RCU state: %s", rte_strerror(rte_errno));
 		return -ENOMEM;
 	}
+	dp_control_init(&dp->control, &dp->cfg, &dp->port, &dp->ctr, dp->bus_dir, dp->queries,
+			dp->tx_ring, dp->qsbr);
+	rc = choose_bus_dir(dp);
+	if (rc)
+		return rc;
+	info = (struct hbus_dpc_info){ .name = dp->cfg.name, .bus = dp->cfg.bus,
+				       .ip = dp->cfg.ip_str, .port_name = dp->port.name,
+				       .port_id = dp->port.id, .hbus_udp_port = dp->cfg.hbus_port,
+				       .max_lcores = dp->port.n_rxq, HBUS_DPC_DATAPLANE_COUNTERS };
+	rc = hbus_dpc_create(dp->bus_dir, &info, &dp->ctr);
+	if (rc) {
+		if (rc == -EADDRINUSE)
+			HBUS_ERR("%s/%s.counters belongs to a running dataplane: give this one "
+				 "another --name", dp->bus_dir, dp->cfg.name);
+		else
+			HBUS_ERR("counters file in %s: %s", dp->bus_dir, hbus_strerror(rc));
+		return rc;
+	}
+	HBUS_INFO("counters: %s/%s.counters", dp->bus_dir, dp->cfg.name);
 	rc = workers_create(dp);
 	if (rc)
 		return rc;
-	dp_control_init(&dp->control, &dp->cfg, &dp->port, &dp->ctr, dp->queries, dp->tx_ring,
-			dp->qsbr);
 	if (dp_telemetry_register(&dp->ctr) != 0)
 		HBUS_WARN("telemetry commands /hbus/* not registered");
 	return 0;
@@ -187,6 +224,10 @@ static void teardown(struct dataplane *dp)
 {
 	unsigned i;
 
+	/* A start-up that failed after the session opened (normally main has
+	 * closed it once the workers stopped). */
+	if (atomic_load_explicit(&dp->control.client, memory_order_relaxed))
+		dp_control_fini(&dp->control);
 	if (dp->ctr.hdr)
 		dp_telemetry_detach();
 	flush_tx_ring(dp);
@@ -200,6 +241,22 @@ static void teardown(struct dataplane *dp)
 		hbus_dpc_destroy(&dp->ctr, dp->bus_dir);
 }
 
+/* --help (alone, or among our options after "--"): answered without
+ * bringing EAL up, which needs root and hugepages or --no-huge. */
+static int help_asked(int argc, char **argv)
+{
+	int i = 1;
+
+	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
+		return 1;
+	while (i < argc && strcmp(argv[i], "--"))
+		i++;
+	for (; i < argc; i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return 1;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static struct dataplane dp;
@@ -207,6 +264,12 @@ int main(int argc, char **argv)
 	unsigned lcore, i;
 	int rc;
 
+	if (help_asked(argc, argv)) {
+		dp_config_usage(argv[0]);
+		printf("EAL arguments: DPDK's (-l CORES, --vdev, --no-pci, --file-prefix, ...; "
+		       "%s --no-huge --help lists them)\n", argv[0]);
+		return 0;
+	}
 	rc = rte_eal_init(argc, argv);
 	if (rc < 0) {
 		fprintf(stderr, "hbus-dataplane: EAL init failed: %s\n", rte_strerror(rte_errno));
@@ -227,7 +290,9 @@ int main(int argc, char **argv)
 	if (rc) {
 		teardown(&dp);
 		rte_eal_cleanup();
-		return 1;
+		if (rc == -EINTR)
+			HBUS_INFO("signal %d before start: stopped", (int)stop_signal);
+		return rc == -EINTR ? 0 : 1;
 	}
 	atomic_store_explicit(&dp.ctr.hdr->state, HBUS_DPC_RUNNING, memory_order_release);
 	i = 0;
@@ -242,14 +307,17 @@ int main(int argc, char **argv)
 
 	/* The main lcore only does control work (session, multicast, stats):
 	 * a 5 ms period keeps it off the CPU the workers' neighbours need. */
-	while (!stop_signal) {
+	while (!stop_signal && !dp.control.failed) {
 		struct timespec ts = { 0, 5000000 };
 
 		dp_control_step(&dp.control, dp_mono_ns());
 		nanosleep(&ts, NULL);
 	}
 
-	HBUS_INFO("signal %d: stopping", (int)stop_signal);
+	if (dp.control.failed)
+		HBUS_ERR("stopping: the counters file is not where hbusd looks (above)");
+	else
+		HBUS_INFO("signal %d: stopping", (int)stop_signal);
 	atomic_store_explicit(&dp.ctr.hdr->state, HBUS_DPC_STOPPING, memory_order_release);
 	atomic_store_explicit(&workers_stop, 1, memory_order_relaxed);
 	rte_eal_mp_wait_lcore(); /* each worker finishes its burst, closes its router */
@@ -257,5 +325,5 @@ int main(int argc, char **argv)
 	teardown(&dp);
 	rte_eal_cleanup();
 	HBUS_INFO("stopped");
-	return 0;
+	return dp.control.failed ? 1 : 0;
 }

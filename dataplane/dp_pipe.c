@@ -5,7 +5,7 @@
  * arp_requests, igmp_queries or a drop counter; every UDP datagram in
  * exactly one of hbus_frames, raw_dgrams or a drop; every message in
  * routed or a drop; every (message, queue) pair in delivered or a drop.
- * The identities are listed in dp_counters.h and checked by the tests.
+ * The identities are listed in dp_counter_ids.h and checked by the tests.
  * Hot counters accumulate in a per-burst struct and reach shared memory
  * once per burst; rare ones are added where they happen.
  */

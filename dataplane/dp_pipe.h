@@ -24,7 +24,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "dp_counters.h"
+#include "dp_counter_ids.h"
 #include "dp_seq.h"
 #include "hbus.h"
 #include "pkt.h"

@@ -13,7 +13,7 @@
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 
-#include "dp_counters.h"
+#include "dp_counter_ids.h"
 #include "dp_pipe.h"
 #include "dp_port.h"
 #include "log.h"

@@ -13,7 +13,7 @@
 
 #include <stdint.h>
 
-#include "dp_counters.h"
+#include "dp_counter_ids.h"
 
 /* A frame whose first sequence is this far below the expected one is a
  * restarted sender, not a duplicate: tracking starts over from it. */

@@ -8,7 +8,7 @@
 #ifndef HBUS_DP_TELEMETRY_H
 #define HBUS_DP_TELEMETRY_H
 
-#include "dp_counters.h"
+#include "dp_counter_ids.h"
 
 /* Register the commands; f must stay mapped until the process exits
  * (the telemetry thread may run a command at any time).  0 or -errno. */

@@ -235,6 +235,7 @@ void client_readers_put_locked(hbus_client *c, struct client_readers *cr)
 static int hello_locked(hbus_client *c)
 {
 	json_t *req, *reply = NULL;
+	const char *dir;
 	json_int_t owner;
 	int rc, fds[2] = { -1, -1 };
 
@@ -265,6 +266,8 @@ static int hello_locked(hbus_client *c)
 		rc = readers_adopt_locked(c, fds[1]);
 	if (rc)
 		goto out;
+	dir = json_string_value(json_object_get(reply, "bus_dir"));
+	snprintf(c->bus_dir, sizeof(c->bus_dir), "%s", dir && strlen(dir) < sizeof(c->bus_dir) ? dir : "");
 	atomic_store_explicit(&c->owner, (uint32_t)owner, memory_order_relaxed);
 	/* Resumed: hbusd kept our consumers and slots as they were. */
 	if ((uint32_t)owner != old)
@@ -301,6 +304,21 @@ static int session_open_locked(hbus_client *c)
 		rc = -ENOTCONN; /* hbusd went away again during the hello */
 	if (rc)
 		client_drop_locked(c);
+	return rc;
+}
+
+int client_bus_dir(hbus_client *c, char *buf, size_t cap)
+{
+	int rc;
+
+	if (!c || !buf || !cap)
+		return -EINVAL;
+	pthread_mutex_lock(&c->lock);
+	if (!c->bus_dir[0])
+		rc = -ENOENT;
+	else
+		rc = snprintf(buf, cap, "%s", c->bus_dir) < (int)cap ? 0 : -ENAMETOOLONG;
+	pthread_mutex_unlock(&c->lock);
 	return rc;
 }
 

@@ -59,6 +59,7 @@ struct hbus_client {
 	struct sockaddr_un addr;
 	char role[16];
 	char bus[HBUS_NAME_MAX + 1];
+	char bus_dir[256];                /* (L) hbusd's bus directory, from the last hello ("" if it did not say) */
 	_Atomic uint32_t owner;           /* owner id of the current session */
 	_Atomic uint64_t session_gen;     /* bumped by every successful hello */
 	struct client_routes *routes;     /* (L) head = current mapping */
@@ -122,6 +123,11 @@ int client_connect_retry(int fd, const struct sockaddr_un *addr);
 /* The same with c->lock held (inside the session code). */
 int client_request_locked(hbus_client *c, json_t *req, json_t **reply, int *fd);
 void client_set_error_locked(hbus_client *c, int code, const char *msg);
+
+/* The bus directory hbusd named in the last hello (hbus-dataplane keeps its
+ * counters file there): 0, -ENOENT when it named none (an older hbusd),
+ * -ENAMETOOLONG when it does not fit cap. */
+int client_bus_dir(hbus_client *c, char *buf, size_t cap);
 
 /* The current routes mapping and reader block (under c->lock). */
 struct hbus_routes *client_routes_locked(hbus_client *c);

@@ -87,7 +87,26 @@ struct hbus_queue_opts {
 	uint32_t owner;    /* 1..HBUS_OWNER_MAX: names this process in slot states */
 	uint32_t ack_mode; /* enum hbus_ack_mode */
 	uint32_t prefetch; /* manual mode: max unacked messages, 0 = capacity */
+	uint32_t flags;    /* HBUS_CONSUME_EXCLUSIVE, HBUS_PRODUCE_EXCLUSIVE */
 };
+
+/*
+ * Exclusive handles: the queue's only consumer, or its only producer, as
+ * hbusd granted (AMQP's exclusive consume; Aeron's ExclusivePublication;
+ * rte_ring's single-producer / single-consumer modes).  With no one to
+ * compete with, they take no locked instruction per message:
+ *   HBUS_CONSUME_EXCLUSIVE  claims a message with a plain store, moves the
+ *                           head with a plain store (not on a drop-head
+ *                           queue, where producers remove from the head);
+ *   HBUS_PRODUCE_EXCLUSIVE  claims its slots without a CAS and moves the
+ *                           tail with a plain store.
+ * Opening a handle exclusive without hbusd's grant breaks the queue for
+ * whoever else uses it (only the queues whose descriptors the process has).
+ * Recovery, acks, requeues and counters are the same as for shared handles
+ * (docs/QUEUE.md, "Exclusive handles").
+ */
+#define HBUS_CONSUME_EXCLUSIVE 0x1u
+#define HBUS_PRODUCE_EXCLUSIVE 0x2u
 
 /* A message to enqueue.  meta is an encoded hbus_meta block (may be empty). */
 struct hbus_out {

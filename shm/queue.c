@@ -58,7 +58,8 @@ int hbus_queue_open_fds(int fd, int data_fd, const struct hbus_queue_opts *opts,
 	int rc;
 
 	if (fd < 0 || !opts || !out || opts->owner == 0 || opts->owner > HBUS_OWNER_MAX ||
-	    opts->ack_mode > HBUS_ACK_MANUAL)
+	    opts->ack_mode > HBUS_ACK_MANUAL ||
+	    (opts->flags & ~(HBUS_CONSUME_EXCLUSIVE | HBUS_PRODUCE_EXCLUSIVE)))
 		return -EINVAL;
 	q = calloc(1, sizeof(*q));
 	if (!q)
@@ -69,6 +70,14 @@ int hbus_queue_open_fds(int fd, int data_fd, const struct hbus_queue_opts *opts,
 		q->owner = opts->owner;
 		q->ack_mode = opts->ack_mode;
 		q->prefetch = opts->prefetch ? opts->prefetch : (uint32_t)q->mask + 1;
+		/* On a drop-head queue producers remove from the head: the only
+		 * consumer still claims by CAS there. */
+		q->sc = (opts->flags & HBUS_CONSUME_EXCLUSIVE) &&
+			q->overflow != HBUS_OVERFLOW_DROP_HEAD;
+		q->sp = (opts->flags & HBUS_PRODUCE_EXCLUSIVE) && !q->read_only;
+		q->next_tail = atomic_load_explicit(&q->hdr->tail, RELAXED);
+		q->next_head = atomic_load_explicit(&q->hdr->head, RELAXED);
+		q->rewinds_seen = atomic_load_explicit(&q->hdr->head_gen, ACQUIRE);
 		rc = record_take(q);
 	}
 	if (rc) {

@@ -24,15 +24,24 @@ static inline int holds(const struct hbus_queue *q, uint64_t pos, unsigned held)
 	       slot_word(pos_lap(q, pos), q->holder, held);
 }
 
-/* Free a slot this handle holds (ack, release, reject): one journaled
- * transition to FREE(lap + 1). */
-static int free_held(struct hbus_queue *q, uint64_t pos, unsigned held, unsigned kind,
-		     unsigned ctr, int cp)
+/*
+ * Free a slot this handle holds (ack, release, reject): journal, a release
+ * store of FREE(lap + 1), count.  The caller checked that we hold it, and
+ * no one else moves a slot a live handle holds, so a store does what a CAS
+ * did, without the locked instruction (a process writing our slots behind
+ * our back can only disturb its own queue).
+ */
+static int free_held(struct hbus_queue *q, uint64_t pos, unsigned kind, unsigned ctr, int cp)
 {
-	uint64_t lap = pos_lap(q, pos);
+	uint64_t target = journal(q, kind, pos, ctr, 1);
 
-	return transition(q, pos, slot_word(lap, q->holder, held), slot_word(lap + 1, 0, SLOT_FREE),
-			  kind, ctr, cp);
+	CRASHPOINT_AT(cp);
+	atomic_store_explicit(slot_state(q, pos), slot_word(pos_lap(q, pos) + 1, 0, SLOT_FREE),
+			      RELEASE);
+	CRASHPOINT_AT(cp + 1);
+	count_done(q, ctr, target);
+	CRASHPOINT_AT(cp + 2);
+	return 0;
 }
 
 /* The view of a message for the dead-letter hook, from the copy taken
@@ -86,7 +95,6 @@ int queue_remove_ready(struct hbus_queue *q, uint64_t pos, uint64_t w, unsigned 
 	CRASHPOINT(REMOVE_FREE);
 	count_done(q, remove_ctr[why], target);
 	CRASHPOINT(REMOVE_COUNT);
-	cursor_help(&q->hdr->head, pos);
 	if (hook) {
 		q->dead_fn(q->dead_ctx, q, &m, remove_reason[why]);
 		count_plain(q, QC_DEAD_LETTERED, 1);
@@ -135,8 +143,7 @@ static inline int expired(const struct hbus_queue *q, const struct hbus_slot *s,
  */
 static int claim_head(struct hbus_queue *q, uint64_t *pos, uint64_t *now, int purge)
 {
-	_Atomic uint64_t *head = &q->hdr->head;
-	uint64_t h = atomic_load_explicit(head, RELAXED);
+	uint64_t h = head_start(q), h0 = h;
 	unsigned held = held_state(q);
 	uint64_t steps = walk_limit(q), target;
 
@@ -146,52 +153,66 @@ static int claim_head(struct hbus_queue *q, uint64_t *pos, uint64_t *now, int pu
 		uint64_t w = atomic_load_explicit(slot_state(q, h), ACQUIRE);
 		int64_t d = lap_diff(word_lap(w), lap);
 
-		if (d < 0)
-			return -EAGAIN; /* previous lap still held: nothing here yet */
-		if (d == 0) {
-			switch (word_state(w)) {
-			case SLOT_FREE:
-			case SLOT_WRITING:
-				return -EAGAIN;
-			case SLOT_READY:
-				if (purge || (q->ttl_ns && expired(q, s, now))) {
-					if (queue_remove_ready(q, h, w, purge ? REMOVE_PURGED
-									      : REMOVE_EXPIRED) == 0 &&
-					    purge)
-						return 0;
-					continue;
-				}
-				if (q->demote)
-					prefetch_ready_message(q, s);
-				/* The journal names the claim before the CAS: if the
-				 * CAS fails, the slot is not ours and recovery sees
-				 * the claim undone. */
-				target = journal(q, JR_CLAIM, h, QC_DELIVERED, 1);
-				CRASHPOINT(CLAIM_JOURNAL);
-				if (slot_cas(q, h, &w, slot_word(lap, q->holder, held), ACQUIRE)) {
-					CRASHPOINT(CLAIM_CAS);
-					cursor_help(head, h);
-					CRASHPOINT(CLAIM_CURSOR);
-					count_done(q, QC_DELIVERED, target);
-					CRASHPOINT(CLAIM_COUNT);
-					*pos = h;
+		if (d < 0 || (d == 0 && (word_state(w) == SLOT_FREE ||
+					 word_state(w) == SLOT_WRITING))) {
+			/* Nothing here yet: look here next time; and while we
+			 * wait anyway, tell the others how far we got. */
+			q->next_head = h;
+			if (!q->sc)
+				cursor_publish_head(q, h, 1);
+			return -EAGAIN;
+		}
+		if (d > 0) { /* position h is done with: we lag (lap_jump) */
+			h += lap_jump(q, d);
+			CRASHPOINT(CURSOR_JUMP);
+			continue;
+		}
+		switch (word_state(w)) {
+		case SLOT_READY:
+			if (purge || (q->ttl_ns && expired(q, s, now))) {
+				if (queue_remove_ready(q, h, w, purge ? REMOVE_PURGED : REMOVE_EXPIRED) == 0 &&
+				    purge) {
+					q->next_head = h + 1;
 					return 0;
 				}
 				continue;
-			case SLOT_SKIP:
-				if (!slot_cas(q, h, &w, slot_word(lap + 1, 0, SLOT_FREE), RELEASE))
-					continue;
-				CRASHPOINT(SKIP_CLEAR);
-				break;
-			default: /* claimed, or being removed */
-				break;
 			}
-			cursor_help(head, h);
-		} else {
-			cursor_advance(head, h, h + lap_jump(q, d)); /* the head lags */
-			CRASHPOINT(CURSOR_JUMP);
+			if (q->demote)
+				prefetch_ready_message(q, s);
+			/* The journal names the claim before the CAS: if the
+			 * CAS fails, the slot is not ours and recovery sees the
+			 * claim undone. */
+			target = journal(q, JR_CLAIM, h, QC_DELIVERED, 1);
+			CRASHPOINT(CLAIM_JOURNAL);
+			if (q->sc) {
+				/* The only consumer: no one else claims, removes or
+				 * moves the head here. */
+				atomic_store_explicit(slot_state(q, h), slot_word(lap, q->holder, held),
+						      RELAXED);
+				CRASHPOINT(CLAIM_CAS);
+				atomic_store_explicit(&q->hdr->head, h + 1, RELAXED);
+			} else {
+				if (!slot_cas(q, h, &w, slot_word(lap, q->holder, held), ACQUIRE))
+					continue;
+				CRASHPOINT(CLAIM_CAS);
+				cursor_publish_head(q, h + 1, h != h0 ? 1 : CURSOR_PUBLISH_BUSY);
+			}
+			q->next_head = h + 1;
+			CRASHPOINT(CLAIM_CURSOR);
+			count_done(q, QC_DELIVERED, target);
+			CRASHPOINT(CLAIM_COUNT);
+			*pos = h;
+			return 0;
+		case SLOT_SKIP:
+			if (!slot_cas(q, h, &w, slot_word(lap + 1, 0, SLOT_FREE), RELEASE))
+				continue;
+			CRASHPOINT(SKIP_CLEAR);
+			h++;
+			break;
+		default: /* claimed, or being removed: step past it */
+			h++;
+			break;
 		}
-		h = atomic_load_explicit(head, RELAXED);
 	}
 	count_plain(q, QC_CORRUPT, 1);
 	return -EUCLEAN;
@@ -245,10 +266,11 @@ int hbus_queue_consume(hbus_queue *q, struct hbus_msg *m)
 	return rc < 0 ? rc : -EAGAIN;
 }
 
-/* Could a consumer make progress at the head right now? */
+/* Could this consumer make progress right now?  At its own cursor: the
+ * shared head lags (a spurious wake-up after a requeue at most). */
 static int head_ready(const struct hbus_queue *q)
 {
-	uint64_t h = atomic_load_explicit(&q->hdr->head, RELAXED);
+	uint64_t h = pos_max(q->next_head, atomic_load_explicit(&q->hdr->head, RELAXED));
 	uint64_t w = atomic_load_explicit(slot_state(q, h), ACQUIRE);
 	int64_t d = lap_diff(word_lap(w), pos_lap(q, h));
 
@@ -334,7 +356,7 @@ int hbus_queue_ack_burst(hbus_queue *q, const struct hbus_msg *m, unsigned n)
 	manual = held == SLOT_CLAIMED;
 	for (i = 0; i < n; i++) {
 		if (holds(q, m[i].pos, held) &&
-		    free_held(q, m[i].pos, held, manual ? JR_ACK : JR_RELEASE,
+		    free_held(q, m[i].pos, manual ? JR_ACK : JR_RELEASE,
 			      manual ? QC_ACKED : QC_RELEASED, CRASHPOINT_ID(ACK_JOURNAL)) == 0)
 			done++;
 		else
@@ -356,7 +378,7 @@ int hbus_queue_ack(hbus_queue *q, const struct hbus_msg *m)
 /* nack(no requeue): dead-letter the held message, then free its slot.
  * The hook runs while we hold the slot (a kill in it: redelivered, and
  * the dead-letter copy may exist too: at least once, flagged). */
-static int reject(struct hbus_queue *q, uint64_t pos, unsigned held)
+static int reject(struct hbus_queue *q, uint64_t pos)
 {
 	struct hbus_msg m;
 
@@ -366,7 +388,7 @@ static int reject(struct hbus_queue *q, uint64_t pos, unsigned held)
 		count_plain(q, QC_DEAD_LETTERED, 1);
 	}
 	CRASHPOINT(REJECT_HOOK);
-	return free_held(q, pos, held, JR_REJECT, QC_REJECTED, CRASHPOINT_ID(REJECT_JOURNAL));
+	return free_held(q, pos, JR_REJECT, QC_REJECTED, CRASHPOINT_ID(REJECT_JOURNAL));
 }
 
 int hbus_queue_nack(hbus_queue *q, const struct hbus_msg *m, int requeue)
@@ -380,7 +402,7 @@ int hbus_queue_nack(hbus_queue *q, const struct hbus_msg *m, int requeue)
 	if (!holds(q, m->pos, held))
 		return -ESTALE;
 	rc = requeue ? queue_requeue(q, m->pos, slot_word(pos_lap(q, m->pos), q->holder, held))
-		     : reject(q, m->pos, held);
+		     : reject(q, m->pos);
 	if (rc)
 		return rc;
 	if (q->ack_mode == HBUS_ACK_MANUAL && q->unacked)

@@ -19,6 +19,8 @@
 	/* producer: one slot (reservations, and every unusual case) */                     \
 	X(ONE_CLAIM) X(ONE_CURSOR) X(ONE_WRITE) X(ONE_JOURNAL) X(ONE_PUBLISH) X(ONE_COUNT)   \
 	X(ABORT_JOURNAL) X(ABORT_CAS) X(ABORT_COUNT)                                         \
+	/* the only producer: a run claimed without a CAS, published in order */           \
+	X(XRUN_JOURNAL) X(XRUN_SLOT) X(XRUN_TAIL) X(XRUN_COUNT)                              \
 	/* clearing a skip, moving a lagging cursor */                                       \
 	X(SKIP_CLEAR) X(CURSOR_JUMP)                                                         \
 	/* consumer: claim; ack (manual) or release (auto) */                                \

@@ -44,6 +44,11 @@ struct hbus_queue {
 	uint32_t prefetch;
 	uint32_t unacked;
 	uint32_t held;          /* slots this handle holds now (claims, a reservation) */
+	uint64_t next_tail;     /* producer: where its last claim ended (cursors, above) */
+	uint64_t next_head;     /* consumer: the position after its last claim */
+	uint64_t rewinds_seen;  /* consumer: hdr->head_gen when next_head was set */
+	int sc;                 /* the only consumer (HBUS_CONSUME_EXCLUSIVE, not drop-head) */
+	int sp;                 /* the only producer (HBUS_PRODUCE_EXCLUSIVE) */
 	int demote;             /* HBUS_QUEUE_F_LATENCY */
 	/* This handle last found the ring full.  Set, a producer looks at the
 	 * tail slot before locking it and asks for no lines ahead: on a full
@@ -212,17 +217,32 @@ static inline int transition(struct hbus_queue *q, uint64_t pos, uint64_t from, 
 }
 
 /*
- * Move a cursor forward from pos to next, unless someone already moved it
- * past pos.  A CAS from the position we hold, never a store: a helper that
- * stalled between a load and a store could otherwise move the cursor back
- * by everything done meanwhile (80 000 slots after a 4 ms preemption, and
- * after 2^31 laps a lap distance of the wrong sign: a ring that refuses
- * every enqueue).  The cursor is then a lower bound of the true frontier
- * that only grows, so a walker's lag is the claims in flight.  The line is
- * its side's own (producers share the tail, consumers the head), so in the
- * common case the CAS is local; paid for by the counters, which are plain
- * stores to the handle's own record since layout 3.
+ * Cursors.  Each handle walks from its own cursor (next_tail, next_head:
+ * where its last claim ended), and the shared ones in the header are
+ * lower bounds that handles publish, by a CAS from the value they read, when
+ * they have nothing to do, when they walked over others' claims, and every
+ * CURSOR_PUBLISH_BUSY positions otherwise: a CAS never moves a cursor back (a helper
+ * that read a cursor, stalled for 4 ms and then stored would move it back
+ * by everything done meanwhile, and after 2^31 laps of that the sign of a
+ * lap distance flips and an empty ring refuses every enqueue), and off the
+ * critical path it costs what one per message did not (two locked
+ * instructions per message: 0.12 -> 0.16 us a 32-byte round trip,
+ * docs/BENCHMARKS.md, "Session 4").  A handle starts from the larger of
+ * its cursor and the shared one; claims stay in position order (a walk
+ * steps only over taken slots, so the first FREE one it meets is the
+ * lowest unclaimed).
+ *
+ * A requeue lowers the head and bumps its generation in one CAS
+ * (queue_requeue.c): consumers that see a new generation walk from the
+ * shared head again.
  */
+/* While a handle works alone and without pause, it publishes only every
+ * this many positions: the CAS waits for every store before it to drain,
+ * and paid on the critical path it showed at p99 (one round trip in 16
+ * slower at 16).  A handle that walked over others' claims, or has
+ * nothing to do, publishes at once. */
+#define CURSOR_PUBLISH_BUSY 1024u
+
 static inline void cursor_advance(_Atomic uint64_t *cursor, uint64_t pos, uint64_t next)
 {
 	/* Look first: a cursor someone already moved costs no locked op.
@@ -233,9 +253,107 @@ static inline void cursor_advance(_Atomic uint64_t *cursor, uint64_t pos, uint64
 	atomic_compare_exchange_strong_explicit(cursor, &pos, next, RELAXED, RELAXED);
 }
 
-static inline void cursor_help(_Atomic uint64_t *cursor, uint64_t pos)
+/* The larger of two positions (they are within half the position space of
+ * each other: cursors lag by less than a lap). */
+static inline uint64_t pos_max(uint64_t a, uint64_t b)
 {
-	cursor_advance(cursor, pos, pos + 1);
+	return (int64_t)(a - b) > 0 ? a : b;
+}
+
+/* Publish our cursor `next` to the shared one when it is at least `lag`
+ * ahead of it. */
+static inline void cursor_publish(_Atomic uint64_t *cursor, uint64_t next, uint64_t lag)
+{
+	uint64_t cur = atomic_load_explicit(cursor, RELAXED);
+
+	if ((int64_t)(next - cur) >= (int64_t)lag) {
+		CRASHPOINT(CURSOR_SEEN);
+		atomic_compare_exchange_strong_explicit(cursor, &cur, next, RELAXED, RELAXED);
+	}
+}
+
+/*
+ * The head and its generation (the requeues that lowered it) change
+ * together, in one 16-byte CAS: a consumer that publishes how far it got
+ * expects the generation it last saw, so it can never overwrite a head a
+ * requeue lowered behind its cursor (it would hide the requeued message),
+ * and a consumer that sees a new generation sees the lowered head with it.
+ * Read as generation, head, generation (the pair is written only whole).
+ */
+static inline void head_read(const struct hbus_queue *q, uint64_t *head, uint64_t *gen)
+{
+	uint64_t g;
+
+	do {
+		g = atomic_load_explicit(&q->hdr->head_gen, ACQUIRE);
+		*head = atomic_load_explicit(&q->hdr->head, ACQUIRE);
+	} while (atomic_load_explicit(&q->hdr->head_gen, ACQUIRE) != g);
+	*gen = g;
+}
+
+static inline int head_cas(struct hbus_queue *q, uint64_t head, uint64_t gen, uint64_t new_head,
+			   uint64_t new_gen)
+{
+#if defined(__x86_64__)
+	unsigned char ok;
+
+	__asm__ volatile("lock cmpxchg16b %1\n\tsete %0"
+			 : "=q"(ok), "+m"(*(volatile unsigned __int128 *)&q->hdr->head), "+a"(head),
+			   "+d"(gen)
+			 : "b"(new_head), "c"(new_gen)
+			 : "memory", "cc");
+	return ok;
+#else
+	unsigned __int128 want = (unsigned __int128)gen << 64 | head;
+
+	return __atomic_compare_exchange_n((unsigned __int128 *)&q->hdr->head, &want,
+					   (unsigned __int128)new_gen << 64 | new_head, 0,
+					   __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
+#endif
+}
+
+/* Publish a consumer's cursor `next` when it is at least `lag` ahead of the
+ * head, unless a requeue lowered the head since this consumer looked. */
+static inline void cursor_publish_head(struct hbus_queue *q, uint64_t next, uint64_t lag)
+{
+	uint64_t cur, gen;
+
+	head_read(q, &cur, &gen);
+	if ((int64_t)(next - cur) < (int64_t)lag || gen != q->rewinds_seen)
+		return;
+	CRASHPOINT(CURSOR_SEEN);
+	head_cas(q, cur, gen, next, gen);
+}
+
+/* Where a producer (consumer) handle starts looking for the next slot. */
+static inline uint64_t tail_start(const struct hbus_queue *q)
+{
+	return pos_max(q->next_tail, atomic_load_explicit(&q->hdr->tail, RELAXED));
+}
+
+static inline uint64_t head_start(struct hbus_queue *q)
+{
+	uint64_t h, gen;
+
+	head_read(q, &h, &gen);
+	if (gen != q->rewinds_seen) { /* a requeue lowered the head */
+		q->rewinds_seen = gen;
+		return h;
+	}
+	return pos_max(q->next_head, h);
+}
+
+/* A producer claimed [t, t + k): its cursor, and now and then the shared
+ * one (the only producer owns the shared one: a plain store).  A producer
+ * that had to step over others' claims (walked) publishes at once: others
+ * are producing, and the shared tail spares their walks. */
+static inline void tail_claimed(struct hbus_queue *q, uint64_t t, unsigned k, int walked)
+{
+	q->next_tail = t + k;
+	if (q->sp)
+		atomic_store_explicit(&q->hdr->tail, t + k, RELAXED);
+	else
+		cursor_publish(&q->hdr->tail, t + k, walked ? 1 : CURSOR_PUBLISH_BUSY);
 }
 
 /*
@@ -284,10 +402,6 @@ static inline uint64_t lap_jump(const struct hbus_queue *q, int64_t d)
 	return d > 2 ? (uint64_t)(d - 2) << q->shift : 1;
 }
 
-static inline void cursor_help_n(_Atomic uint64_t *cursor, uint64_t pos, unsigned n)
-{
-	cursor_advance(cursor, pos, pos + n);
-}
 
 /* How far into its slot a message of data_len bytes reaches (header
  * included), at most the stride: where prefetching or demoting its lines

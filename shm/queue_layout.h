@@ -152,6 +152,8 @@ enum jr_kind {
 	JR_DROP,       /* READY(L) -> FREE(L+1): dropped_head */
 	JR_PURGE,      /* READY(L) -> FREE(L+1): purged */
 	JR_REQUEUE,    /* CLAIMED*(L, h) -> READY(L), then the head back to it: requeued */
+	JR_XCOMMIT,    /* the only producer's run of jr_aux slots FREE(L) -> READY(L) in order:
+			  enqueued = jr_target + the published prefix */
 	JR_KINDS,
 	JR_FOREIGN = 0x80, /* the pre-state's holder is jr_aux2, not the record's own */
 };
@@ -196,8 +198,11 @@ struct hbus_queue_hdr {
 
 	/* Producers' cursor: next position to claim. */
 	alignas(HBUS_CURSOR_ALIGN) _Atomic uint64_t tail;
-	/* Consumers' cursor: next position to claim. */
+	/* Consumers' cursor: next position to claim; and beside it, changed
+	 * with it in one 16-byte CAS, the number of requeues that lowered it
+	 * (docs/QUEUE.md, "Cursors"). */
 	alignas(HBUS_CURSOR_ALIGN) _Atomic uint64_t head;
+	_Atomic uint64_t head_gen;
 	/* Blocking consumers sleep on futex_seq.  A sleeper sets its record's
 	 * bit in sleepers (one bit per record, so a sleeper killed in its
 	 * sleep is cleared by recovery, where a count could not say whose it

@@ -21,8 +21,7 @@
  */
 int queue_claim_tail(struct hbus_queue *q, uint64_t *pos, uint64_t *blocked)
 {
-	_Atomic uint64_t *tail = &q->hdr->tail;
-	uint64_t t = atomic_load_explicit(tail, RELAXED);
+	uint64_t t = tail_start(q), t0 = t;
 	uint64_t steps = walk_limit(q);
 
 	while (steps--) {
@@ -34,31 +33,27 @@ int queue_claim_tail(struct hbus_queue *q, uint64_t *pos, uint64_t *blocked)
 			if (word_state(w) == SLOT_FREE &&
 			    slot_cas(q, t, &w, slot_word(lap, q->holder, SLOT_WRITING), ACQUIRE)) {
 				CRASHPOINT(ONE_CLAIM);
-				cursor_help(tail, t);
+				tail_claimed(q, t, 1, t != t0);
 				CRASHPOINT(ONE_CURSOR);
 				note_full(q, 0);
 				*pos = t;
 				return 0;
 			}
+			/* Taken: step past it (a run: all of it). */
 			if (word_state(w) != SLOT_FREE)
-				/* taken: help the tail past it (a run: all of it) */
-				cursor_help_n(tail, t, word_state(w) == SLOT_WRITING ? word_run(w) : 1);
-			t = atomic_load_explicit(tail, RELAXED);
+				t += word_state(w) == SLOT_WRITING ? word_run(w) : 1;
 			continue;
 		}
-		if (d > 0) { /* position t is done with: the tail lags (lap_jump) */
-			cursor_advance(tail, t, t + lap_jump(q, d));
+		if (d > 0) { /* position t is done with: we lag (lap_jump) */
+			t += lap_jump(q, d);
 			CRASHPOINT(CURSOR_JUMP);
-			t = atomic_load_explicit(tail, RELAXED);
 			continue;
 		}
 		/* The previous lap still occupies the slot: the ring is full,
 		 * unless what is there can be cleared. */
 		if (word_state(w) == SLOT_SKIP) {
-			if (slot_cas(q, t, &w, slot_word(lap, 0, SLOT_FREE), RELEASE)) {
+			if (slot_cas(q, t, &w, slot_word(lap, 0, SLOT_FREE), RELEASE))
 				CRASHPOINT(SKIP_CLEAR);
-				cursor_help(&q->hdr->head, t - q->mask - 1);
-			}
 			continue;
 		}
 		if (word_state(w) == SLOT_READY && q->overflow == HBUS_OVERFLOW_DROP_HEAD) {
@@ -67,6 +62,10 @@ int queue_claim_tail(struct hbus_queue *q, uint64_t *pos, uint64_t *blocked)
 			queue_remove_ready(q, t - q->mask - 1, w, REMOVE_DROPPED);
 			continue;
 		}
+		/* Full: we wait anyway, tell the others how far we got. */
+		q->next_tail = t;
+		if (!q->sp)
+			cursor_publish(&q->hdr->tail, t, 1);
 		*pos = t;
 		if (blocked)
 			*blocked = w;
@@ -162,7 +161,7 @@ static inline void write_slot(struct hbus_slot *s, const struct hbus_out *m)
  */
 static inline void prefetch_tail(const struct hbus_queue *q, unsigned n)
 {
-	uint64_t t = atomic_load_explicit(&q->hdr->tail, RELAXED);
+	uint64_t t = tail_start(q);
 	unsigned i;
 
 	if (n > 64)
@@ -182,7 +181,7 @@ static inline void prefetch_tail(const struct hbus_queue *q, unsigned n)
  */
 static inline void prefetch_first_message(const struct hbus_queue *q, const struct hbus_out *m)
 {
-	const char *s = (const char *)slot_at(q, atomic_load_explicit(&q->hdr->tail, RELAXED));
+	const char *s = (const char *)slot_at(q, tail_start(q));
 	uint32_t end = slot_extent(q, (uint64_t)m->meta_len + m->body_len);
 
 	for (uint32_t off = HBUS_CACHE_LINE; off < end; off += HBUS_CACHE_LINE)
@@ -202,8 +201,7 @@ static inline void prefetch_first_message(const struct hbus_queue *q, const stru
  */
 static unsigned claim_run(struct hbus_queue *q, unsigned n, uint64_t *pos)
 {
-	_Atomic uint64_t *tail = &q->hdr->tail;
-	uint64_t t = atomic_load_explicit(tail, RELAXED);
+	uint64_t t = tail_start(q);
 	uint64_t w = slot_word(pos_lap(q, t), 0, SLOT_FREE);
 	unsigned k;
 
@@ -229,7 +227,7 @@ static unsigned claim_run(struct hbus_queue *q, unsigned n, uint64_t *pos)
 	if (!slot_cas(q, t, &w, slot_word_run(pos_lap(q, t), q->holder, SLOT_WRITING, k), ACQUIRE))
 		return 0;
 	CRASHPOINT(RUN_CLAIM);
-	cursor_help_n(tail, t, k);
+	tail_claimed(q, t, k, 0);
 	CRASHPOINT(RUN_CURSOR);
 	note_full(q, 0);
 	*pos = t;
@@ -264,6 +262,59 @@ static void publish_run(struct hbus_queue *q, uint64_t pos, const struct hbus_ou
 	count_done(q, QC_ENQUEUED, target);
 	CRASHPOINT(RUN_COUNT);
 	demote_slot(q, s, (uint32_t)m[0].meta_len + m[0].body_len);
+}
+
+/*
+ * The only producer (HBUS_PRODUCE_EXCLUSIVE): no one else claims at the
+ * tail (a requeue goes back to its own position, hbusd never claims there,
+ * and hbusd grants no other writer), so the slots from the tail that are
+ * FREE at their lap are ours without a CAS, and the tail is ours to store.
+ * Returns how many (at most n), 0 when the slot at the tail is not FREE
+ * (full, a skip, drop-head...): the one-slot path handles those, by CAS.
+ */
+static unsigned claim_run_sp(struct hbus_queue *q, unsigned n, uint64_t *pos)
+{
+	uint64_t t = tail_start(q);
+	unsigned k;
+
+	if (n > q->mask + 1)
+		n = (unsigned)q->mask + 1;
+	for (k = 0; k < n; k++)
+		if (atomic_load_explicit(slot_state(q, t + k), ACQUIRE) !=
+		    slot_word(pos_lap(q, t + k), 0, SLOT_FREE))
+			break;
+	*pos = t;
+	return k;
+}
+
+/*
+ * Write and publish the only producer's run in order, each slot READY by a
+ * release store as soon as it is written (consumers may take the first
+ * while the rest is written: there is no claim to wait behind).  The
+ * journal names the run's first slot and length and the counter's value
+ * before it: recovery counts the published prefix (docs/QUEUE.md).
+ */
+static void publish_run_sp(struct hbus_queue *q, uint64_t pos, const struct hbus_out *m, unsigned k)
+{
+	uint64_t ts = q->ttl_ns ? hbus_now_ns() : 0;
+	uint64_t base = journal_ex(q, JR_XCOMMIT, pos, QC_ENQUEUED, 0, k, 0);
+
+	CRASHPOINT(XRUN_JOURNAL);
+	for (unsigned j = 0; j < k; j++) {
+		struct hbus_slot *s = slot_at(q, pos + j);
+
+		write_slot(s, &m[j]);
+		s->enq_ts_ns = ts;
+		atomic_store_explicit(slot_state(q, pos + j),
+				      slot_word(pos_lap(q, pos + j), 0, SLOT_READY), RELEASE);
+		CRASHPOINT(XRUN_SLOT);
+		demote_slot(q, s, (uint32_t)m[j].meta_len + m[j].body_len);
+	}
+	tail_claimed(q, pos, k, 0);
+	CRASHPOINT(XRUN_TAIL);
+	count_done(q, QC_ENQUEUED, base + k);
+	CRASHPOINT(XRUN_COUNT);
+	note_full(q, 0);
 }
 
 /* The messages at m[0..n) that fit a slot, at most SLOT_RUN_MAX. */
@@ -326,7 +377,13 @@ int hbus_queue_enqueue_burst(hbus_queue *q, const struct hbus_out *m, unsigned n
 	while (i < n) {
 		unsigned k = count_valid(q, m + i, n - i);
 
-		if (k && (k = claim_run(q, k, &pos)) != 0) {
+		if (k && q->sp && (k = claim_run_sp(q, k, &pos)) != 0) {
+			publish_run_sp(q, pos, m + i, k);
+			i += k;
+			runs++;
+			continue;
+		}
+		if (k && !q->sp && (k = claim_run(q, k, &pos)) != 0) {
 			publish_run(q, pos, m + i, k);
 			i += k;
 			runs++;

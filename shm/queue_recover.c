@@ -82,6 +82,20 @@ void queue_settle(struct hbus_queue *q, struct hbus_qrec *r)
 		return;
 	if (kind >= JR_KINDS || jr_idx(op) > q->mask) {
 		count_plain(q, QC_CORRUPT, 1); /* not a journal any handle writes */
+	} else if (kind == JR_XCOMMIT) {
+		/* The only producer's run, published in order: its published
+		 * prefix (slots no longer FREE at their lap; consumed ones have
+		 * moved on) is what was enqueued. */
+		uint64_t pos = pos_near(q, atomic_load_explicit(&q->hdr->tail, RELAXED), jr_idx(op),
+					jr_lap(op));
+		uint64_t k = atomic_load_explicit(&r->jr_aux, RELAXED), j;
+
+		for (j = 0; j < k && j <= q->mask; j++)
+			if (atomic_load_explicit(slot_state(q, pos + j), ACQUIRE) ==
+			    slot_word(pos_lap(q, pos + j), 0, SLOT_FREE))
+				break;
+		atomic_store_explicit(&r->c[QC_ENQUEUED],
+				      atomic_load_explicit(&r->jr_target, RELAXED) + j, RELAXED);
 	} else {
 		h = jr_kind(op) & JR_FOREIGN ? (uint32_t)atomic_load_explicit(&r->jr_aux2, RELAXED)
 					     : own;

@@ -22,15 +22,16 @@
 #include <errno.h>
 #include <string.h>
 
-/* Lower the head to pos unless it is there or lower already. */
+/* Lower the head to pos unless it is there or lower already, and bump its
+ * generation, in one CAS: every consumer walks from it again (their own
+ * cursors are ahead), and none can publish past it unseen. */
 void queue_rewind_head(struct hbus_queue *q, uint64_t pos)
 {
-	_Atomic uint64_t *head = &q->hdr->head;
-	uint64_t cur = atomic_load_explicit(head, RELAXED);
+	uint64_t h, gen;
 
-	while ((int64_t)(cur - pos) > 0 &&
-	       !atomic_compare_exchange_weak_explicit(head, &cur, pos, RELEASE, RELAXED))
-		;
+	do
+		head_read(q, &h, &gen);
+	while (!head_cas(q, h, gen, (int64_t)(h - pos) > 0 ? pos : h, gen + 1));
 }
 
 int queue_requeue(struct hbus_queue *q, uint64_t pos, uint64_t held)

@@ -1,6 +1,7 @@
 /*
  * test_dp_counters.c - the dataplane's counters file (create, map, read,
- * stale-file takeover, corrupt-file refusal) and its option parser.
+ * stale-file takeover, corrupt-file refusal), its option parser and the
+ * operator hints drawn from the counters.
  * Pure C: no DPDK, no root.
  */
 #include <criterion/criterion.h>
@@ -16,7 +17,8 @@
 #include <unistd.h>
 
 #include "dp_config.h"
-#include "dp_counters.h"
+#include "dp_counter_ids.h"
+#include "dp_hint.h"
 
 static char dir[128];
 
@@ -36,7 +38,7 @@ static void teardown(void)
 
 static const struct hbus_dpc_info info = {
 	.name = "dp", .bus = "b", .ip = "10.0.0.1/24", .port_name = "net_null0",
-	.port_id = 3, .hbus_udp_port = 5900, .max_lcores = 4,
+	.port_id = 3, .hbus_udp_port = 5900, .max_lcores = 4, HBUS_DPC_DATAPLANE_COUNTERS,
 };
 
 TestSuite(dp_counters, .init = setup, .fini = teardown);
@@ -160,6 +162,42 @@ Test(dp_counters, create_rejects_bad_names)
 	bad = info;
 	bad.max_lcores = 0;
 	cr_assert_eq(hbus_dpc_create(dir, &bad, &w), -EINVAL);
+	/* The format (shm/) has no counters of its own: a writer that names
+	 * none, or more than the layout takes, is refused. */
+	bad = info;
+	bad.counter_name = NULL;
+	cr_assert_eq(hbus_dpc_create(dir, &bad, &w), -EINVAL);
+	bad = info;
+	bad.n_counters = 0;
+	cr_assert_eq(hbus_dpc_create(dir, &bad, &w), -EINVAL);
+	bad = info;
+	bad.n_counters = HBUS_DPC_MAX_COUNTERS + 1;
+	cr_assert_eq(hbus_dpc_create(dir, &bad, &w), -EINVAL);
+	bad = info;
+	bad.port_counter_name = NULL;
+	cr_assert_eq(hbus_dpc_create(dir, &bad, &w), -EINVAL);
+}
+
+/* A name the writer has no text for is written as "?", never left empty. */
+static const char *sparse_name(unsigned id)
+{
+	return id == 1 ? NULL : hbus_dpc_name(id);
+}
+
+Test(dp_counters, create_names_missing_counter)
+{
+	struct hbus_dpc_file w, r;
+	struct hbus_dpc_info i2 = info;
+	char path[512];
+
+	i2.counter_name = sparse_name;
+	cr_assert_eq(hbus_dpc_create(dir, &i2, &w), 0);
+	snprintf(path, sizeof(path), "%s/dp.counters", dir);
+	cr_assert_eq(hbus_dpc_open(path, &r), 0);
+	cr_assert_str_eq(hbus_dpc_file_name(&r, 1), "?");
+	cr_assert_str_eq(hbus_dpc_file_name(&r, 2), hbus_dpc_name(2));
+	hbus_dpc_close(&r);
+	hbus_dpc_destroy(&w, dir);
 }
 
 /* ---------------------------------------------------------- options */
@@ -235,4 +273,20 @@ Test(dp_config, bad_input_gets_a_message)
 			     "case %u accepted", i);
 		cr_assert_gt(strlen(err), 10, "case %u: no message", i);
 	}
+}
+
+/* ------------------------------------------------------------- hints */
+
+Test(dp_hint, csum_due_once_when_bad_checksums_dominate)
+{
+	struct dp_hint h = { 0 };
+
+	/* A few corrupt datagrams among good ones are traffic. */
+	cr_assert_eq(dp_hint_csum_due(&h, DP_HINT_CSUM_MIN - 1, 0), 0);
+	cr_assert_eq(dp_hint_csum_due(&h, 1000, 1000), 0);
+	cr_assert_eq(dp_hint_csum_due(&h, 1000, 5000), 0);
+	/* Most of them failing is configuration: said once, never again. */
+	cr_assert_eq(dp_hint_csum_due(&h, DP_HINT_CSUM_MIN, 0), 1);
+	cr_assert_eq(dp_hint_csum_due(&h, 10 * DP_HINT_CSUM_MIN, 0), 0);
+	cr_assert_eq(dp_hint_csum_due(&h, 1u << 30, 1), 0);
 }

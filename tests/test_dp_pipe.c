@@ -3,7 +3,7 @@
  * without DPDK: frames built in memory go through dp_pipe_burst into real
  * queue rings routed by a real compiled table (dp_localbus), and every
  * message is checked on the consumer side (meta, body, order) and every
- * frame in a counter, with the accounting identities of dp_counters.h.
+ * frame in a counter, with the accounting identities of dp_counter_ids.h.
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -98,7 +98,7 @@ static uint64_t parser_drops(void)
 	return s;
 }
 
-/* The identities of dp_counters.h: every frame, datagram, message and
+/* The identities of dp_counter_ids.h: every frame, datagram, message and
  * (message, queue) pair lands in exactly one counter. */
 static void check_identities(void)
 {

@@ -39,7 +39,7 @@
 
 struct knobs {
 	unsigned reserve : 1, aborts : 1, auto_ack : 1, ttl_sleep : 1, purge : 1, hook : 1,
-		wait : 1;
+		wait : 1, xp : 1, xc : 1; /* the only producer, the only consumer */
 	unsigned burst_max, len_max;
 };
 
@@ -71,9 +71,9 @@ static void count_hook(void *ctx, hbus_queue *q, const struct hbus_msg *m,
 /* The data file of the case's queue when it is protected (-1: none). */
 static int case_dfd = -1;
 
-static hbus_queue *open_as(int fd, uint32_t owner, uint32_t ack_mode)
+static hbus_queue *open_as(int fd, uint32_t owner, uint32_t ack_mode, uint32_t flags)
 {
-	struct hbus_queue_opts o = { .owner = owner, .ack_mode = ack_mode };
+	struct hbus_queue_opts o = { .owner = owner, .ack_mode = ack_mode, .flags = flags };
 	hbus_queue *q = NULL;
 
 	if (hbus_queue_open_fds(fd, case_dfd, &o, &q))
@@ -154,8 +154,9 @@ static uint32_t id_of(const struct hbus_msg *m)
 
 static void work_mixed(int fd, struct ledger *l, const struct knobs *k, unsigned seed)
 {
-	hbus_queue *p = open_as(fd, VICTIM, HBUS_ACK_AUTO);
-	hbus_queue *c = open_as(fd, VICTIM, k->auto_ack ? HBUS_ACK_AUTO : HBUS_ACK_MANUAL);
+	hbus_queue *p = open_as(fd, VICTIM, HBUS_ACK_AUTO, k->xp ? HBUS_PRODUCE_EXCLUSIVE : 0);
+	hbus_queue *c = open_as(fd, VICTIM, k->auto_ack ? HBUS_ACK_AUTO : HBUS_ACK_MANUAL,
+				k->xc ? HBUS_CONSUME_EXCLUSIVE : 0);
 	struct hbus_msg held[HELD_MAX], got[8];
 	unsigned nheld = 0;
 	uint32_t id = 0;
@@ -220,7 +221,7 @@ static void work_mixed(int fd, struct ledger *l, const struct knobs *k, unsigned
 /* The child as hbusd: recover a dead owner the parent set up. */
 static void work_recover(int fd, struct ledger *l, const struct knobs *k, unsigned seed)
 {
-	hbus_queue *h = open_as(fd, VICTIM, HBUS_ACK_AUTO);
+	hbus_queue *h = open_as(fd, VICTIM, HBUS_ACK_AUTO, 0);
 	struct hbus_recovery r;
 
 	(void)l, (void)k, (void)seed;
@@ -264,7 +265,7 @@ static void setup_dead(int fd, struct ledger *l, int fill)
 	if (fill)
 		return; /* full: the claims must be requeued in place */
 	/* The next READY message was being dropped by it. */
-	t = atomic_load(&p->hdr->head);
+	t = a->next_head;
 	lap = pos_lap(p, t);
 	cr_assert_eq(atomic_load(slot_state(p, t)), slot_word(lap, 0, SLOT_READY));
 	atomic_store(slot_state(p, t), slot_word_run(lap, p->holder, SLOT_REMOVING, REMOVE_DROPPED + 1));
@@ -272,7 +273,7 @@ static void setup_dead(int fd, struct ledger *l, int fill)
 	 * of its slots published, the first still WRITING. */
 	ledger_add(l, EV_ENQ_BEGIN, id, 0, 0, 1);
 	cr_assert_eq(hbus_queue_reserve(p, &r), 0);
-	t = atomic_load(&p->hdr->tail);
+	t = p->next_tail;
 	atomic_store(slot_state(p, t), slot_word_run(pos_lap(p, t), p->holder, SLOT_WRITING, 3));
 	atomic_store(slot_state(p, t + 2), slot_word(pos_lap(p, t + 2), 0, SLOT_READY));
 	atomic_store(&p->hdr->tail, t + 3);
@@ -319,6 +320,12 @@ static const struct scenario scenarios[] = {
 	  .k = { .burst_max = 16, .len_max = 1344 } },
 	{ .name = "protected", .cfg = CFG(16, 200, HBUS_OVERFLOW_DROP_HEAD, 0, HBUS_QUEUE_F_PROTECTED),
 	  .k = { .burst_max = 8, .len_max = 200, .hook = 1 } },
+	{ .name = "exclusive-producer", .cfg = CFG(16, 64, HBUS_OVERFLOW_REJECT, 0, 0),
+	  .k = { .burst_max = 12, .len_max = 64, .xp = 1 } },
+	{ .name = "exclusive-consumer", .cfg = CFG(16, 64, HBUS_OVERFLOW_REJECT, 0, 0),
+	  .k = { .burst_max = 12, .len_max = 64, .xc = 1, .wait = 1 } },
+	{ .name = "exclusive-both", .cfg = CFG(8, 300, HBUS_OVERFLOW_REJECT, 0, HBUS_QUEUE_F_LATENCY),
+	  .k = { .burst_max = 6, .len_max = 300, .xp = 1, .xc = 1, .auto_ack = 1 } },
 	{ .name = "purge", .cfg = CFG(32, 64, HBUS_OVERFLOW_REJECT, 0, 0),
 	  .k = { .burst_max = 6, .len_max = 64, .purge = 1 } },
 	{ .name = "lagging-cursors", .cfg = CFG(16, 64, HBUS_OVERFLOW_REJECT, 0, 0),

@@ -146,7 +146,7 @@ static void dead_unmarked_run(int tail_moved)
 	/* A live producer goes past the whole run, never into it. */
 	make_burst(1, 100, 3);
 	cr_assert_eq(hbus_queue_enqueue_burst(q, out, 3), 3);
-	cr_assert_eq(atomic_load(&q->hdr->tail), 7);
+	cr_assert_eq(q->next_tail, 7, "past the whole run, never into it");
 	cr_assert_eq(hbus_queue_consume(q, &m), -EAGAIN, "blocked behind the dead run");
 	cr_assert_eq(hbus_queue_recover_owner(q, 60, &rec), 0);
 	cr_assert_eq(rec.skipped, 4, "the run's first slot and its three unpublished slots");
@@ -359,12 +359,12 @@ Test(queue_run, full_ring_hint_is_set_by_a_refusal_and_cleared_by_a_claim)
 
 	make_burst(1, 0, 16);
 	cr_assert_eq(hbus_queue_enqueue_burst(q, out, 16), 16);
-	cr_assert_eq(atomic_load(&q->full_hint), 0);
+	cr_assert_eq(q->full_hint, 0);
 	for (i = 0; i < 16; i++)
 		words[i] = atomic_load(&slot_at(q, i)->state);
 	make_burst(1, 16, 8);
 	cr_assert_eq(hbus_queue_enqueue_burst(q, out, 8), -ENOBUFS);
-	cr_assert_eq(atomic_load(&q->full_hint), 1);
+	cr_assert_eq(q->full_hint, 1);
 	cr_assert_eq(hbus_queue_enqueue_burst(q, out, 8), -ENOBUFS, "again, now looking first");
 	cr_assert_eq(hbus_queue_enqueue(q, &out[0]), -ENOBUFS);
 	for (i = 0; i < 16; i++)
@@ -377,13 +377,13 @@ Test(queue_run, full_ring_hint_is_set_by_a_refusal_and_cleared_by_a_claim)
 		cr_assert_eq(hbus_queue_ack_burst(q, m, 3), 0);
 	}
 	cr_assert_eq(hbus_queue_enqueue_burst(q, out, 8), 3);
-	cr_assert_eq(atomic_load(&q->full_hint), 1, "the fourth found it full");
+	cr_assert_eq(q->full_hint, 1, "the fourth found it full");
 	next = 3;
 	cr_assert_eq(drain_in_order(q, &next), 16);
 	cr_assert_eq(next, 19);
 	make_burst(1, 19, 4);
 	cr_assert_eq(hbus_queue_enqueue_burst(q, out, 4), 4);
-	cr_assert_eq(atomic_load(&q->full_hint), 0, "a claim clears it");
+	cr_assert_eq(q->full_hint, 0, "a claim clears it");
 	cr_assert_eq(drain_in_order(q, &next), 4);
 	assert_stats(q, 23, 0, 23);
 	hbus_queue_close(q);

@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "dp_counters.h"
+#include "dp_counter_ids.h"
 #include "hbusd_harness.h"
 
 static struct hb_env env;
@@ -71,7 +71,7 @@ static void make_dp(const char *name, unsigned n, struct hbus_dpc_file *f)
 {
 	struct hbus_dpc_info info = { .name = name, .bus = env.bus, .ip = "10.9.0.1/24",
 				      .port_name = "net_null0", .port_id = 3, .hbus_udp_port = 5900,
-				      .max_lcores = n };
+				      .max_lcores = n, HBUS_DPC_DATAPLANE_COUNTERS };
 	struct hbus_dpc_stream *s;
 
 	cr_assert_eq(hbus_dpc_create(bus_dir, &info, f), 0);
@@ -131,7 +131,7 @@ static json_int_t num(json_t *o, const char *k)
 	return json_integer_value(v);
 }
 
-/* The identities of dp_counters.h over one counters object. */
+/* The identities of dp_counter_ids.h over one counters object. */
 static void check_identities(json_t *c)
 {
 	json_int_t parser = 0, rx = num(c, "rx_pkts");

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""dpstat.py FILE: print a dataplane counters file (dataplane/dp_counters.h)
+"""dpstat.py FILE: print a dataplane counters file (shm/dp_counters.h)
 as JSON: {"name", "pid", "state", "totals": {counter: sum over lcores},
 "port": {...}, "lcores": [{...}], "streams": [{...}]}.
 

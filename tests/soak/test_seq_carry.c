@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "dp_counters.h"
+#include "dp_counter_ids.h"
 #include "dp_seq.h"
 
 static char dir[128], path[256];
@@ -38,7 +38,7 @@ TestSuite(seq_carry, .init = setup, .fini = teardown);
 
 static const struct hbus_dpc_info info = {
 	.name = "dp", .bus = "b", .ip = "10.0.0.1/24", .port_name = "net_null0",
-	.max_lcores = 2,
+	.max_lcores = 2, HBUS_DPC_DATAPLANE_COUNTERS,
 };
 
 /* A dataplane's counters file and the sequence tracker of its lcore li. */

@@ -1,10 +1,9 @@
 /*
  * dp_counters.c - create, map and read the dataplane counters file (see
- * dp_counters.h for the layout and the accounting identities).
+ * dp_counters.h for the layout).
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,92 +16,14 @@
 
 #define ALIGN_UP(x, a) (((x) + (a) - 1) & ~(uint64_t)((a) - 1))
 
-static const char *const dpc_names[HBUS_DPC__COUNT - HBUS_DPC_RX_PKTS] = {
-	[HBUS_DPC_RX_PKTS - HBUS_DPC_RX_PKTS]             = "rx_pkts",
-	[HBUS_DPC_RX_BYTES - HBUS_DPC_RX_PKTS]            = "rx_bytes",
-	[HBUS_DPC_BURSTS - HBUS_DPC_RX_PKTS]              = "bursts",
-	[HBUS_DPC_UDP_PKTS - HBUS_DPC_RX_PKTS]            = "udp_pkts",
-	[HBUS_DPC_ARP_REQUESTS - HBUS_DPC_RX_PKTS]        = "arp_requests",
-	[HBUS_DPC_ARP_REPLIES - HBUS_DPC_RX_PKTS]         = "arp_replies",
-	[HBUS_DPC_IGMP_QUERIES - HBUS_DPC_RX_PKTS]        = "igmp_queries",
-	[HBUS_DPC_TX_FAILED - HBUS_DPC_RX_PKTS]           = "tx_failed",
-	[HBUS_DPC_DROP_MULTISEG - HBUS_DPC_RX_PKTS]       = "drop_multiseg",
-	[HBUS_DPC_HBUS_FRAMES - HBUS_DPC_RX_PKTS]         = "hbus_frames",
-	[HBUS_DPC_HEARTBEATS - HBUS_DPC_RX_PKTS]          = "heartbeats",
-	[HBUS_DPC_RAW_DGRAMS - HBUS_DPC_RX_PKTS]          = "raw_dgrams",
-	[HBUS_DPC_DROP_NO_UDPMAP - HBUS_DPC_RX_PKTS]      = "drop_no_udpmap",
-	[HBUS_DPC_DROP_NO_TABLE - HBUS_DPC_RX_PKTS]       = "drop_no_table",
-	[HBUS_DPC_DROP_FRAME_MAGIC - HBUS_DPC_RX_PKTS]    = "drop_frame_magic",
-	[HBUS_DPC_DROP_FRAME_VERSION - HBUS_DPC_RX_PKTS]  = "drop_frame_version",
-	[HBUS_DPC_DROP_FRAME_LENGTH - HBUS_DPC_RX_PKTS]   = "drop_frame_length",
-	[HBUS_DPC_DROP_RECORD_LENGTH - HBUS_DPC_RX_PKTS]  = "drop_record_length",
-	[HBUS_DPC_MSGS - HBUS_DPC_RX_PKTS]                = "msgs",
-	[HBUS_DPC_DROP_BAD_META - HBUS_DPC_RX_PKTS]       = "drop_bad_meta",
-	[HBUS_DPC_DROP_NO_EXCHANGE - HBUS_DPC_RX_PKTS]    = "drop_no_exchange",
-	[HBUS_DPC_DROP_NO_ROUTE - HBUS_DPC_RX_PKTS]       = "drop_no_route",
-	[HBUS_DPC_ROUTED - HBUS_DPC_RX_PKTS]              = "routed",
-	[HBUS_DPC_ENQUEUES - HBUS_DPC_RX_PKTS]            = "enqueues",
-	[HBUS_DPC_DELIVERED - HBUS_DPC_RX_PKTS]           = "delivered",
-	[HBUS_DPC_DROP_QUEUE_FULL - HBUS_DPC_RX_PKTS]     = "drop_queue_full",
-	[HBUS_DPC_DROP_OVERSIZE - HBUS_DPC_RX_PKTS]       = "drop_oversize",
-	[HBUS_DPC_DROP_NO_QUEUE - HBUS_DPC_RX_PKTS]       = "drop_no_queue",
-	[HBUS_DPC_SEQ_GAPS - HBUS_DPC_RX_PKTS]            = "seq_gaps",
-	[HBUS_DPC_SEQ_DUPS - HBUS_DPC_RX_PKTS]            = "seq_dups",
-	[HBUS_DPC_SEQ_RESETS - HBUS_DPC_RX_PKTS]          = "seq_resets",
-	[HBUS_DPC_STREAMS_UNTRACKED - HBUS_DPC_RX_PKTS]   = "streams_untracked",
-};
-
-static const char *const dpc_port_names[HBUS_DPC_PORT__COUNT] = {
-	[HBUS_DPC_PORT_IPACKETS]     = "port_ipackets",
-	[HBUS_DPC_PORT_IBYTES]       = "port_ibytes",
-	[HBUS_DPC_PORT_IMISSED]      = "port_imissed",
-	[HBUS_DPC_PORT_IERRORS]      = "port_ierrors",
-	[HBUS_DPC_PORT_RX_NOMBUF]    = "port_rx_nombuf",
-	[HBUS_DPC_PORT_KERNEL_DROPS] = "port_kernel_drops",
-	[HBUS_DPC_PORT_OPACKETS]     = "port_opackets",
-	[HBUS_DPC_PORT_OBYTES]       = "port_obytes",
-	[HBUS_DPC_PORT_OERRORS]      = "port_oerrors",
-	[HBUS_DPC_PORT_MCAST_GROUPS] = "mcast_groups",
-	[HBUS_DPC_PORT_IGMP_REPORTS] = "igmp_reports",
-	[HBUS_DPC_PORT_RECONNECTS]   = "reconnects",
-	[HBUS_DPC_PORT_TABLE_GEN]    = "table_generation",
-};
-
-/* Parser drop names get a "drop_" prefix: built once, read-only after. */
-static char parser_names[HBUS_PKT_DROP__COUNT][HBUS_DPC_NAME_LEN];
-static pthread_once_t parser_names_once = PTHREAD_ONCE_INIT;
-
-static void parser_names_init(void)
-{
-	for (unsigned id = 0; id < HBUS_PKT_DROP__COUNT; id++)
-		snprintf(parser_names[id], HBUS_DPC_NAME_LEN, "drop_%s",
-			 id == HBUS_PKT_DROP_NONE ? "unused" : hbus_pkt_drop_name(id));
-}
-
-const char *hbus_dpc_name(unsigned id)
-{
-	if (id < HBUS_PKT_DROP__COUNT) {
-		pthread_once(&parser_names_once, parser_names_init);
-		return parser_names[id];
-	}
-	if (id < HBUS_DPC__COUNT)
-		return dpc_names[id - HBUS_DPC_RX_PKTS];
-	return NULL;
-}
-
-const char *hbus_dpc_port_name(unsigned id)
-{
-	return id < HBUS_DPC_PORT__COUNT ? dpc_port_names[id] : NULL;
-}
-
 /* Offsets of every part for a file with max_lcores blocks. */
-static void layout(struct hbus_dpc_hdr *h, uint32_t max_lcores)
+static void layout(struct hbus_dpc_hdr *h, const struct hbus_dpc_info *info)
 {
 	uint64_t off = ALIGN_UP(sizeof(*h), HBUS_CACHE_LINE);
 
-	h->n_counters = HBUS_DPC__COUNT;
-	h->n_port_counters = HBUS_DPC_PORT__COUNT;
-	h->max_lcores = max_lcores;
+	h->n_counters = info->n_counters;
+	h->n_port_counters = info->n_port_counters;
+	h->max_lcores = info->max_lcores;
 	h->n_streams = HBUS_DPC_STREAMS;
 	h->names_off = off;
 	off += (uint64_t)h->n_counters * HBUS_DPC_NAME_LEN;
@@ -117,7 +38,7 @@ static void layout(struct hbus_dpc_hdr *h, uint32_t max_lcores)
 	h->lcore_stride = ALIGN_UP(h->streams_off +
 				   (uint64_t)h->n_streams * sizeof(struct hbus_dpc_stream),
 				   HBUS_CURSOR_ALIGN);
-	h->file.size = off + h->lcore_stride * max_lcores;
+	h->file.size = off + h->lcore_stride * info->max_lcores;
 }
 
 static uint64_t now_realtime_ns(void)
@@ -131,6 +52,18 @@ static uint64_t now_realtime_ns(void)
 static void copy_str(char *dst, size_t cap, const char *src)
 {
 	snprintf(dst, cap, "%s", src ? src : "");
+}
+
+/* The writer's counter names, into the table at off. */
+static void write_names(struct hbus_dpc_file *f, uint64_t off, unsigned n,
+			const char *(*name)(unsigned id))
+{
+	for (unsigned i = 0; i < n; i++) {
+		const char *s = name(i);
+
+		copy_str((char *)f->map.addr + off + (uint64_t)i * HBUS_DPC_NAME_LEN,
+			 HBUS_DPC_NAME_LEN, s ? s : "?");
+	}
 }
 
 /*
@@ -186,11 +119,13 @@ int hbus_dpc_create(const char *dir, const struct hbus_dpc_info *info, struct hb
 	struct hbus_dpc_hdr tmpl = { 0 }, *h;
 	struct hbus_dpc_file old = { 0 };
 	char path[512], tmp[520];
-	unsigned i;
 	int rc, n;
 
 	if (!dir || !info || !info->name || !*info->name || strchr(info->name, '/') || !f ||
-	    info->max_lcores == 0 || info->max_lcores > HBUS_DPC_MAX_LCORES)
+	    info->max_lcores == 0 || info->max_lcores > HBUS_DPC_MAX_LCORES ||
+	    info->n_counters == 0 || info->n_counters > HBUS_DPC_MAX_COUNTERS ||
+	    info->n_port_counters > HBUS_DPC_MAX_COUNTERS || !info->counter_name ||
+	    (info->n_port_counters && !info->port_counter_name))
 		return -EINVAL;
 	n = snprintf(path, sizeof(path), "%s/%s.counters", dir, info->name);
 	if (n < 0 || (size_t)n >= sizeof(path))
@@ -205,7 +140,7 @@ int hbus_dpc_create(const char *dir, const struct hbus_dpc_info *info, struct hb
 	 * building never leaves a half-made file in the old one's place (nor
 	 * the old one's streams lost).  A leftover .new is such a writer's. */
 	unlink(tmp);
-	layout(&tmpl, info->max_lcores);
+	layout(&tmpl, info);
 	rc = hbus_shm_create(tmp, tmpl.file.size, -1, &f->fd, &f->map);
 	if (rc) {
 		hbus_dpc_close(&old);
@@ -224,12 +159,8 @@ int hbus_dpc_create(const char *dir, const struct hbus_dpc_info *info, struct hb
 	copy_str(h->bus, sizeof(h->bus), info->bus);
 	copy_str(h->port_name, sizeof(h->port_name), info->port_name);
 	copy_str(h->ip, sizeof(h->ip), info->ip);
-	for (i = 0; i < h->n_counters; i++)
-		copy_str((char *)f->map.addr + h->names_off + (uint64_t)i * HBUS_DPC_NAME_LEN,
-			 HBUS_DPC_NAME_LEN, hbus_dpc_name(i));
-	for (i = 0; i < h->n_port_counters; i++)
-		copy_str((char *)f->map.addr + h->port_names_off + (uint64_t)i * HBUS_DPC_NAME_LEN,
-			 HBUS_DPC_NAME_LEN, hbus_dpc_port_name(i));
+	write_names(f, h->names_off, h->n_counters, info->counter_name);
+	write_names(f, h->port_names_off, h->n_port_counters, info->port_counter_name);
 	if (old.hdr)
 		carry_streams(&old, f);
 	hbus_dpc_close(&old);
@@ -261,8 +192,8 @@ static int hdr_consistent(const struct hbus_dpc_hdr *h, size_t maplen)
 {
 	uint64_t end;
 
-	if (maplen < sizeof(*h) || h->n_counters == 0 || h->n_counters > 4096 ||
-	    h->n_port_counters > 4096 || h->max_lcores == 0 ||
+	if (maplen < sizeof(*h) || h->n_counters == 0 || h->n_counters > HBUS_DPC_MAX_COUNTERS ||
+	    h->n_port_counters > HBUS_DPC_MAX_COUNTERS || h->max_lcores == 0 ||
 	    h->max_lcores > HBUS_DPC_MAX_LCORES || h->n_streams > 65536)
 		return 0;
 	if (h->names_off + (uint64_t)h->n_counters * HBUS_DPC_NAME_LEN > maplen ||
