@@ -89,7 +89,8 @@ static void attack_routes_file(const struct hb_env *e, void *arg, int out)
 	b = map_rw(fds[1], &blen);
 	if (!b)
 		_exit(31);
-	getrandom(b, blen, 0); /* all of it: header too */
+	if (getrandom(b, blen, 0) != (ssize_t)blen) /* all of it: header too */
+		_exit(32);
 	forge_block(b, 1);
 	at_say(out, "forged");
 	/* hbusd gives the block up after --reader-timeout and says so. */
