@@ -158,8 +158,7 @@ static int claim_head(struct hbus_queue *q, uint64_t *pos, uint64_t *now, int pu
 			/* Nothing here yet: look here next time; and while we
 			 * wait anyway, tell the others how far we got. */
 			q->next_head = h;
-			if (!q->sc)
-				cursor_publish_head(q, h, 1);
+			cursor_publish_head(q, h, 1);
 			return -EAGAIN;
 		}
 		if (d > 0) { /* position h is done with: we lag (lap_jump) */
@@ -185,18 +184,17 @@ static int claim_head(struct hbus_queue *q, uint64_t *pos, uint64_t *now, int pu
 			target = journal(q, JR_CLAIM, h, QC_DELIVERED, 1);
 			CRASHPOINT(CLAIM_JOURNAL);
 			if (q->sc) {
-				/* The only consumer: no one else claims, removes or
-				 * moves the head here. */
+				/* The only consumer: no one else claims or removes
+				 * a READY message (hbusd grants no other consumer,
+				 * refuses to purge, and drop-head queues take the
+				 * CAS path). */
 				atomic_store_explicit(slot_state(q, h), slot_word(lap, q->holder, held),
 						      RELAXED);
-				CRASHPOINT(CLAIM_CAS);
-				atomic_store_explicit(&q->hdr->head, h + 1, RELAXED);
-			} else {
-				if (!slot_cas(q, h, &w, slot_word(lap, q->holder, held), ACQUIRE))
-					continue;
-				CRASHPOINT(CLAIM_CAS);
-				cursor_publish_head(q, h + 1, h != h0 ? 1 : CURSOR_PUBLISH_BUSY);
+			} else if (!slot_cas(q, h, &w, slot_word(lap, q->holder, held), ACQUIRE)) {
+				continue;
 			}
+			CRASHPOINT(CLAIM_CAS);
+			cursor_publish_head(q, h + 1, h != h0 ? 1 : CURSOR_PUBLISH_BUSY);
 			q->next_head = h + 1;
 			CRASHPOINT(CLAIM_CURSOR);
 			count_done(q, QC_DELIVERED, target);

@@ -27,11 +27,13 @@ struct hb_env {
 	pid_t pid;        /* hbusd, 0 when not running */
 	pid_t reaper;
 	int reaper_fd;
+	void (*before_exec)(void); /* run in hbusd's process before exec (NULL: none) */
 };
 
 /* Create the directories (and the reaper).  bus: a name for this test. */
 void hb_env_init(struct hb_env *e, const char *bus);
-/* Stop hbusd if it runs, remove everything. */
+/* Stop hbusd if it runs, remove everything.  Aborts (fails the test, even
+ * from a .fini) when hbusd does not exit 0 on SIGTERM. */
 void hb_env_fini(struct hb_env *e);
 /* The bus directory inside the shm dir. */
 void hb_bus_dir(const struct hb_env *e, char *out, size_t cap);
@@ -39,10 +41,18 @@ void hb_bus_dir(const struct hb_env *e, char *out, size_t cap);
 /* Start hbusd with the standard arguments plus extra (NULL-terminated,
  * may be NULL) and wait until it accepts connections.  Asserts success. */
 void hb_start(struct hb_env *e, const char *const *extra);
+/* Write a permissions file holding json into the test's base dir; its
+ * path (static storage). */
+const char *hb_write_perms(const struct hb_env *e, const char *json);
+/* hb_start with --permissions holding json (NULL: none) plus more. */
+void hb_start_perms(struct hb_env *e, const char *json, const char *const *more);
 /* Start and expect it to fail: returns its exit status. */
 int hb_start_fail(struct hb_env *e, const char *const *extra, char *out, size_t cap);
-/* SIGTERM and wait: returns the exit status (or 128 + signal). */
+/* SIGTERM and wait: returns the exit status (or 128 + signal); 5 s, then
+ * SIGKILL.  hb_stop_clean asserts status 0 (in a test body, never in a
+ * .fini: see teardown.h), printing hbusd's log when it is not. */
 int hb_stop(struct hb_env *e);
+void hb_stop_clean(struct hb_env *e);
 
 /* Client side. */
 int hb_connect(const struct hb_env *e);

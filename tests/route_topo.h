@@ -16,7 +16,7 @@
 
 #include "route.h"
 
-#define TP_X 64
+#define TP_X 320
 #define TP_Q 2200
 #define TP_B 8192
 #define TP_H 1024
@@ -110,6 +110,21 @@ static inline void tp_bindh(struct topo *t, const char *src, const char *dest, i
 		h->value = eq + 1;
 		h->value_len = (uint16_t)strlen(eq + 1);
 	}
+}
+
+/* Message headers, given as "name=value" strings (n at most 64). */
+static inline struct hbus_meta *tp_meta(struct hbus_meta *m, unsigned n, const char *const *pairs)
+{
+	memset(m, 0, sizeof(*m));
+	m->header_count = (uint16_t)n;
+	for (unsigned i = 0; i < n; i++) {
+		const char *eq = strchr(pairs[i], '=');
+		m->headers[i].name = pairs[i];
+		m->headers[i].name_len = (uint8_t)(eq - pairs[i]);
+		m->headers[i].value = eq + 1;
+		m->headers[i].value_len = (uint16_t)strlen(eq + 1);
+	}
+	return m;
 }
 
 static inline struct hbus_rc_input tp_input(const struct topo *t)

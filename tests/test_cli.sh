@@ -310,7 +310,9 @@ expect_exit 0 export2 h2 export "$T/export2.json"
 norm='del(.hbus_definitions) | walk(if type == "array" then sort_by(tostring) else . end)'
 [ "$(jq -S "$norm" "$T/export.json")" = "$(jq -S "$norm" "$T/export2.json")" ] ||
 	fail "export -> import -> export differs: $(diff <(jq -S "$norm" "$T/export.json") <(jq -S "$norm" "$T/export2.json") | head -20)"
-kill $HBUSD2_PID; wait $HBUSD2_PID 2>/dev/null; HBUSD2_PID=
+kill $HBUSD2_PID
+wait_pid 30 $HBUSD2_PID || fail "second hbusd: exit $? on SIGTERM: $(tail -5 "$T/hbusd2.log")"
+HBUSD2_PID=
 ok "export / import round trip"
 
 # ------------------------------------------------------------ errors
@@ -414,6 +416,13 @@ assert d["frames"] <= 3 + 13, d["frames"]  # --batch 4 packs 10 messages in 3 fr
 print("frames", d["frames"])
 EOF
 ok "hbus send: frames decoded by an independent receiver"
+
+# A clean exit on SIGTERM is part of the test: under ASan it is also where
+# leaks and memory errors in hbusd surface.
+kill $HBUSD_PID
+wait_pid 30 $HBUSD_PID || fail "hbusd: exit $? on SIGTERM"
+HBUSD_PID=
+ok "hbusd stopped cleanly (exit 0 on SIGTERM)"
 
 if [ $FAILS -ne 0 ]; then
 	echo "$FAILS check(s) failed; hbusd log:" >&2

@@ -330,7 +330,7 @@ Test(client, publish_routes_and_counts)
 	struct hbus_header h = { .name = "h", .name_len = 1, .value = "v", .value_len = 1 };
 	struct hbus_meta meta;
 	struct hbus_msg m;
-	hbus_queue *q1;
+	hbus_queue *q1, *q2;
 	uint32_t owner;
 
 	cr_assert_eq(hbus_client_owner(c, &owner), 0);
@@ -362,6 +362,26 @@ Test(client, publish_routes_and_counts)
 	cr_assert_eq(hbus_queue_ack(q1, &m), 0);
 	cr_assert_eq(hbus_queue_consume(q1, &m), -EAGAIN);
 	cr_assert_eq(hbus_consume_close(c, q1), 0);
+	/* The fanout's second copy, then what the default exchange routed to
+	 * q2 by its name; nothing else. */
+	cr_assert_eq(hbus_consume_open(c, "q2", HBUS_ACK_AUTO, 0, &q2), 0);
+	cr_assert_eq(hbus_queue_consume(q2, &m), 0);
+	cr_assert_eq(m.body_len, 3);
+	cr_assert_eq(memcmp(m.body, "two", 3), 0);
+	cr_assert_eq(hbus_meta_decode(m.meta, m.meta_len, &meta), 0);
+	cr_assert_eq(meta.exchange_len, 6);
+	cr_assert_eq(memcmp(meta.exchange, "ex.fan", 6), 0);
+	cr_assert_eq(hbus_queue_ack(q2, &m), 0);
+	cr_assert_eq(hbus_queue_consume(q2, &m), 0);
+	cr_assert_eq(m.body_len, 5);
+	cr_assert_eq(memcmp(m.body, "three", 5), 0);
+	cr_assert_eq(hbus_meta_decode(m.meta, m.meta_len, &meta), 0);
+	cr_assert_eq(meta.exchange_len, 0, "the default exchange is \"\"");
+	cr_assert_eq(meta.routing_key_len, 2);
+	cr_assert_eq(memcmp(meta.routing_key, "q2", 2), 0);
+	cr_assert_eq(hbus_queue_ack(q2, &m), 0);
+	cr_assert_eq(hbus_queue_consume(q2, &m), -EAGAIN);
+	cr_assert_eq(hbus_consume_close(c, q2), 0);
 	cr_assert_eq(hbus_close(c), 0);
 }
 

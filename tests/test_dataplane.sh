@@ -12,8 +12,13 @@
 # missing one in a counter; malformed frames each counted under its reason
 # with the valid frames around them delivered; sequence gaps per stream;
 # IGMP query answered and leave sent; telemetry; an hbusd kill -9 and
-# restart with traffic flowing; graceful stop.  Everything it creates
-# (namespace, veth, processes, shm and DPDK runtime dirs) goes at exit.
+# restart with traffic flowing; graceful stop; then net_af_xdp (fragments
+# seen by the parser), net_tap with two workers, and net_pcap replaying
+# frames bigger than one mbuf (drop_multiseg).  A port this machine cannot
+# give says "SKIP: why" (scripts/test counts it) when the PMD refused
+# cleanly; one that crashed, hung or left a sanitizer report fails.
+# Everything it creates (namespace, veth, processes, shm and DPDK runtime
+# dirs) goes at exit.
 set -u
 
 B=${HBUS_BUILD_DIR:?set HBUS_BUILD_DIR to the build directory}
@@ -69,6 +74,17 @@ print(g(b) - g(a))"
 }
 dpq_true() { [ "$(dpq "$1")" = True ]; }
 
+# start_dp LOG ADDR/PREFIX EAL-ARGS...: hbus-dataplane on this bus (a new
+# DPDK file prefix each time), its output in LOG; DP_PID, killed at exit.
+start_dp() {
+	local log=$1 ip=$2
+	shift 2
+	"$DP" --no-pci --no-huge -m 512 --log-level=lib.eal:warning "$@" -- \
+		--bus "$BUS" --ip "$ip" --idle backoff --run-dir "$RUN" --shm-dir "$SHM" >"$log" 2>&1 &
+	DP_PID=$!
+	netns_track_pid $DP_PID
+}
+
 start_hbusd() {
 	"$HBUSD" --foreground --bus "$BUS" --run-dir "$RUN" --shm-dir "$SHM" \
 		--definitions "$T/definitions.json" >>"$T/hbusd.log" 2>&1 &
@@ -77,17 +93,63 @@ start_hbusd() {
 	wait_for 10 h list exchanges || { cat "$T/hbusd.log" >&2; echo "FAIL: hbusd did not start" >&2; exit 1; }
 }
 
-# consume_check QUEUE TAG COUNT EXCHANGE KEY [START]: all ids, intact, once.
+# consume_check QUEUE TAG COUNT EXCHANGE KEY [START [BATCH]]: all ids,
+# intact, once (BATCH: messages per datagram sent, for lost_frames).
 consume_check() {
-	local q=$1 tag=$2 n=$3 x=$4 k=$5 start=${6:-0} res
+	local q=$1 tag=$2 n=$3 x=$4 k=$5 start=${6:-0} batch=${7:-1} res
 	h consume "$q" --count "$n" --timeout-ms 5000 --json >"$T/$q.$tag.json" 2>"$T/$q.$tag.err"
 	res=$($PY check --file "$T/$q.$tag.json" --tag "$tag" --start "$start" --count "$n" \
-		--exchange "$x" --key "$k")
+		--exchange "$x" --key "$k" --batch "$batch")
 	echo "$res" >"$T/$q.$tag.check"
 	[ "$(echo "$res" | python3 -c 'import json,sys; print(json.load(sys.stdin)["missing"])')" = 0 ] &&
 		echo "$res" | grep -q '"bad": 0, "dups": 0'
 }
-delivered_of() { python3 -c "import json; print(json.load(open('$T/$1.$2.check'))['delivered'])"; }
+delivered_of() { check_field "$1" "$2" delivered; }
+check_field() { python3 -c "import json; print(json.load(open('$T/$1.$2.check'))['$3'])"; }
+
+# dp_gone NAME PID LOG: a dataplane that never came up.  If it refused the
+# port cleanly (exited 1 with a reason), say SKIP; if it crashed, hung or
+# left a sanitizer report, that is a failure.  Either way it is gone after.
+dp_gone() {
+	local name=$1 pid=$2 log=$3 rc i
+	for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+		fail "$name: neither came up nor exited in 25 s: $(grep -v '^EAL' "$log" | tail -3)"
+		return
+	fi
+	wait "$pid"; rc=$?
+	if [ $rc -ge 128 ] || grep -qE 'Sanitizer|runtime error:|Segmentation fault' "$log"; then
+		fail "$name crashed (exit $rc): $(grep -v '^EAL' "$log" | tail -5)"
+	else
+		echo "SKIP: $name unavailable here (exit $rc): $(grep -v '^EAL' "$log" | tail -3 | tr '\n' ' ')" >&2
+	fi
+}
+
+# wait_delta SNAP-BEFORE SNAP-AFTER WANT-JSON: take SNAP-AFTER until every
+# counter named in WANT-JSON ({"name": delta}) moved by exactly that much,
+# 10 s at most (the frames may still be in the port's ring).  Prints the
+# differences left, nothing when all match.
+wait_delta() {
+	local i bad
+	for i in $(seq 100); do
+		snap "$2"
+		bad=$(python3 - "$3" "$T/$1.json" "$T/$2.json" <<'EOF2'
+import json, sys
+want = json.loads(open(sys.argv[1]).read()) if sys.argv[1].endswith(".json") else json.loads(sys.argv[1])
+a, b = (json.load(open(f)) for f in sys.argv[2:])
+g = lambda d, k: d["totals"].get(k, d["port"].get(k, 0))
+bad = [f"{k}:{g(b, k) - g(a, k)}!={v}" for k, v in want.items() if g(b, k) - g(a, k) != v]
+if bad:
+    print(" ".join(bad), "(all changes:", {k: v - a["totals"].get(k, 0)
+                                          for k, v in b["totals"].items() if v != a["totals"].get(k, 0)}, ")")
+EOF2
+)
+		[ -n "$bad" ] || return 0
+		sleep 0.1
+	done
+	echo "$bad"
+}
 
 # ------------------------------------------------------------------ setup
 start_hbusd
@@ -104,12 +166,8 @@ netns_create $PEER_IP/24 || { fail "namespace / veth"; exit 1; }
 netns_dpdk_prefix hbdp
 PFX=$NETNS_PREFIX
 # A large ring: the veth hands frames to the PMD's socket in bursts.
-"$DP" -l 0,1 --no-pci --no-huge -m 512 --file-prefix "$PFX" --log-level=lib.eal:warning \
-	--vdev="net_af_packet0,iface=$NETNS_HOST_IF,framecnt=16384" -- \
-	--bus "$BUS" --ip $DP_IP/24 --idle backoff --run-dir "$RUN" --shm-dir "$SHM" \
-	>"$T/dp.log" 2>&1 &
-DP_PID=$!
-netns_track_pid $DP_PID
+start_dp "$T/dp.log" $DP_IP/24 -l 0,1 --file-prefix "$PFX" \
+	--vdev="net_af_packet0,iface=$NETNS_HOST_IF,framecnt=16384"
 wait_for 20 grep -q "session with hbusd" "$T/dp.log" && wait_for 5 test -f "$CTR" ||
 	{ cat "$T/dp.log" >&2; fail "dataplane did not start"; exit 1; }
 ok "hbus-dataplane up on $NETNS_HOST_IF ($NETNS_HOST_MAC), counters in $CTR"
@@ -136,31 +194,47 @@ else
 fi
 
 # ----------------------------------------------- 100,000 messages, 4 kinds
+# Frames the veth pair dropped on the way (backlog full), on either end.
+veth_drops() {
+	echo $(( $(cat "/sys/class/net/$NETNS_HOST_IF/statistics/rx_dropped") +
+		$(netns_exec cat "/sys/class/net/$NETNS_PEER_IF/statistics/tx_dropped") ))
+}
 snap before
+vd0=$(veth_drops)
 netns_exec $PY send --dst $DP_IP --port 7000 --kind raw --tag ru --count 25000 --rate 40000 >/dev/null &&
 netns_exec $PY send --dst $GROUP --port 7001 --kind raw --tag rm --count 25000 --rate 40000 >/dev/null &&
 netns_exec $PY send --dst $DP_IP --port 5900 --kind hbus --tag hu --count 25000 --batch 5 \
 	--stream 1 --exchange md --key h --rate 20000 >/dev/null &&
 netns_exec $PY send --dst $GROUP --port 5900 --kind hbus --tag hm --count 25000 --batch 5 \
 	--stream 2 --exchange md --key g --rate 20000 >/dev/null || fail "senders"
-sleep 0.5
-snap after
 got=0
-for spec in "qu ru md u" "qm rm mc m" "qh hu md h" "qg hm md g"; do
+lost=0
+partial=0
+for spec in "qu ru md u 1" "qm rm mc m 1" "qh hu md h 5" "qg hm md g 5"; do
 	set -- $spec
-	consume_check $1 $2 25000 $3 $4 || echo "    $1: $(cat "$T/$1.$2.check")" >&2
+	consume_check $1 $2 25000 $3 $4 0 $5 || echo "    $1: $(cat "$T/$1.$2.check")" >&2
 	got=$((got + $(delivered_of $1 $2)))
+	lost=$((lost + $(check_field $1 $2 lost_frames)))
+	partial=$((partial + $(check_field $1 $2 partial_frames)))
 done
+# Everything consumed: the counters have seen it too once they say so.
+left=$(wait_delta before after "{\"delivered\": $got}")
+[ -z "$left" ] || fail "counters never caught up with what was consumed: $left"
 kd=$(delta port_kernel_drops before after)
+vd=$(( $(veth_drops) - vd0 ))
 drx=$(delta rx_pkts before after)
 dudp=$(delta udp_pkts before after)
 dlv=$(delta delivered before after)
+# What is missing is whole datagrams (an hbus frame carries 5 messages), each
+# one counted where it was dropped: by the kernel's ring for the port
+# (port_kernel_drops) or by the veth pair.  A few dropped frames may be the
+# namespace's own (IPv6 neighbour discovery, IGMP): 20 at most.
 if [ $got -eq 100000 ]; then
 	ok "100,000 messages delivered, ids and checksums intact (raw+hbus, unicast+multicast)"
-elif [ $((drx + kd)) -ge 60000 ] && [ $((100000 - got)) -le $((5 * kd)) ] && [ $((100000 - got)) -ge $kd ]; then
-	ok "$got of 100,000 delivered; the rest lost in $kd frames the kernel ring dropped (port_kernel_drops)"
+elif [ $partial -eq 0 ] && [ $lost -le $((kd + vd)) ] && [ $lost -ge $((kd + vd - 20)) ]; then
+	ok "$got of 100,000 delivered; the other $((100000 - got)) were in $lost whole datagrams, dropped on the way: $kd by the kernel ring (port_kernel_drops), $vd by the veth pair"
 else
-	fail "delivered $got of 100000; rx $drx, kernel drops $kd"
+	fail "delivered $got of 100000 ($lost datagrams lost whole, $partial in part); rx $drx, dropped: $kd by the kernel ring, $vd by the veth pair"
 fi
 # The dataplane's own books: every datagram and message accounted, and what
 # it says it enqueued is what the consumers got.
@@ -243,22 +317,13 @@ malformed_run() {
 	netns_exec $PY malformed --iface "$NETNS_PEER_IF" --dst-mac "$NETNS_HOST_MAC" \
 		--src-mac "$NETNS_PEER_MAC" --src-ip $PEER_IP --dst-ip $DP_IP --other-ip 10.99.0.77 \
 		--port 7002 --tag "$tag" --each "$each" "$@" >"$T/malformed.$tag.json" || fail "malformed sender"
-	sleep 0.5
-	snap "m$tag.b"
 	nvalid=$(python3 -c "import json; print(json.load(open('$T/malformed.$tag.json'))['valid'])")
-	bad=$(python3 - "$T/malformed.$tag.json" "$T/m$tag.a.json" "$T/m$tag.b.json" <<'EOF'
-import json, sys
-want = json.load(open(sys.argv[1]))["want"]
-a, b = (json.load(open(f))["totals"] for f in sys.argv[2:])
-bad = [f"{k}:{b[k] - a[k]}!={v}" for k, v in want.items() if b[k] - a[k] != v]
-if bad:
-    print(" ".join(bad), "(all changes:", {k: b[k] - a[k] for k in b if b[k] != a[k]}, ")")
-EOF
-)
-	[ -z "$bad" ] && ok "malformed frames ($tag): $(python3 -c "import json; print(', '.join(json.load(open('$T/malformed.$tag.json'))['want']))") each counted exactly" ||
-		fail "malformed counters ($tag): $bad"
 	consume_check qx "$tag" "$nvalid" md x && ok "the $nvalid valid datagrams between them all delivered" ||
 		fail "valid datagrams around malformed ones: $(cat "$T/qx.$tag.check")"
+	python3 -c "import json; print(json.dumps(json.load(open('$T/malformed.$tag.json'))['want']))" >"$T/m$tag.want.json"
+	bad=$(wait_delta "m$tag.a" "m$tag.b" "$T/m$tag.want.json")
+	[ -z "$bad" ] && ok "malformed frames ($tag): $(python3 -c "import json; print(', '.join(json.load(open('$T/malformed.$tag.json'))['want']))") each counted exactly" ||
+		fail "malformed counters ($tag): $bad"
 }
 # net_af_packet joins its sockets to a PACKET_FANOUT group with the DEFRAG
 # flag (DPDK 22.11): the kernel reassembles fragments before the PMD sees
@@ -268,9 +333,7 @@ malformed_run mx 10 --skip drop_fragment
 snap fa
 netns_exec $PY fragments --iface "$NETNS_PEER_IF" --dst-mac "$NETNS_HOST_MAC" --src-mac "$NETNS_PEER_MAC" \
 	--src-ip $PEER_IP --dst-ip $DP_IP --port 7002 --tag fr --count 10 || fail "fragment sender"
-sleep 0.3
-snap fb
-if consume_check qx fr 10 md x && [ "$(delta drop_fragment fa fb)" = 0 ] && [ "$(delta rx_pkts fa fb)" = 10 ]; then
+if consume_check qx fr 10 md x && [ -z "$(wait_delta fa fb '{"rx_pkts": 10, "drop_fragment": 0}')" ]; then
 	ok "net_af_packet: 10 two-fragment datagrams reassembled by the kernel and delivered whole; lone fragments never reach the port"
 else
 	fail "fragments on net_af_packet: $(cat "$T/qx.fr.check"), rx $(delta rx_pkts fa fb)"
@@ -367,12 +430,8 @@ fi
 # XDP sees frames before any reassembly: the parser's fragment check runs.
 netns_dpdk_prefix hbxdp
 PFX2=$NETNS_PREFIX
-"$DP" -l 0,1 --no-pci --no-huge -m 512 --file-prefix "$PFX2" --log-level=lib.eal:warning \
-	--vdev="net_af_xdp0,iface=$NETNS_HOST_IF,start_queue=0,queue_count=1" -- \
-	--bus "$BUS" --ip $DP_IP/24 --idle backoff --run-dir "$RUN" --shm-dir "$SHM" \
-	>"$T/dpxdp.log" 2>&1 &
-DP_PID=$!
-netns_track_pid $DP_PID
+start_dp "$T/dpxdp.log" $DP_IP/24 -l 0,1 --file-prefix "$PFX2" \
+	--vdev="net_af_xdp0,iface=$NETNS_HOST_IF,start_queue=0,queue_count=1"
 if wait_for 20 grep -q "session with hbusd" "$T/dpxdp.log" && wait_for 5 test -f "$CTR"; then
 	sleep 0.5
 	malformed_run xdp 5
@@ -384,8 +443,7 @@ if wait_for 20 grep -q "session with hbusd" "$T/dpxdp.log" && wait_for 5 test -f
 		grep -v '^EAL' "$T/dpxdp.log" | tail -30 >&2
 	fi
 else
-	echo "SKIP: net_af_xdp unavailable here: $(grep -v '^EAL' "$T/dpxdp.log" | tail -3)" >&2
-	kill -KILL $DP_PID 2>/dev/null
+	dp_gone net_af_xdp $DP_PID "$T/dpxdp.log"
 fi
 
 # ---------------------------------------- net_tap: two workers, RSS queues
@@ -395,15 +453,25 @@ fi
 netns_dpdk_prefix hbtap
 PFX3=$NETNS_PREFIX
 TAP=hbt${NETNS_HOST_IF#hbh}
-"$DP" --lcores 0@0,1@1,2@1 --no-pci --no-huge -m 512 --file-prefix "$PFX3" --log-level=lib.eal:warning \
-	--log-level=pmd.net.tap:error --vdev="net_tap0,iface=$TAP" -- \
-	--bus "$BUS" --ip 10.97.0.1/24 --idle backoff --run-dir "$RUN" --shm-dir "$SHM" \
-	>"$T/dptap.log" 2>&1 &
-DP_PID=$!
-netns_track_pid $DP_PID
-if wait_for 20 grep -q "session with hbusd" "$T/dptap.log" && grep -q "2 rx queue(s) (RSS)" "$T/dptap.log" &&
-	ip link set "$TAP" netns "$NETNS_NAME" && netns_exec ip addr add 10.97.0.2/24 dev "$TAP" &&
-	netns_exec ip link set "$TAP" up; then
+start_dp "$T/dptap.log" 10.97.0.1/24 --lcores 0@0,1@1,2@1 --file-prefix "$PFX3" \
+	--log-level=pmd.net.tap:error --vdev="net_tap0,iface=$TAP"
+tap_up=0
+if wait_for 20 grep -q "session with hbusd" "$T/dptap.log"; then
+	if ! grep -q "2 rx queue(s) (RSS)" "$T/dptap.log"; then
+		echo "SKIP: net_tap with two workers: the tap has no RSS here: $(grep -i 'rx queue' "$T/dptap.log" | tail -1)" >&2
+		kill -TERM $DP_PID
+		wait $DP_PID || fail "net_tap (without RSS) stop: exit $?"
+	elif ip link set "$TAP" netns "$NETNS_NAME" && netns_exec ip addr add 10.97.0.2/24 dev "$TAP" &&
+		netns_exec ip link set "$TAP" up; then
+		tap_up=1
+	else
+		fail "net_tap: cannot move $TAP into the namespace"
+		kill -KILL $DP_PID 2>/dev/null
+	fi
+else
+	dp_gone net_tap $DP_PID "$T/dptap.log"
+fi
+if [ $tap_up = 1 ]; then
 	netns_exec ethtool -K "$TAP" tx off >/dev/null 2>&1
 	h map-udp 10.97.0.1:7000 md u >/dev/null || fail "map-udp for the tap"
 	netns_exec $PY send --dst 10.97.0.1 --port 7000 --tag tarp --count 1 >/dev/null
@@ -428,8 +496,12 @@ if wait_for 20 grep -q "session with hbusd" "$T/dptap.log" && grep -q "2 rx queu
 	# it did not deliver is the tap's business: its kernel end drops on a
 	# full queue (tx_dropped), and with several queues the DPDK 22.11 tap
 	# PMD can leave a flow's frames in a tun queue no RX queue reads, seen
-	# by no counter at all; so here missing frames are reported, not failed.
+	# by no counter at all.  So missing frames are reported, but most must
+	# arrive: 8,000 at 5,000/s per flow into two queues read by two workers
+	# lose little but for such a stranded flow (500 frames each): at least
+	# 8,000 - tx_dropped - 2 flows.
 	if dpq_true "len(d['lcores']) == 2 and all(l['delivered'] > 0 for l in d['lcores'])" &&
+		[ "$got" -ge $((8000 - tapdrop - 1000)) ] &&
 		[ "$(dpq "sum(l['rx_pkts'] for l in d['lcores'])")" = "$(dpq "t['rx_pkts']")" ] &&
 		python3 -c "import json; c = json.load(open('$T/qu.tap.check')); assert c['bad'] == 0 and c['dups'] == 0" &&
 		[ "$(delta delivered tapa tapb)" -eq "$got" ]; then
@@ -439,10 +511,45 @@ if wait_for 20 grep -q "session with hbusd" "$T/dptap.log" && grep -q "2 rx queu
 	fi
 	kill -TERM $DP_PID
 	wait $DP_PID && ok "net_tap run stopped cleanly" || fail "net_tap stop"
-else
-	echo "SKIP: net_tap with RSS unavailable here: $(grep -v '^EAL' "$T/dptap.log" | tail -3)" >&2
-	kill -KILL $DP_PID 2>/dev/null
 fi
+
+# -------------------------------- net_pcap: frames bigger than one mbuf
+# The pcap PMD hands a frame larger than an mbuf's room over as a chain of
+# mbufs: the worker counts it (drop_multiseg) and frees it, and the frames
+# around it go on.  Nothing of the veth: a file replayed once, at port start,
+# which may be before the dataplane has a routing table (drop_no_table):
+# what it routed is checked, and that the two add up to every datagram.
+netns_dpdk_prefix hbpcap
+PFX4=$NETNS_PREFIX
+$PY pcap --out "$T/jumbo.pcap" --src-ip $PEER_IP --dst-ip $DP_IP --port 7000 --tag pc \
+	--count 200 --jumbo 3 --jumbo-len 4000 >"$T/jumbo.json" || fail "pcap writer"
+start_dp "$T/dppcap.log" $DP_IP/24 -l 0,1 --file-prefix "$PFX4" \
+	--vdev="net_pcap0,rx_pcap=$T/jumbo.pcap,tx_pcap=$T/jumbo-tx.pcap"
+if wait_for 20 grep -q "session with hbusd" "$T/dppcap.log" && wait_for 5 test -f "$CTR"; then
+	# A new dataplane: its counters start at zero.
+	echo '{"totals": {}, "port": {}}' >"$T/pca.json"
+	left=$(wait_delta pca pcb '{"rx_pkts": 203, "drop_multiseg": 3, "udp_pkts": 200}')
+	routed=$(dpq "t['raw_dgrams']")
+	[ "$routed" -gt 0 ] && consume_check qu pc "$routed" md u 0 >/dev/null
+	if [ -z "$left" ] && [ "$(dpq "t['raw_dgrams'] + t['drop_no_table']")" = 200 ] &&
+		[ "$(dpq "t['delivered']")" = "$routed" ] &&
+		{ [ "$routed" = 0 ] || python3 -c "import json; c = json.load(open('$T/qu.pc.check'))
+assert c['delivered'] == $routed and c['bad'] == 0 and c['dups'] == 0"; }; then
+		ok "net_pcap: 3 frames of 4000 bytes counted as drop_multiseg; of the 200 around them $routed routed and delivered intact, $((200 - routed)) before the table came (drop_no_table)"
+	else
+		fail "net_pcap multiseg: $left; $(cat "$T/qu.pc.check" 2>/dev/null), $(dpq "{k: v for k, v in t.items() if v}")"
+	fi
+	kill -TERM $DP_PID
+	wait $DP_PID && ok "net_pcap run stopped cleanly" || fail "net_pcap stop (exit $?)"
+else
+	dp_gone net_pcap $DP_PID "$T/dppcap.log"
+fi
+
+# hbusd too exits 0 on SIGTERM (under ASan: no leak, no memory error).
+kill -TERM $HBUSD_PID
+for i in $(seq 300); do kill -0 $HBUSD_PID 2>/dev/null || break; sleep 0.1; done
+kill -KILL $HBUSD_PID 2>/dev/null # a hang: exit 137 below
+wait $HBUSD_PID && ok "hbusd stopped cleanly" || fail "hbusd: exit $? on SIGTERM: $(tail -5 "$T/hbusd.log")"
 
 if [ $FAILS -ne 0 ]; then
 	echo "--- dataplane log" >&2

@@ -19,6 +19,7 @@
 #include "dp_config.h"
 #include "dp_counter_ids.h"
 #include "dp_hint.h"
+#include "teardown.h"
 
 static char dir[128];
 
@@ -33,7 +34,7 @@ static void teardown(void)
 	char cmd[256];
 
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	cr_assert_eq(system(cmd), 0);
+	tu_fini_check(system(cmd) == 0, "%s failed", cmd);
 }
 
 static const struct hbus_dpc_info info = {

@@ -503,3 +503,25 @@ Test(dp_pipe, table_change_seen_at_next_burst)
 	cr_assert_eq(ids[0], 2);
 	check_identities();
 }
+
+/* A routed queue whose handle is not there (deleted, or not opened yet):
+ * each (message, queue) pair for it is counted as drop_no_queue, and the
+ * message still reaches the other queues it was routed to. */
+Test(dp_pipe, queue_without_a_handle_is_drop_no_queue)
+{
+	hbus_queue *qc = bus.qtab[QC];
+	uint32_t ids[8];
+
+	bus.qtab[QC] = NULL;
+	add_raw(GROUP, 7001, "id:1", 4); /* fanout: qa and qc */
+	add_raw(GROUP, 7001, "id:2", 4);
+	run();
+	bus.qtab[QC] = qc;
+	cr_assert_eq(drain(0, ids, 8, "fan", "any"), 2);
+	cr_assert(ids[0] == 1 && ids[1] == 2);
+	cr_assert_eq(drain(2, ids, 8, "fan", "any"), 0);
+	cr_assert_eq(C(HBUS_DPC_DROP_NO_QUEUE), 2);
+	cr_assert_eq(C(HBUS_DPC_ENQUEUES), 4);
+	cr_assert_eq(C(HBUS_DPC_DELIVERED), 2);
+	check_identities();
+}

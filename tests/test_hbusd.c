@@ -261,7 +261,7 @@ Test(control, limits_are_406_naming_the_limit)
 					   "--max-consumers", "1", "--max-exchanges", "1", NULL };
 	int fd;
 
-	hb_stop(&env);
+	hb_stop_clean(&env);
 	hb_start(&env, lim);
 	fd = hb_session(&env, NULL);
 	hb_declare_queue(fd, "a");
@@ -286,7 +286,7 @@ Test(control, routing_table_over_its_size_is_refused_and_undone)
 	int fd, i, refused = -1;
 	json_t *r;
 
-	hb_stop(&env);
+	hb_stop_clean(&env);
 	/* A fresh bus: the routes file is created with the small size. */
 	char dir[256];
 	hb_bus_dir(&env, dir, sizeof(dir));
@@ -321,8 +321,8 @@ Test(control, reply_waits_until_readers_can_see_the_change)
 	struct pollfd pfd;
 	uint32_t qids[16], xid;
 	uint64_t gen;
-	unsigned slot;
-	int fd = hb_connect(&env), fds[2];
+	unsigned slot, spins = 0;
+	int fd = hb_connect(&env), fds[2], other;
 	const char *bind2 = "{\"op\":\"bind\",\"source\":\"x\",\"destination\":\"q\",\"key\":\"k2\"}";
 	const char *hello = "{\"op\":\"hello\"}";
 
@@ -340,11 +340,19 @@ Test(control, reply_waits_until_readers_can_see_the_change)
 	/* ...does not stop g+1 (the other half)... */
 	OK(hb_call(fd, NULL, "{s:s, s:s, s:s, s:s}", "op", "bind", "source", "x", "destination", "q",
 		   "key", "k1"));
-	/* ...but g+2 would overwrite its half: the reply must wait. */
+	/* ...but g+2 would overwrite its half: the reply must wait.  Once
+	 * hbusd has made the change (another session lists the binding), the
+	 * reply must not be there: it waits for the reader, not for time. */
 	cr_assert_eq(hb_send_raw(fd, bind2, strlen(bind2)), 0);
+	other = hb_session(&env, NULL);
+	while (hb_list_count(other, "bindings") != 2) {
+		cr_assert_lt(spins, 3000, "hbusd never made the second binding");
+		hb_backoff(&spins);
+	}
 	pfd = (struct pollfd){ .fd = fd, .events = POLLIN };
-	cr_assert_eq(poll(&pfd, 1, 300), 0, "ok sent before readers could see the binding");
+	cr_assert_eq(poll(&pfd, 1, 0), 0, "ok sent before readers could see the binding");
 	hbus_routes_release(rd, slot);
+	close(other);
 	OK(hb_recv(fd, NULL));
 	t = hbus_routes_acquire(routes, rd, slot, &gen);
 	cr_assert_eq(hbus_route_exchange(t, "x", 1, &xid), 0);

@@ -437,8 +437,7 @@ static void run_as(uid_t uid, int out, const char *const *reqs)
 	char line[600];
 	int fd, n;
 
-	if (setgroups(0, NULL) || setgid(uid) || setuid(uid))
-		_exit(20);
+	tu_become(uid);
 	fd = hb_connect(&env);
 	if (fd < 0)
 		_exit(21);
@@ -486,7 +485,7 @@ Test(control_life, other_users_get_403_naming_what_is_missing)
 		   "\"read\":\".*\"}}}\n");
 	fclose(f);
 	extra[1] = perms;
-	hb_stop(&env);
+	hb_stop_clean(&env);
 	hb_start(&env, extra);
 	cr_assert_eq(stat(env.run, &st), 0);
 	cr_assert_eq(st.st_mode & 0777, 0755, "others need the run dir");

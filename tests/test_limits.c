@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "hbusd_harness.h"
+#include "teardown.h"
 #include "testutil.h"
 
 static struct hb_env env;
@@ -113,7 +114,7 @@ static void teardown(void)
 		mnt.reaper = -1;
 	}
 	hb_env_fini(&env);
-	cr_assert_eq(st, 0, "hbusd did not exit cleanly on SIGTERM (status %d)", st);
+	tu_fini_check(st == 0, "hbusd did not exit cleanly on SIGTERM (status %d)", st);
 }
 
 TestSuite(limits, .init = setup, .fini = teardown, .timeout = 120);
@@ -292,7 +293,7 @@ Test(limits, request_size_is_refused_naming_its_option)
 	close(fd);
 
 	/* Raised, the same import goes through. */
-	hb_stop(&env);
+	hb_stop_clean(&env);
 	hb_start(&env, bigger);
 	fd = hb_session(&env, NULL);
 	cr_assert_eq(hb_send_raw(fd, imp, strlen(imp)), 0);
@@ -338,7 +339,7 @@ Test(limits, definitions_size_is_kept_when_written_and_checked_when_read)
 	json_decref(defs);
 
 	/* Read back at start under a smaller limit: refused, naming it. */
-	hb_stop(&env);
+	hb_stop_clean(&env);
 	cr_assert_eq(hb_start_fail(&env, smaller, out, sizeof(out)), 1);
 	cr_assert(strstr(out, "over the limit of 512 bytes (hbusd --max-definitions)") &&
 		  strstr(out, env.defs), "%s", out);
@@ -384,7 +385,7 @@ Test(limits, open_files_limit_is_raised_or_named)
 		hb_declare_queue(fd, name);
 	}
 	close(fd);
-	hb_stop(&env);
+	hb_stop_clean(&env);
 
 	/* Limits past the hard limit: said at start. */
 	if (old.rlim_max != RLIM_INFINITY) {
@@ -397,7 +398,7 @@ Test(limits, open_files_limit_is_raised_or_named)
 			 (unsigned long long)old.rlim_max, arg,
 			 2ull * old.rlim_max + 1024 + 64);
 		cr_assert(strstr(log, want), "'%s' not in:\n%s", want, log);
-		hb_stop(&env);
+		hb_stop_clean(&env);
 	}
 
 	/* Reached while serving: new sessions and new queues are refused

@@ -99,6 +99,10 @@ Test(queue_run, full_ring_takes_what_fits_and_counts_the_rest)
 	cr_assert_eq(hbus_queue_enqueue_burst(q, out + 6, 4), -ENOBUFS);
 	cr_assert_eq(hbus_queue_stats(q, &s), 0);
 	cr_assert_eq(s.dropped_overflow, 2, "the message that found the ring full, each call");
+	/* attempts = enqueued + dropped_overflow + dropped_oversize, where a
+	 * burst attempts what it took plus the one message that stopped it:
+	 * 10, then 6 + 1, then 1 (docs/QUEUE.md, "Accounting"). */
+	cr_assert_eq(10 + (6 + 1) + 1, s.enqueued + s.dropped_overflow + s.dropped_oversize);
 	cr_assert_eq(drain_in_order(q, &next), 16);
 	hbus_queue_close(q);
 	close(fd);

@@ -383,7 +383,7 @@ Test(stale, superblock_never_initialised_is_initialised_foreign_one_refused)
 	int fd;
 
 	hb_start(&env, NULL);
-	hb_stop(&env);
+	hb_stop_clean(&env);
 	hb_bus_dir(&env, dir, sizeof(dir));
 	snprintf(path, sizeof(path), "%s/superblock", dir);
 	cr_assert_eq(stat(path, &st), 0);
@@ -400,7 +400,7 @@ Test(stale, superblock_never_initialised_is_initialised_foreign_one_refused)
 	fd = hb_session(&env, NULL);
 	hb_declare_queue(fd, "works");
 	close(fd);
-	hb_stop(&env);
+	hb_stop_clean(&env);
 
 	/* Anything else that is not a superblock is not ours to rewrite. */
 	fd = open(path, O_WRONLY);

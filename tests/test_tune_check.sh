@@ -159,7 +159,7 @@ real_tests() {
 	json_ok "tune-check --json: $nchecks items" any "$nchecks"
 
 	if [ "$(id -u)" -ne 0 ]; then
-		echo "# not root: setup-hugepages mount tests skipped"
+		echo "SKIP: setup-hugepages as nobody and --mount: not root"
 		return
 	fi
 	# Non-root: it explains what it would need, exit 1.  (Skipped when the
@@ -171,7 +171,7 @@ real_tests() {
 		has "setup-hugepages as nobody says why" "setup-hugepages: needs root to:" ""
 		has "setup-hugepages as nobody names the pool" "raise /sys/kernel/mm/hugepages/" "to 100000000"
 	else
-		echo "# checkout not readable by nobody: non-root test skipped"
+		echo "SKIP: setup-hugepages as nobody: the checkout is not readable by nobody"
 	fi
 	# The mount logic on a scratch mount point, pool left as it is (--pages 0).
 	if grep -q hugetlbfs /proc/filesystems; then
@@ -186,6 +186,8 @@ real_tests() {
 		check "--group sets the gid" [ "$(stat -c %G:%a "$mnt")" = daemon:1770 ]
 		umount "$mnt"
 		mnt=""
+	else
+		echo "SKIP: setup-hugepages --mount: no hugetlbfs in this kernel"
 	fi
 }
 

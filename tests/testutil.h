@@ -8,6 +8,7 @@
 #define HBUS_TESTUTIL_H
 
 #include <criterion/criterion.h>
+#include <grp.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -15,7 +16,9 @@
 #include <sys/wait.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fnv1a.h"
@@ -142,6 +145,38 @@ static inline void tu_output_as(void (*child)(uid_t uid, int out, const char *co
 	cr_assert_eq(waitpid(pid, &st, 0), pid);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child as uid %u failed (%d): %s",
 		  (unsigned)uid, WEXITSTATUS(st), buf);
+}
+
+/* The seed of a randomised test: $HBUS_TEST_SEED, else from the clock.  It
+ * is printed before anything else happens, so that a failure, a crash or
+ * a timeout can be repeated (HBUS_TEST_SEED=N meson test NAME). */
+static inline unsigned tu_seed(const char *test)
+{
+	const char *e = getenv("HBUS_TEST_SEED");
+	struct timespec ts;
+	unsigned s;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	s = e && *e ? (unsigned)strtoul(e, NULL, 0) : (unsigned)(ts.tv_sec ^ ts.tv_nsec);
+	fprintf(stderr, "%s: seed %u (HBUS_TEST_SEED=%u repeats it)\n", test, s, s);
+	fflush(stderr);
+	return s;
+}
+
+/* In a forked child: become uid (and its gid, no supplementary groups),
+ * or exit 20. */
+static inline void tu_become(uid_t uid)
+{
+	if (setgroups(0, NULL) || setgid((gid_t)uid) || setuid(uid))
+		_exit(20);
+}
+
+static inline uint64_t tu_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* Back off in a polling loop: there are only two cores. */

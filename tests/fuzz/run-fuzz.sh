@@ -59,7 +59,7 @@ fi
 
 CLANG=$(command -v clang || command -v clang-14 || true)
 if [ -z "$CLANG" ]; then
-	echo "run-fuzz.sh: clang not found, skipping" >&2
+	echo "SKIP: run-fuzz.sh: clang not found" >&2
 	exit 77
 fi
 probe=$(mktemp -d "${TMPDIR:-/tmp}/hbus-fuzz-probe.XXXXXX")
@@ -67,7 +67,7 @@ printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n){(void)d;(void
 	>"$probe/p.c"
 if ! "$CLANG" -fsanitize=fuzzer "$probe/p.c" -o "$probe/p" 2>"$probe/err"; then
 	cat "$probe/err" >&2
-	echo "run-fuzz.sh: clang cannot link libFuzzer (install libclang-rt-14-dev), skipping" >&2
+	echo "SKIP: run-fuzz.sh: clang cannot link libFuzzer (install libclang-rt-14-dev)" >&2
 	rm -rf "$probe"
 	exit 77
 fi

@@ -123,8 +123,18 @@ def cmd_check(a):
             dups += 1
         seen.add(ident)
     missing = [i for i in range(a.start, a.start + a.count) if i not in seen]
+    # Messages sent --batch to a datagram are lost a whole datagram at a
+    # time: lost_frames counts the datagrams none of whose messages came,
+    # partial_frames those some of whose did (there must be none).
+    lost = {}
+    for i in missing:
+        b = (i - a.start) // a.batch
+        lost[b] = lost.get(b, 0) + 1
+    whole = sum(1 for b, n in lost.items()
+                if n == min(a.batch, a.start + a.count - (a.start + b * a.batch)))
     print(json.dumps({"delivered": len(seen), "missing": len(missing), "bad": bad,
-                      "dups": dups, "other": other, "first_missing": missing[:10]}))
+                      "dups": dups, "other": other, "first_missing": missing[:10],
+                      "lost_frames": whole, "partial_frames": len(lost) - whole}))
     return 0 if not missing and not bad and not dups else 1
 
 
@@ -224,6 +234,30 @@ def cmd_malformed(a):
             if a.pause:
                 time.sleep(a.pause)
     print(json.dumps({"want": want, "valid": valid}))
+
+
+def cmd_pcap(a):
+    """A pcap of --count raw datagrams (ids from --start-id) to dst:port,
+    and --jumbo more of --jumbo-len bytes (tag + "j"): bigger than one mbuf
+    of the port that replays it, so they arrive in several (drop_multiseg)."""
+    smac, dmac = "02:00:00:00:00:02", "02:00:00:00:00:01"
+    frames = []
+    every = a.count // (a.jumbo + 1) if a.jumbo else 0
+    for i in range(a.count):
+        frames.append(make_body(a.tag, a.start_id + i))
+        if every and (i + 1) % every == 0 and len(frames) - (i + 1) < a.jumbo:
+            frames.append(make_body(a.tag + "j", i, padlen=a.jumbo_len))
+    with open(a.out, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1))
+        for k, body in enumerate(frames):
+            fr = eth(dmac, smac, 0x0800, ip_udp_frame(a.src_ip, a.dst_ip, 40000, a.port, body))
+            f.write(struct.pack("<IIII", k, 0, len(fr), len(fr)) + fr)
+    print(json.dumps({"frames": len(frames), "jumbo": len(frames) - a.count}))
+
+
+def ip_udp_frame(src, dst, sport, dport, body):
+    u = udp_dgram(src, dst, sport, dport, body)
+    return ip_hdr(src, dst, 17, len(u)) + u
 
 
 def cmd_fragments(a):
@@ -344,6 +378,15 @@ def main():
     q.add_argument("--count", type=int, required=True)
     q.add_argument("--exchange", required=True)
     q.add_argument("--key", required=True)
+    q.add_argument("--batch", type=int, default=1, help="messages per datagram sent")
+    q = sub.add_parser("pcap")
+    for o in ("--out", "--src-ip", "--dst-ip", "--tag"):
+        q.add_argument(o, required=True)
+    q.add_argument("--port", type=int, required=True)
+    q.add_argument("--count", type=int, required=True)
+    q.add_argument("--start-id", type=int, default=0)
+    q.add_argument("--jumbo", type=int, default=0)
+    q.add_argument("--jumbo-len", type=int, default=4000)
     q = sub.add_parser("malformed")
     for o in ("--iface", "--dst-mac", "--src-mac", "--src-ip", "--dst-ip", "--other-ip", "--tag"):
         q.add_argument(o, required=True)
@@ -376,7 +419,7 @@ def main():
     q.add_argument("--cmd", required=True)
     a = p.parse_args()
     fn = {"send": cmd_send, "check": cmd_check, "malformed": cmd_malformed,
-          "fragments": cmd_fragments,
+          "fragments": cmd_fragments, "pcap": cmd_pcap,
           "igmp-watch": cmd_igmp_watch, "igmp-query": cmd_igmp_query,
           "telemetry": cmd_telemetry}[a.op]
     sys.exit(fn(a) or 0)

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "dp_counter_ids.h"
+#include "../teardown.h"
 #include "dp_seq.h"
 
 static char dir[128], path[256];
@@ -31,7 +32,7 @@ static void teardown(void)
 	char cmd[256];
 
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	cr_assert_eq(system(cmd), 0);
+	tu_fini_check(system(cmd) == 0, "%s failed", cmd);
 }
 
 TestSuite(seq_carry, .init = setup, .fini = teardown);
