@@ -542,13 +542,13 @@ int model_delete_queue(struct model *m, const char *name, uint32_t owner, bool i
 	if (if_empty) {
 		/* Counted from the slots themselves, not from counters that a
 		 * producer between its publish and its count makes lag. */
-		uint64_t ready = 0, held = 0;
+		struct hbus_queue_census c = { 0 };
 
-		hbus_queue_scan(q->h, &ready, &held);
-		if (ready + held)
+		hbus_queue_scan(q->h, &c);
+		if (c.ready + c.claimed + c.writing + c.removing)
 			return herr_set(e, AMQP_PRECONDITION, "queue '%s' not empty: %llu message(s) "
-					"ready, %llu held (if_empty)", name,
-					(unsigned long long)ready, (unsigned long long)held);
+					"ready, %llu held (if_empty)", name, (unsigned long long)c.ready,
+					(unsigned long long)(c.claimed + c.writing + c.removing));
 	}
 	*messages = depth;
 	HBUS_INFO("queue '%s' (qid %u) deleted with %llu message(s)", name, q->qid,

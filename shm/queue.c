@@ -241,20 +241,18 @@ int hbus_queue_depth(const hbus_queue *q, uint64_t *depth)
 	return 0;
 }
 
-int hbus_queue_scan(const hbus_queue *q, uint64_t *ready, uint64_t *held)
+int hbus_queue_scan(const hbus_queue *q, struct hbus_queue_census *c)
 {
-	uint64_t r = 0, h = 0;
-
-	if (!q || !ready || !held)
+	if (!q || !c)
 		return -EINVAL;
+	memset(c, 0, sizeof(*c));
 	for (uint64_t i = 0; i <= q->mask; i++) {
 		unsigned st = word_state(atomic_load_explicit(slot_state(q, i), ACQUIRE));
 
-		r += st == SLOT_READY;
-		h += st == SLOT_CLAIMED || st == SLOT_CLAIMED_AUTO || st == SLOT_WRITING ||
-		     st == SLOT_REMOVING;
+		c->ready += st == SLOT_READY;
+		c->claimed += st == SLOT_CLAIMED || st == SLOT_CLAIMED_AUTO;
+		c->writing += st == SLOT_WRITING;
+		c->removing += st == SLOT_REMOVING;
 	}
-	*ready = r;
-	*held = h;
 	return 0;
 }
