@@ -138,7 +138,8 @@ static void exercise(int fd)
 	struct hbus_recovery r;
 	struct hbus_msg m[16];
 	hbus_queue *h, *c;
-	uint64_t depth, ready, held, taken = 0;
+	struct hbus_queue_census census;
+	uint64_t depth, taken = 0;
 	int n;
 
 	if (hbus_queue_open_fd(fd, &ho, &h) != 0)
@@ -151,7 +152,7 @@ static void exercise(int fd)
 		CHECK_RC(hbus_queue_requeue_for(h, dead, dead * 7u), "requeue_for", -ESTALE, -EAGAIN,
 			 -EUCLEAN, -EPERM);
 	}
-	CHECK_RC(hbus_queue_scan(h, &ready, &held), "scan", -EUCLEAN); /* delete-if-empty */
+	CHECK_RC(hbus_queue_scan(h, &census), "scan", -EUCLEAN); /* delete-if-empty */
 	/* Purge, bounded as mq_purge bounds it. */
 	while (taken < 2ull * cfg.capacity && (n = hbus_queue_consume_burst(h, m, 16)) > 0) {
 		hbus_queue_ack_burst(h, m, (unsigned)n);
