@@ -54,11 +54,14 @@ int model_check_name(const char *what, const char *name, struct herr *e)
 	return 0;
 }
 
-int model_init(struct model *m, const char *bus_dir, const struct model_limits *lim)
+int model_init(struct model *m, const char *bus_dir, int bus_fd, const struct model_limits *lim)
 {
 	memset(m, 0, sizeof(*m));
 	snprintf(m->bus_dir, sizeof(m->bus_dir), "%s", bus_dir);
+	m->bus_fd = bus_fd;
 	m->lim = *lim;
+	readers_init(&m->readers, lim->reader_timeout_ms ? lim->reader_timeout_ms
+							 : HBUSD_READER_TIMEOUT_MS);
 	return 0;
 }
 
@@ -122,6 +125,7 @@ void model_fini(struct model *m)
 	free(m->table);
 	free(m->scratch);
 	free(m->defs_text);
+	readers_fini(&m->readers);
 }
 
 struct mx_exchange *model_exchange(const struct model *m, const char *name)
