@@ -472,6 +472,12 @@ static const char *const mode_name[2] = { "off", "on" };
 
 /* runs[round][mode][broker] */
 #define RUN(r, m, k) runs[((r) * 2 + (m)) * AMQP_BROKER_N + (k)]
+/* Every run that was asked for and whose broker started, in order. */
+#define FOR_EACH_RUN(o, brc, r, m, k)                                          \
+	for (unsigned r = 0; r < (o)->rounds; r++)                             \
+		for (int m = 0; m < 2; m++)                                    \
+			for (int k = 0; k < AMQP_BROKER_N; k++)                \
+				if ((o)->modes[m] && (o)->brokers[k] && !(brc)[k])
 
 static void print_table(const struct atp_opts *o, const struct atp_run *runs, const int *brc)
 {
@@ -516,12 +522,8 @@ static void print_table(const struct atp_opts *o, const struct atp_run *runs, co
 	}
 	printf("\n%-6s %-9s %-4s %12s %12s %10s %10s %8s %5s\n", "round", "broker", "conf", "msgs/s",
 	       "publish/s", "published", "consumed", "nacked", "bad");
-	for (unsigned r = 0; r < o->rounds; r++)
-		for (int m = 0; m < 2; m++)
-			for (int k = 0; k < AMQP_BROKER_N; k++) {
+	FOR_EACH_RUN(o, brc, r, m, k) {
 				const struct atp_run *x = &RUN(r, m, k);
-				if (!o->modes[m] || !o->brokers[k] || brc[k])
-					continue;
 				printf("%-6u %-9s %-4s %12.0f %12.0f %10llu %10llu %8llu %5llu%s\n", r + 1,
 				       amqp_broker_name(k), mode_name[m], x->rate, x->pub_rate,
 				       (unsigned long long)x->published, (unsigned long long)x->consumed,
@@ -541,12 +543,8 @@ static void print_json(const struct atp_opts *o, const struct atp_run *runs, con
 	bench_json_u64(&j, "rounds", o->rounds);
 	bench_json_u64(&j, "window", o->window);
 	bench_json_key_arr(&j, "runs");
-	for (unsigned r = 0; r < o->rounds; r++)
-		for (int m = 0; m < 2; m++)
-			for (int k = 0; k < AMQP_BROKER_N; k++) {
+	FOR_EACH_RUN(o, brc, r, m, k) {
 				const struct atp_run *x = &RUN(r, m, k);
-				if (!o->modes[m] || !o->brokers[k] || brc[k])
-					continue;
 				bench_json_obj(&j);
 				bench_json_u64(&j, "round", r + 1);
 				bench_json_str(&j, "broker", amqp_broker_name(k));
