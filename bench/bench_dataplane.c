@@ -444,7 +444,7 @@ int bench_dataplane_main(int argc, char **argv)
 
 	if (argc > 1 && !strcmp(argv[1], "e2e"))
 		return bench_dataplane_e2e_main(argc - 1, argv + 1);
-	r.bus.routes_fd = -1; /* nothing open yet */
+	r.bus.routes_fd = r.bus.readers_fd = -1; /* nothing open yet */
 	rc = bd_parse(argc, argv, &r.o);
 	if (rc)
 		return rc == 1 ? 0 : rc;

@@ -5,10 +5,13 @@
  *   hbus-bench pingpong --transport cacheline|cacheline2|shm --size 32 --count 1000000 --cpus 0,1
  *
  * cacheline is the hardware floor (two threads bouncing one line); shm is
- * two processes over two hbus queue rings.  The kernel and ZeroMQ peers
- * (uds, udp, zmq) are accepted too; `compare` runs them all.
+ * two processes over two hbus queue rings.  The kernel, ZeroMQ and Aeron
+ * peers (uds, udp, zmq, aeron) are accepted too; `compare` runs them all.
+ * zmq and aeron exist only in builds that found them (pp_unavailable).
  */
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "bench.h"
 #include "pp_cli.h"
@@ -24,15 +27,16 @@ int bench_pingpong_main(int argc, char **argv)
 	if (rc)
 		return rc == 1 ? 0 : rc;
 	ops = pp_find(cli.transport);
-	if (!ops)
-		return bench_usage_error(argv[0], "unknown transport '%s' (cacheline, cacheline2, shm, uds, udp%s)",
-					 cli.transport,
-#ifdef HBUS_BENCH_ZMQ
-					 ", zmq"
-#else
-					 ""
-#endif
-		);
+	if (!ops && pp_unavailable(cli.transport))
+		return bench_usage_error(argv[0], "transport '%s': %s", cli.transport,
+					 pp_unavailable(cli.transport));
+	if (!ops) {
+		char known[256] = "";
+		for (unsigned i = 0; pp_all_names[i]; i++)
+			snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%s",
+				 i ? ", " : "", pp_all_names[i]);
+		return bench_usage_error(argv[0], "unknown transport '%s' (%s)", cli.transport, known);
+	}
 	h = malloc(sizeof(*h));
 	if (!h)
 		return 1;

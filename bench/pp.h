@@ -64,6 +64,9 @@ extern const struct pp_ops pp_udp_ops;
 #ifdef HBUS_BENCH_ZMQ
 extern const struct pp_ops pp_zmq_ops;
 #endif
+#ifdef HBUS_BENCH_AERON
+extern const struct pp_ops pp_aeron_ops;
+#endif
 #ifdef HBUS_BENCH_AMQP
 extern const struct pp_ops pp_amqp_ops;     /* rabbitmq-c through hbus-amqp */
 extern const struct pp_ops pp_rabbitmq_ops; /* rabbitmq-c through a private RabbitMQ */
@@ -71,6 +74,12 @@ extern const struct pp_ops pp_rabbitmq_ops; /* rabbitmq-c through a private Rabb
 
 /* The transport called name, or NULL. */
 const struct pp_ops *pp_find(const char *name);
+/* For a transport this build left out (zmq, aeron), why and how to get it;
+ * NULL for any other name. */
+const char *pp_unavailable(const char *name);
+/* Every transport name, built or not, in the order compare runs them
+ * (NULL-terminated): the floors, hbus and its variants, then the peers. */
+extern const char *const pp_all_names[];
 
 /*
  * Run warmup + count round trips; record each measured round trip (ns) in

@@ -14,11 +14,11 @@ void pp_cli_usage(FILE *f, const char *mode, unsigned extra)
 {
 	fprintf(f, "usage: hbus-bench %s", mode);
 	if (extra & PP_CLI_TRANSPORT)
-		fprintf(f, " --transport cacheline|cacheline2|shm");
+		fprintf(f, " --transport cacheline|cacheline2|shm|shm-x|shm-p|uds|udp|zmq|aeron|amqp|rabbitmq");
 	fprintf(f, " [--size B] [--count N] [--cpus A,B] [--warmup N]\n"
 		   "       [--rate MSGS_PER_S] [--shm-dir DIR] [--json]");
 	if (extra & PP_CLI_COMPARE)
-		fprintf(f, " [--plot FILE.png] [--rounds R]");
+		fprintf(f, "\n       [--plot FILE.png] [--rounds R] [--transports T1,T2,...]");
 	fprintf(f, "\n"
 		"  --size B        message bytes (>= 8; default 32)\n"
 		"  --count N       measured round trips%s (default 100000)\n"
@@ -32,13 +32,16 @@ void pp_cli_usage(FILE *f, const char *mode, unsigned extra)
 	if (extra & PP_CLI_COMPARE)
 		fprintf(f,
 			"  --plot FILE     PNG of the percentile distributions (gnuplot)\n"
-			"  --rounds R      interleaved rounds, transports rotated each round (default 5)\n");
+			"  --rounds R      interleaved rounds, transports rotated each round (default 5)\n"
+			"  --transports L  only these rows, e.g. cacheline2,shm,shm-x,aeron (shm is\n"
+			"                  required: ratios are to hbus); default: every transport built\n"
+			"                  in but shm-x and shm-p (and amqp, rabbitmq: HBUS_BENCH_AMQP=1)\n");
 }
 
 int pp_cli_parse(int argc, char **argv, unsigned extra, struct pp_cli *cli)
 {
 	enum { O_SIZE = 256, O_COUNT, O_CPUS, O_WARMUP, O_RATE, O_SHMDIR, O_JSON, O_TRANSPORT,
-	       O_PLOT, O_ROUNDS, O_HELP };
+	       O_PLOT, O_ROUNDS, O_TRANSPORTS, O_HELP };
 	static const struct option opts[] = {
 		{ "size", required_argument, NULL, O_SIZE },
 		{ "count", required_argument, NULL, O_COUNT },
@@ -50,6 +53,7 @@ int pp_cli_parse(int argc, char **argv, unsigned extra, struct pp_cli *cli)
 		{ "transport", required_argument, NULL, O_TRANSPORT },
 		{ "plot", required_argument, NULL, O_PLOT },
 		{ "rounds", required_argument, NULL, O_ROUNDS },
+		{ "transports", required_argument, NULL, O_TRANSPORTS },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -116,6 +120,11 @@ int pp_cli_parse(int argc, char **argv, unsigned extra, struct pp_cli *cli)
 			if (bench_parse_u64(optarg, &v) || v < 1 || v > 1000)
 				return bench_usage_error(mode, "--rounds must be 1..1000");
 			cli->rounds = (unsigned)v;
+			break;
+		case O_TRANSPORTS:
+			if (!(extra & PP_CLI_COMPARE))
+				goto unknown;
+			cli->transports = optarg;
 			break;
 		case O_HELP:
 			pp_cli_usage(stdout, mode, extra);

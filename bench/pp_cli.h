@@ -10,11 +10,12 @@
 #include "pp.h"
 
 #define PP_CLI_TRANSPORT 1u /* accept --transport (pingpong) */
-#define PP_CLI_COMPARE   2u /* accept --plot and --rounds (compare) */
+#define PP_CLI_COMPARE   2u /* accept --plot, --rounds and --transports (compare) */
 
 struct pp_cli {
 	struct pp_opts o;
 	const char *transport;
+	const char *transports; /* compare --transports a,b,...; NULL: all */
 	const char *plot;
 	unsigned rounds;
 	bool json;

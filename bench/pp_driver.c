@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -41,6 +42,11 @@ struct pp_run_state {
 	void *ctx;
 };
 
+const char *const pp_all_names[] = {
+	"cacheline", "cacheline2", "shm", "shm-x", "shm-p", "uds", "udp", "zmq", "aeron", "amqp",
+	"rabbitmq", NULL,
+};
+
 const struct pp_ops *pp_find(const char *name)
 {
 	static const struct pp_ops *const all[] = {
@@ -49,6 +55,9 @@ const struct pp_ops *pp_find(const char *name)
 #ifdef HBUS_BENCH_ZMQ
 		&pp_zmq_ops,
 #endif
+#ifdef HBUS_BENCH_AERON
+		&pp_aeron_ops,
+#endif
 #ifdef HBUS_BENCH_AMQP
 		&pp_amqp_ops, &pp_rabbitmq_ops,
 #endif
@@ -56,6 +65,19 @@ const struct pp_ops *pp_find(const char *name)
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		if (!strcmp(all[i]->name, name))
 			return all[i];
+	return NULL;
+}
+
+const char *pp_unavailable(const char *name)
+{
+	if (pp_find(name))
+		return NULL;
+	if (!strcmp(name, "zmq"))
+		return "hbus-bench was built without libzmq (apt-get install libzmq3-dev, then reconfigure)";
+	if (!strcmp(name, "aeron"))
+		return "hbus-bench was built without -Daeron=DIR (an Aeron C build: docs/BENCHMARKS.md)";
+	if (!strcmp(name, "amqp") || !strcmp(name, "rabbitmq"))
+		return "hbus-bench was built without librabbitmq (apt-get install librabbitmq-dev, then reconfigure)";
 	return NULL;
 }
 
@@ -224,10 +246,17 @@ int pp_run(const struct pp_ops *ops, const struct pp_opts *o, struct hist *h)
 	if (ops->threads) {
 		rc = -pthread_create(&thr, NULL, echo_thread, &st);
 	} else {
+		pid_t self = getpid();
 		fflush(NULL);
 		child = fork();
-		if (child == 0)
+		if (child == 0) {
+			/* A killed pinger takes its echoer with it: nothing
+			 * else would ever tell it to stop spinning. */
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			if (getppid() != self)
+				_exit(1);
 			_exit(echo_loop(&st) ? 1 : 0);
+		}
 		rc = child < 0 ? -errno : 0;
 	}
 	if (rc) {

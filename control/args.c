@@ -18,6 +18,32 @@ static const char *jtype(const json_t *v)
 	}
 }
 
+/*
+ * Names, keys, tags and every other string hbusd takes are printable only:
+ * a control character (C0, DEL, or a C1 control, which jansson's UTF-8
+ * carries as 0xc2 0x80-0x9f) would reach log lines and terminals raw (a
+ * '\n' forges a log line, ESC starts an escape sequence).  406 naming the
+ * character and where it is.
+ */
+static int printable(const char *s, const char *ctx, const char *what, const char *k,
+		     struct herr *e)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i;
+
+	for (i = 0; p[i]; i++) {
+		if (p[i] < 0x20 || p[i] == 0x7f)
+			return herr_set(e, AMQP_PRECONDITION, "%s: %s '%s' holds control character "
+					"0x%02x at byte %zu: names, keys and tags must be printable",
+					ctx, what, k, p[i], i);
+		if (p[i] == 0xc2 && p[i + 1] >= 0x80 && p[i + 1] <= 0x9f)
+			return herr_set(e, AMQP_PRECONDITION, "%s: %s '%s' holds control character "
+					"U+%04X at byte %zu: names, keys and tags must be printable",
+					ctx, what, k, p[i + 1], i);
+	}
+	return 0;
+}
+
 static json_t *field(json_t *o, const char *k)
 {
 	json_t *v = json_object_get(o, k);
@@ -35,6 +61,8 @@ int args_check_fields(json_t *o, const char *const *allowed, const char *ctx, st
 		for (i = 0; allowed[i]; i++)
 			if (!strcmp(k, allowed[i]))
 				break;
+		if (!allowed[i] && printable(k, ctx, "field name", "(not shown)", e))
+			return -1;
 		if (!allowed[i])
 			return herr_set(e, AMQP_COMMAND_INVALID, "%s: unknown field '%s'", ctx, k);
 	}
@@ -60,7 +88,7 @@ int arg_str(json_t *o, const char *k, const char **out, const char *dflt, const 
 				ctx, k, jtype(v));
 	/* jansson refuses \u0000 when parsing, so the C string is the value. */
 	*out = json_string_value(v);
-	return 0;
+	return printable(*out, ctx, "field", k, e);
 }
 
 int arg_bool(json_t *o, const char *k, bool *out, bool dflt, const char *ctx, struct herr *e)
@@ -193,6 +221,8 @@ static int headers_arg(json_t *o, struct binding_args *a, struct hbus_header *hd
 		return herr_set(e, AMQP_PRECONDITION, "%s: %zu headers, the limit is %u", ctx,
 				json_object_size(h), HBUS_HEADERS_MAX);
 	json_object_foreach(h, k, v) {
+		if (printable(k, ctx, "header name", "(not shown)", e))
+			return -1;
 		if (!json_is_string(v))
 			return herr_set(e, AMQP_COMMAND_INVALID,
 					"%s: header '%s' must have a string value, not %s", ctx, k,
@@ -201,6 +231,8 @@ static int headers_arg(json_t *o, struct binding_args *a, struct hbus_header *hd
 			return herr_set(e, AMQP_PRECONDITION,
 					"%s: header '%.40s' is too long (name up to 255 bytes, value "
 					"up to 65535)", ctx, k);
+		if (printable(json_string_value(v), ctx, "header", k, e))
+			return -1;
 		hdrs[n].name = k;
 		hdrs[n].name_len = (uint8_t)strlen(k);
 		hdrs[n].value = json_string_value(v);

@@ -5,6 +5,7 @@
 #include "defs.h"
 #include "args.h"
 #include "log.h"
+#include "perm_ops.h"
 #include "shm_file.h"
 
 #include <errno.h>
@@ -209,12 +210,6 @@ static json_t *section(json_t *defs, const char *k, struct herr *e)
 	return json_incref(a);
 }
 
-static int check(const struct defs_check *c, enum perm_kind k, const char *noun, const char *name,
-		 struct herr *e)
-{
-	return c && c->fn ? c->fn(c->ctx, k, noun, name, e) : 0;
-}
-
 static void undo_all(struct model *m, struct undo *u, size_t n, uint32_t owner)
 {
 	struct herr ignore;
@@ -264,7 +259,8 @@ static int apply_item(struct model *m, int kind, json_t *o, size_t idx, uint32_t
 	u[*nu].kind = kind;
 	switch (kind) {
 	case 0:
-		if (args_exchange(o, &xa, ctx, e) || check(chk, PERM_CONFIGURE, "exchange", xa.name, e))
+		if (args_exchange(o, &xa, ctx, e) ||
+		    (chk && perm_declare_exchange(chk, &xa, e)))
 			return -1;
 		existed = model_exchange(m, xa.name) != NULL;
 		if (model_declare_exchange(m, &xa, false, e))
@@ -272,7 +268,7 @@ static int apply_item(struct model *m, int kind, json_t *o, size_t idx, uint32_t
 		u[*nu].name = xa.name;
 		break;
 	case 1:
-		if (args_queue(o, &qa, ctx, e) || check(chk, PERM_CONFIGURE, "queue", qa.name, e))
+		if (args_queue(o, &qa, ctx, e) || (chk && perm_declare_queue(chk, &qa, e)))
 			return -1;
 		if (!qa.name[0])
 			return herr_set(e, AMQP_COMMAND_INVALID, "%s: a queue needs a name", ctx);
@@ -282,9 +278,7 @@ static int apply_item(struct model *m, int kind, json_t *o, size_t idx, uint32_t
 		u[*nu].q = q;
 		break;
 	case 2:
-		if (args_binding(o, &ba, hdrs, ctx, e) ||
-		    check(chk, PERM_WRITE, ba.dest_is_exchange ? "exchange" : "queue", ba.dest, e) ||
-		    check(chk, PERM_READ, "exchange", ba.source, e))
+		if (args_binding(o, &ba, hdrs, ctx, e) || (chk && perm_bind(chk, &ba, e)))
 			return -1;
 		/* model_bind is idempotent: unbinding on undo would remove a
 		 * binding that was there before, so look first. */
@@ -308,9 +302,7 @@ static int apply_item(struct model *m, int kind, json_t *o, size_t idx, uint32_t
 		}
 		break;
 	default:
-		if (args_udpmap(o, &ua, true, ctx, e) ||
-		    check(chk, PERM_CONFIGURE, "exchange", ua.exchange, e) ||
-		    check(chk, PERM_WRITE, "exchange", ua.exchange, e))
+		if (args_udpmap(o, &ua, true, ctx, e) || (chk && perm_map_udp(chk, &ua, e)))
 			return -1;
 		existed = false;
 		for (unsigned i = 0; i < m->udpmaps.n && !existed; i++) {
@@ -406,12 +398,22 @@ int defs_write_atomic(const char *path, const char *text, struct herr *e)
 	int fd, dfd, rc = 0;
 	ssize_t w;
 
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+	/* A fresh file of our own (mkostemp: O_EXCL, a name nobody could
+	 * have guessed): a file or link planted in the directory is never
+	 * written through. */
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= sizeof(tmp))
+		return herr_set(e, AMQP_INTERNAL_ERROR, "definitions file path too long: %s", path);
 	snprintf(dir, sizeof(dir), "%s", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	if (fd < 0)
-		return herr_set(e, AMQP_INTERNAL_ERROR, "cannot write definitions file %s: %s", tmp,
-				strerror(errno));
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0 || fchmod(fd, 0640) != 0) {
+		herr_set(e, AMQP_INTERNAL_ERROR, "cannot write definitions file %s: %s", tmp,
+			 strerror(errno));
+		if (fd >= 0) {
+			close(fd);
+			unlink(tmp);
+		}
+		return -1;
+	}
 	while (off < len && rc == 0) {
 		w = write(fd, text + off, len - off);
 		if (w < 0 && errno != EINTR)
@@ -454,12 +456,17 @@ json_t *defs_parse(const char *buf, size_t len, const char *what, struct herr *e
 
 json_t *defs_load_file(const char *path, size_t max, struct herr *e)
 {
+	return defs_load_at(AT_FDCWD, path, path, max, e);
+}
+
+json_t *defs_load_at(int dirfd, const char *name, const char *path, size_t max, struct herr *e)
+{
 	struct stat st;
 	char *buf;
 	json_t *j;
 	ssize_t n;
 	size_t got = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | (dirfd == AT_FDCWD ? 0 : O_NOFOLLOW));
 
 	if (fd < 0) {
 		herr_set(e, errno == ENOENT ? AMQP_NOT_FOUND : AMQP_INTERNAL_ERROR, "%s: %s", path,
@@ -494,32 +501,29 @@ json_t *defs_load_file(const char *path, size_t max, struct herr *e)
 
 int state_path(const char *bus_dir, char *buf, size_t cap)
 {
-	int n = snprintf(buf, cap, "%s/topology.json", bus_dir);
+	int n = snprintf(buf, cap, "%s/" STATE_FILE, bus_dir);
 
 	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
 }
 
-int state_write(const char *bus_dir, const char *text)
+int state_write(int bus_fd, const char *text)
 {
-	char path[512], tmp[520];
+	static const char tmp[] = STATE_FILE ".tmp";
 	struct hbus_map map;
 	size_t len = strlen(text) + 1;
 	int fd, rc;
 
-	if (state_path(bus_dir, path, sizeof(path)))
-		return -ENAMETOOLONG;
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	unlink(tmp);
+	unlinkat(bus_fd, tmp, 0);
 	/* hugetlbfs has no write(2): fill the file through a mapping. */
-	rc = hbus_shm_create(tmp, len, -1, &fd, &map);
+	rc = hbus_shm_create_at(bus_fd, tmp, len, -1, &fd, &map);
 	if (rc)
 		return rc;
 	memcpy(map.addr, text, len);
 	hbus_shm_unmap(&map);
 	close(fd);
-	if (rename(tmp, path) != 0) {
+	if (renameat(bus_fd, tmp, bus_fd, STATE_FILE) != 0) {
 		rc = -errno;
-		unlink(tmp);
+		unlinkat(bus_fd, tmp, 0);
 	}
 	return rc;
 }

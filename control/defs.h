@@ -18,7 +18,7 @@
 
 #include "herr.h"
 #include "model.h"
-#include "perms.h"
+#include "perm_ops.h"
 
 enum defs_mode {
 	DEFS_DURABLE, /* the --definitions file: durable things only */
@@ -39,13 +39,11 @@ char *defs_render_text(const struct model *m, enum defs_mode mode);
  * checked first; then everything is applied as one change: one commit, and
  * if any item is refused nothing of it stays.  Items that exist with the
  * same arguments are fine; with other arguments: 406.
- * check(): called per item before it is applied (permissions); NULL = none.
+ * check: who is importing: each item needs the permissions the matching
+ * request needs (perm_ops.h, the very same functions), checked before it is
+ * applied; NULL = none (restore).
  */
-struct defs_check {
-	/* noun: "exchange" or "queue" */
-	int (*fn)(void *ctx, enum perm_kind k, const char *noun, const char *name, struct herr *e);
-	void *ctx;
-};
+#define defs_check perm_checker
 int defs_import(struct model *m, json_t *defs, uint32_t owner, const struct defs_check *check,
 		struct herr *e);
 
@@ -59,11 +57,15 @@ json_t *defs_parse(const char *buf, size_t len, const char *what, struct herr *e
 /* Load a JSON file of at most max bytes (406 naming the size past it). */
 #define DEFS_FILE_MAX (64u << 20) /* state and permissions files */
 json_t *defs_load_file(const char *path, size_t max, struct herr *e);
+/* The same for name in the directory dirfd (not following a link at name);
+ * path names it in messages. */
+json_t *defs_load_at(int dirfd, const char *name, const char *path, size_t max, struct herr *e);
 
 /* The state file.  Written through a mapping (hugetlbfs has no write(2)),
  * padded with NULs to the page size; atomic by rename. */
-int state_write(const char *bus_dir, const char *text);
-int state_path(const char *bus_dir, char *buf, size_t cap);
+#define STATE_FILE "topology.json"
+int state_write(int bus_fd, const char *text);
+int state_path(const char *bus_dir, char *buf, size_t cap); /* for messages */
 
 /*
  * Start-up: rebuild the model from the state file (adopting queue files),

@@ -7,7 +7,9 @@
 #include "args.h"
 #include "defs.h"
 #include "log.h"
+#include "perm_ops.h"
 
+#include <errno.h>
 #include <string.h>
 
 struct op_ctx {
@@ -15,6 +17,7 @@ struct op_ctx {
 	struct session *s;
 	struct vsession *vs; /* "as": acting for an AMQP user (vsession.c) */
 	uint32_t owner;      /* the session's owner id, or the virtual session's */
+	struct perm_checker who; /* whose permissions: the peer's, or the AMQP user's */
 	json_t *req;
 	const char *op;
 	int fd;
@@ -37,6 +40,14 @@ static int perm_as(struct op_ctx *c, enum perm_kind k, const char *noun, const c
 	if (c->vs)
 		return perms_check_amqp(&c->d->perms, c->vs->user, k, noun, name, e);
 	return perms_check(&c->d->perms, &c->s->peer, k, noun, name, e);
+}
+
+/* perm_ops.h's checker: the same permission function for requests and
+ * imports. */
+static int check_cb(void *ctx, enum perm_kind k, const char *noun, const char *name,
+		    struct herr *e)
+{
+	return perm_as(ctx, k, noun, name, e);
 }
 
 static int perm(struct op_ctx *c, enum perm_kind k, const char *noun, const char *name)
@@ -87,11 +98,20 @@ static json_t *op_hello(struct op_ctx *c)
 		resumed = true;
 		s->all_queues = true;
 	} else {
+		/* The last entries of the table are kept for root and hbusd's
+		 * uid: nobody else can lock them out. */
+		unsigned reserve = perms_is_admin(&d->perms, &s->peer) ? 0 : HBUSD_SB_ADMIN_RESERVE;
+		int rc;
+
 		owner = sb_alloc_owner(&d->sb, NULL, NULL);
-		if (!owner || sb_session_add(&d->sb, owner, s->peer.pid, s->start_time)) {
+		rc = owner ? sb_session_add(&d->sb, owner, s->peer.pid, s->start_time, reserve)
+			   : -ENOSPC;
+		if (rc && owner && sb_sweep(d)) /* entries nobody holds: taken back */
+			rc = sb_session_add(&d->sb, owner, s->peer.pid, s->start_time, reserve);
+		if (rc) {
 			herr_set(&c->e, AMQP_PRECONDITION,
-				 "too many sessions on bus '%s': the superblock holds %u", d->o.bus,
-				 HBUS_SUPER_SESSIONS);
+				 "too many sessions on bus '%s': the superblock holds %u%s", d->o.bus,
+				 HBUS_SUPER_SESSIONS, reserve ? ", the last ones kept for root" : "");
 			return NULL;
 		}
 	}
@@ -117,9 +137,7 @@ static json_t *op_declare_exchange(struct op_ctx *c)
 	if (args_exchange(c->req, &a, c->op, &c->e) ||
 	    arg_bool(c->req, "passive", &passive, false, c->op, &c->e))
 		return NULL;
-	if (!passive && (perm(c, PERM_CONFIGURE, "exchange", a.name) ||
-			 (a.alternate && (perm(c, PERM_WRITE, "exchange", a.alternate) ||
-					  perm(c, PERM_READ, "exchange", a.name)))))
+	if (!passive && perm_declare_exchange(&c->who, &a, &c->e))
 		return NULL;
 	if (model_declare_exchange(&c->d->model, &a, passive, &c->e))
 		return NULL;
@@ -157,9 +175,7 @@ static json_t *op_declare_queue(struct op_ctx *c)
 			a.name = gen;
 			a.server_named = true;
 		}
-		if (perm(c, PERM_CONFIGURE, "queue", a.name) ||
-		    (a.dlx && (perm(c, PERM_WRITE, "exchange", a.dlx) ||
-			       perm(c, PERM_READ, "queue", a.name))))
+		if (perm_declare_queue(&c->who, &a, &c->e))
 			return NULL;
 	}
 	if (model_declare_queue(m, &a, c->owner, passive, &q, &c->e))
@@ -202,8 +218,7 @@ static json_t *op_bind(struct op_ctx *c)
 	bool unbind = !strcmp(c->op, "unbind");
 
 	if (args_binding(c->req, &a, hdrs, c->op, &c->e) ||
-	    perm(c, PERM_WRITE, a.dest_is_exchange ? "exchange" : "queue", a.dest) ||
-	    perm(c, PERM_READ, "exchange", a.source))
+	    perm_bind(&c->who, &a, &c->e))
 		return NULL;
 	if ((unbind ? model_unbind : model_bind)(&c->d->model, &a, c->owner, &c->e))
 		return NULL;
@@ -316,8 +331,7 @@ static json_t *op_map_udp(struct op_ctx *c)
 
 	if (!strcmp(c->op, "map_udp")) {
 		if (args_udpmap(c->req, &a, true, c->op, &c->e) ||
-		    perm(c, PERM_CONFIGURE, "exchange", a.exchange) ||
-		    perm(c, PERM_WRITE, "exchange", a.exchange) ||
+		    perm_map_udp(&c->who, &a, &c->e) ||
 		    model_map_udp(&c->d->model, &a, &c->e))
 			return NULL;
 		return ok();
@@ -344,6 +358,16 @@ static json_t *op_list(struct op_ctx *c)
 	return report_list(c->d, what, &c->e);
 }
 
+/* The client unmapped everything of this session (hbus_close) and says
+ * so: the session closes as if its process had exited, so nothing is kept
+ * for it until it does (docs/CONTROL.md).  A client that says it while
+ * still writing can only spoil its own writes to queues it holds. */
+static json_t *op_bye(struct op_ctx *c)
+{
+	c->s->bye = true;
+	return ok();
+}
+
 static json_t *op_stat(struct op_ctx *c)
 {
 	return report_stat(c->d);
@@ -360,22 +384,15 @@ static json_t *op_export(struct op_ctx *c)
 	return json_pack("{s:b, s:o}", "ok", 1, "definitions", defs);
 }
 
-static int import_check(void *ctx, enum perm_kind k, const char *noun, const char *name,
-			struct herr *e)
-{
-	return perm_as(ctx, k, noun, name, e);
-}
-
 static json_t *op_import(struct op_ctx *c)
 {
-	struct defs_check chk = { .fn = import_check, .ctx = c };
 	json_t *defs = json_object_get(c->req, "definitions");
 
 	if (!json_is_object(defs)) {
 		herr_set(&c->e, AMQP_COMMAND_INVALID, "import: field 'definitions' must be an object");
 		return NULL;
 	}
-	if (defs_import(&c->d->model, defs, c->owner, &chk, &c->e))
+	if (defs_import(&c->d->model, defs, c->owner, &c->who, &c->e))
 		return NULL;
 	return ok();
 }
@@ -488,6 +505,7 @@ static const struct op {
 	{ "unmap_udp", op_map_udp, F_UNMAP, false },
 	{ "list", op_list, F_LIST, false },
 	{ "stat", op_stat, F_NONE, false },
+	{ "bye", op_bye, F_NONE, false },
 	{ "export", op_export, F_NONE, false },
 	{ "import", op_import, F_IMPORT, false },
 	{ "amqp_login", op_amqp_login, F_LOGIN, false },
@@ -525,6 +543,8 @@ json_t *dispatch_request(struct hbusd *d, struct session *s, json_t *req, int *f
 	const struct op *op = NULL;
 	uint64_t v0 = d->model.version;
 	unsigned i;
+
+	c.who = (struct perm_checker){ .fn = check_cb, .ctx = &c };
 
 	if (arg_str(req, "op", &c.op, NULL, "request", &c.e) == 0) {
 		for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)

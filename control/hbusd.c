@@ -7,6 +7,7 @@
  */
 #include "server.h"
 #include "defs.h"
+#include "dirs.h"
 #include "log.h"
 #include "route_layout.h"
 
@@ -48,7 +49,8 @@ static void usage(FILE *f)
 		"  --max-sessions N (1024)  --max-sessions-per-user N (256)  --hello-timeout S (10)\n"
 		"  --max-request BYTES (65536)  --max-definitions BYTES (67108864)\n"
 		"  --max-queue-bytes BYTES shared memory of one queue (0: no limit)\n"
-		"  --routes-size BYTES routing table capacity per generation (4194304)\n");
+		"  --routes-size BYTES routing table capacity per generation (4194304)\n"
+		"  --reader-timeout MS longest a routing-table reader may hold a publish back (1000)\n");
 }
 
 static int parse_num(const char *s, uint64_t max, uint64_t *out)
@@ -90,6 +92,7 @@ static int parse_args(int argc, char **argv, struct hbusd_opts *o)
 		{ "max-queue-bytes", required_argument, 0, 9 }, { "max-udpmaps", required_argument, 0, 10 },
 		{ "max-sessions-per-user", required_argument, 0, 11 },
 		{ "hello-timeout", required_argument, 0, 12 },
+		{ "reader-timeout", required_argument, 0, 13 },
 		{ "help", no_argument, 0, 'h' }, { "version", no_argument, 0, 'V' }, { 0, 0, 0, 0 },
 	};
 	const char *run = getenv("HBUS_RUN_DIR");
@@ -104,7 +107,8 @@ static int parse_args(int argc, char **argv, struct hbusd_opts *o)
 	o->lim = (struct model_limits){ .max_exchanges = 1024, .max_queues = 4096,
 					.max_bindings = 65536, .max_consumers_per_queue = 256,
 					.max_udpmaps = 4096, .routes_table_cap = 4u << 20,
-					.max_definitions = 64u << 20 };
+					.max_definitions = 64u << 20,
+					.reader_timeout_ms = HBUSD_READER_TIMEOUT_MS };
 	snprintf(o->run_dir, sizeof(o->run_dir), "%s", run && *run ? run : "/run/hbus");
 	while ((c = getopt_long(argc, argv, "b:r:s:d:p:fhV", lo, NULL)) != -1) {
 		switch (c) {
@@ -140,6 +144,7 @@ static int parse_args(int argc, char **argv, struct hbusd_opts *o)
 			if (c == 10) o->lim.max_udpmaps = (uint32_t)v;
 			if (c == 11) o->max_sessions_per_user = (uint32_t)v;
 			if (c == 12) o->hello_timeout_s = (uint32_t)v;
+			if (c == 13) o->lim.reader_timeout_ms = (uint32_t)v;
 		}
 	}
 	if (optind < argc) {
@@ -156,52 +161,6 @@ static int parse_args(int argc, char **argv, struct hbusd_opts *o)
 
 /* ------------------------------------------------------------------ start-up */
 
-/* mkdir -p: parents get 0755 (they may be shared), the leaf gets mode. */
-static int mkdir_p(const char *path, mode_t mode)
-{
-	char buf[512];
-	size_t i, n = strlen(path);
-
-	if (n == 0 || n >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, path, n + 1);
-	for (i = 1; i < n; i++) {
-		if (buf[i] != '/')
-			continue;
-		buf[i] = '\0';
-		if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-			return -errno;
-		buf[i] = '/';
-	}
-	return mkdir(buf, mode) != 0 && errno != EEXIST ? -errno : 0;
-}
-
-static int make_run_dir(struct hbusd *d)
-{
-	mode_t want = perms_grants_others(&d->perms) ? 0755 : 0700;
-	struct stat st;
-	struct herr e;
-
-	int rc = mkdir_p(d->o.run_dir, want);
-
-	if (rc) {
-		HBUS_ERR("cannot create run dir %s: %s", d->o.run_dir, strerror(-rc));
-		return -1;
-	}
-	if (stat(d->o.run_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-		HBUS_ERR("run dir %s is not a directory", d->o.run_dir);
-		return -1;
-	}
-	/* Widen only: other buses may share the directory. */
-	if ((st.st_mode & want) != want && st.st_uid == geteuid())
-		chmod(d->o.run_dir, (st.st_mode | want) & 07777);
-	if (perms_dir_trusted(d->o.run_dir, &e)) {
-		HBUS_ERR("run dir: %s", e.msg);
-		return -1;
-	}
-	return 0;
-}
-
 static int lock_pid_file(struct hbusd *d)
 {
 	char buf[32] = "";
@@ -209,9 +168,12 @@ static int lock_pid_file(struct hbusd *d)
 	int locked;
 
 	snprintf(d->pid_path, sizeof(d->pid_path), "%s/%s.pid", d->o.run_dir, d->o.bus);
-	d->pidfile_fd = open(d->pid_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	d->pidfile_fd = dirs_open_file(d->run_fd, strrchr(d->pid_path, '/') + 1, O_RDWR | O_CREAT,
+				       0644);
 	if (d->pidfile_fd < 0) {
-		HBUS_ERR("cannot open %s: %s", d->pid_path, strerror(errno));
+		HBUS_ERR("cannot open %s: %s", d->pid_path,
+			 errno == ELOOP ? "it is a symbolic link" :
+			 errno == EPERM ? "it belongs to another user" : strerror(errno));
 		return -1;
 	}
 	locked = flock(d->pidfile_fd, LOCK_EX | LOCK_NB) == 0;
@@ -239,64 +201,68 @@ static void write_pid(struct hbusd *d)
 		HBUS_WARN("cannot write %s: %s", d->pid_path, strerror(errno));
 }
 
+/*
+ * The routes file.  A previous hbusd's file is never reused: its readers'
+ * slots were in blocks this hbusd cannot see, so it is retired instead (its
+ * last table stays valid for the processes still routing by it, who take
+ * the new file with their next session) and unlinked; the new file
+ * continues its generation numbers.  Clients get a read-only descriptor.
+ */
 static int open_routes(struct hbusd *d)
 {
 	struct hbus_routes *r = NULL;
-	char path[512];
-	uint64_t cap = 0;
-	int rc;
+	struct stat a, b;
+	uint64_t gen = 0;
+	int fd, rc;
 
-	snprintf(path, sizeof(path), "%s/routes", d->bus_dir);
-	d->routes_fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-	if (d->routes_fd >= 0) {
-		rc = hbus_routes_open_fd(d->routes_fd, &r);
-		if (rc == 0 && pread(d->routes_fd, &cap, sizeof(cap),
-				     offsetof(struct hbus_routes_hdr, table_cap)) != sizeof(cap))
-			rc = -EIO;
+	fd = openat(d->bus_fd, "routes", O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (fd >= 0) {
+		rc = hbus_routes_open_fd(fd, &r);
 		if (rc == 0) {
-			/* The file's capacity is the limit now, whatever this
-			 * start's --routes-size says: growing needs a new bus. */
-			HBUS_INFO("adopted routes file %s (generation %llu, %llu bytes per table)", path,
-				  (unsigned long long)hbus_routes_generation(r), (unsigned long long)cap);
-			d->model.lim.routes_table_cap = (size_t)cap;
-			d->model.routes = r;
-			return 0;
-		}
-		if (r)
+			gen = hbus_routes_generation(r);
+			hbus_routes_retire(r);
 			hbus_routes_close(r);
-		r = NULL;
-		/* Readers that still map the old file keep its last table
-		 * until their next hello hands them the new one. */
-		HBUS_WARN("routes file %s unusable (%s): replaced", path, hbus_strerror(rc));
-		close(d->routes_fd);
-		unlink(path);
+			HBUS_INFO("routes file of the previous hbusd retired at generation %llu: "
+				  "processes routing by it move to the new one with their next "
+				  "session", (unsigned long long)gen);
+		} else {
+			HBUS_WARN("routes file %s/routes unusable (%s): replaced", d->bus_dir,
+				  hbus_strerror(rc));
+		}
+		close(fd);
 	}
-	rc = hbus_routes_create(path, d->o.lim.routes_table_cap, &d->routes_fd, &r);
-	if (rc) {
-		HBUS_ERR("cannot create routes file %s: %s", path, hbus_strerror(rc));
+	if (unlinkat(d->bus_fd, "routes", 0) != 0 && errno != ENOENT) {
+		HBUS_ERR("cannot remove %s/routes: %s", d->bus_dir, strerror(errno));
 		return -1;
 	}
+	rc = hbus_routes_create_at(d->bus_fd, "routes", d->o.lim.routes_table_cap, &fd, &r);
+	if (rc) {
+		HBUS_ERR("cannot create routes file %s/routes: %s", d->bus_dir, hbus_strerror(rc));
+		return -1;
+	}
+	hbus_routes_continue(r, gen);
 	d->model.routes = r;
-	return 0;
+	/* What clients get: the same file, read-only (they cannot map it
+	 * writable, nor truncate it). */
+	d->routes_fd = openat(d->bus_fd, "routes", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	rc = d->routes_fd >= 0 && fstat(fd, &a) == 0 && fstat(d->routes_fd, &b) == 0 &&
+	     a.st_ino == b.st_ino && a.st_dev == b.st_dev ? 0 : -1;
+	close(fd);
+	if (rc)
+		HBUS_ERR("cannot reopen %s/routes read-only: %s", d->bus_dir, strerror(errno));
+	return rc;
 }
 
 static int open_bus(struct hbusd *d)
 {
 	struct herr e;
-	int other = 0, huge = 0, rc;
+	int other = 0, rc;
 
-	rc = hbus_shm_bus_dir(d->o.shm_dir, d->o.bus, d->bus_dir, sizeof(d->bus_dir), &huge);
-	if (rc == 0)
-		rc = mkdir_p(d->bus_dir, 0700);
-	if (rc) {
-		HBUS_ERR("cannot use bus directory %s: %s", d->bus_dir, hbus_strerror(rc));
+	if (dirs_open_bus(d->o.shm_dir, d->o.bus, d->bus_dir, sizeof(d->bus_dir), &d->bus_fd, &e)) {
+		HBUS_ERR("%s", e.msg);
 		return -1;
 	}
-	if (perms_dir_trusted(d->bus_dir, &e)) {
-		HBUS_ERR("bus directory: %s", e.msg);
-		return -1;
-	}
-	rc = sb_open(d->bus_dir, d->o.bus, &d->sb, &other);
+	rc = sb_open(d->bus_fd, d->o.bus, &d->sb, &other);
 	if (rc == -EWOULDBLOCK) {
 		HBUS_ERR("another hbusd (pid %d) serves bus '%s' from %s", other, d->o.bus, d->bus_dir);
 		return -1;
@@ -315,7 +281,7 @@ static int open_bus(struct hbusd *d)
 		HBUS_INFO("adopted superblock: epoch %llu (the previous hbusd, pid %d, did not stop "
 			  "cleanly)", (unsigned long long)atomic_load(&d->sb.sb->epoch),
 			  (int)d->sb.prev_pid);
-	model_init(&d->model, d->bus_dir, &d->o.lim);
+	model_init(&d->model, d->bus_dir, d->bus_fd, &d->o.lim);
 	d->model.sb = &d->sb;
 	d->model.defs_path = d->o.defs_path;
 	d->model.self_owner = sb_alloc_owner(&d->sb, NULL, NULL);
@@ -327,6 +293,7 @@ static int open_bus(struct hbusd *d)
 		return -1;
 	}
 	adopt_sessions(d);
+	sb_sweep(d);
 	if (model_commit(&d->model, &e)) {
 		HBUS_ERR("cannot publish the restored topology: %s", e.msg);
 		return -1;
@@ -410,8 +377,14 @@ static void ready(struct hbusd *d, int ready_fd)
 	if (ready_fd < 0)
 		return;
 	snprintf(logpath, sizeof(logpath), "%s/%s.log", d->o.run_dir, d->o.bus);
-	fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-	HBUS_INFO("detached; logging to %s", logpath);
+	fd = dirs_open_file(d->run_fd, strrchr(logpath, '/') + 1, O_WRONLY | O_CREAT | O_APPEND,
+			    0640);
+	if (fd < 0)
+		HBUS_WARN("cannot open %s: %s", logpath,
+			  errno == ELOOP ? "it is a symbolic link" :
+			  errno == EPERM ? "it belongs to another user" : strerror(errno));
+	else
+		HBUS_INFO("detached; logging to %s", logpath);
 	if (fd >= 0) {
 		dup2(fd, STDERR_FILENO);
 		close(fd);
@@ -436,6 +409,7 @@ static void on_timer(struct hbusd *d)
 	if (read(d->timerfd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
 		HBUS_WARN("timerfd: %s", strerror(errno));
 	model_publish_retry(&d->model);
+	server_check_readers(d);
 	if (d->model.pending.n)
 		model_retry_pending(&d->model);
 	poll_orphans(d);
@@ -503,6 +477,7 @@ int main(int argc, char **argv)
 	int ready_fd = -1, rc = 1;
 
 	d.lfd = d.sigfd = d.timerfd = d.epfd = d.pidfile_fd = d.routes_fd = d.spare_fd = -1;
+	d.run_fd = d.bus_fd = -1;
 	if (parse_args(argc, argv, &d.o)) {
 		usage(stderr);
 		return 2;
@@ -515,7 +490,11 @@ int main(int argc, char **argv)
 	if (!d.o.foreground && daemonize(&d, &ready_fd))
 		return 1;
 	raise_fd_limit(&d.o);
-	if (make_run_dir(&d) || lock_pid_file(&d) || setup_events(&d) != 0 || open_bus(&d))
+	if (dirs_open_run(d.o.run_dir, perms_grants_others(&d.perms), &d.run_fd, &e)) {
+		HBUS_ERR("run dir: %s", e.msg);
+		goto out;
+	}
+	if (lock_pid_file(&d) || setup_events(&d) != 0 || open_bus(&d))
 		goto out;
 	snprintf(d.sock_path, sizeof(d.sock_path), "%s/%s.sock", d.o.run_dir, d.o.bus);
 	rc = server_listen(&d);
@@ -532,7 +511,7 @@ int main(int argc, char **argv)
 	ready(&d, ready_fd);
 	run(&d);
 	rc = 0;
-	unlink(d.sock_path);
+	unlinkat(d.run_fd, strrchr(d.sock_path, '/') + 1, 0);
 out:
 	server_close_all(&d);
 	server_reap(&d);
@@ -549,9 +528,13 @@ out:
 	perms_free(&d.perms);
 	if (d.pidfile_fd >= 0) {
 		if (rc == 0)
-			unlink(d.pid_path); /* still under our lock */
+			unlinkat(d.run_fd, strrchr(d.pid_path, '/') + 1, 0); /* still under our lock */
 		close(d.pidfile_fd);
 	}
+	if (d.bus_fd >= 0)
+		close(d.bus_fd);
+	if (d.run_fd >= 0)
+		close(d.run_fd);
 	if (rc == 0)
 		HBUS_INFO("stopped");
 	return rc;

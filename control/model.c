@@ -54,11 +54,14 @@ int model_check_name(const char *what, const char *name, struct herr *e)
 	return 0;
 }
 
-int model_init(struct model *m, const char *bus_dir, const struct model_limits *lim)
+int model_init(struct model *m, const char *bus_dir, int bus_fd, const struct model_limits *lim)
 {
 	memset(m, 0, sizeof(*m));
 	snprintf(m->bus_dir, sizeof(m->bus_dir), "%s", bus_dir);
+	m->bus_fd = bus_fd;
 	m->lim = *lim;
+	readers_init(&m->readers, lim->reader_timeout_ms ? lim->reader_timeout_ms
+							 : HBUSD_READER_TIMEOUT_MS);
 	return 0;
 }
 
@@ -122,6 +125,7 @@ void model_fini(struct model *m)
 	free(m->table);
 	free(m->scratch);
 	free(m->defs_text);
+	readers_fini(&m->readers);
 }
 
 struct mx_exchange *model_exchange(const struct model *m, const char *name)
@@ -538,13 +542,13 @@ int model_delete_queue(struct model *m, const char *name, uint32_t owner, bool i
 	if (if_empty) {
 		/* Counted from the slots themselves, not from counters that a
 		 * producer between its publish and its count makes lag. */
-		uint64_t ready = 0, held = 0;
+		struct hbus_queue_census c = { 0 };
 
-		hbus_queue_scan(q->h, &ready, &held);
-		if (ready + held)
+		hbus_queue_scan(q->h, &c);
+		if (c.ready + c.claimed + c.writing + c.removing)
 			return herr_set(e, AMQP_PRECONDITION, "queue '%s' not empty: %llu message(s) "
-					"ready, %llu held (if_empty)", name,
-					(unsigned long long)ready, (unsigned long long)held);
+					"ready, %llu held (if_empty)", name, (unsigned long long)c.ready,
+					(unsigned long long)(c.claimed + c.writing + c.removing));
 	}
 	*messages = depth;
 	HBUS_INFO("queue '%s' (qid %u) deleted with %llu message(s)", name, q->qid,

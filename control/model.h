@@ -23,6 +23,7 @@
 
 #include "hbus.h"
 #include "herr.h"
+#include "readers.h"
 #include "route.h"
 #include "vec.h"
 
@@ -42,6 +43,8 @@ struct model_limits {
 	size_t routes_table_cap; /* bytes per half of the routes file */
 	uint64_t max_queue_bytes; /* shared memory of one queue's ring, 0: no limit */
 	size_t max_definitions;   /* bytes of the definitions file, read or written */
+	uint32_t reader_timeout_ms; /* a reader block holds a publish back at most this
+				       long (0: HBUSD_READER_TIMEOUT_MS) */
 };
 
 struct mx_exchange {
@@ -130,10 +133,12 @@ struct mx_pending {
 struct model {
 	struct vec exchanges, queues, bindings, consumers, udpmaps, pending;
 	struct model_limits lim;
-	char bus_dir[256];
+	char bus_dir[256];        /* for messages */
+	int bus_fd;               /* the held bus directory: files are opened at it */
 	uint32_t self_owner;      /* hbusd's owner id on queues this epoch */
 	struct superblock *sb;    /* qid counter, session table */
 	struct hbus_routes *routes;
+	struct readers_reg readers; /* the sessions' reader blocks a publish waits for */
 	const char *defs_path;    /* --definitions, NULL: none */
 
 	/* Routing table: compiled into scratch, then swapped into table. */
@@ -149,7 +154,9 @@ struct model {
 	bool loading;               /* restoring at start: no commit per item */
 };
 
-int model_init(struct model *m, const char *bus_dir, const struct model_limits *lim);
+/* bus_dir: for messages; bus_fd: the held bus directory, where every file
+ * is opened (openat). */
+int model_init(struct model *m, const char *bus_dir, int bus_fd, const struct model_limits *lim);
 void model_fini(struct model *m);
 
 /* Lookups.  model_exchange("") is NULL: the default exchange is implicit. */
@@ -209,14 +216,17 @@ int model_commit(struct model *m, struct herr *e);
 bool model_publish_waiting(const struct model *m);
 int model_publish_retry(struct model *m);
 
-/* Queue files (model_queue.c). */
+/* Queue files (model_queue.c).  mq_path: for messages; mq_name: the file's
+ * name in the bus directory (what is opened, at m->bus_fd). */
+#define MQ_NAME_MAX 24
 int mq_path(const struct model *m, uint32_t qid, char *buf, size_t cap);
+void mq_name(uint32_t qid, char name[MQ_NAME_MAX]);
 /* Bytes of shared memory a ring of this configuration takes. */
 uint64_t mq_ring_bytes(const struct hbus_queue_config *c);
 int mq_create(struct model *m, const struct queue_args *a, uint32_t owner, struct mx_queue **out,
 	      struct herr *e);
-/* Adopt an existing queue file.  a == NULL: take name and config from the
- * file; else the file must match a (-EEXIST if it does not). */
+/* Adopt an existing queue file as the queue a describes (hbusd's state):
+ * -EEXIST when the file's header says otherwise (it is then not used). */
 int mq_adopt(struct model *m, uint32_t qid, const struct queue_args *a, struct mx_queue **out);
 void mq_free(struct model *m, struct mx_queue *q, bool unlink_file);
 int mq_depth(const struct mx_queue *q, uint64_t *depth);

@@ -381,8 +381,10 @@ unsigned model_owner_gone(struct model *m, uint32_t owner, const uint32_t *qids,
 			}
 		}
 	}
-	if (m->routes)
-		hbus_routes_reap(m->routes, owner);
+	/* An owner whose process has exited reads no table any more; one
+	 * that still runs keeps its reader block until it exits (readers.h). */
+	if (exited)
+		readers_drop_owner(&m->readers, owner);
 
 	i = 0;
 	while (i < m->consumers.n) {

@@ -205,7 +205,7 @@ int model_publish_retry(struct model *m)
 
 	if (!model_publish_waiting(m) || !m->routes)
 		return 0;
-	rc = hbus_routes_publish(m->routes, m->table, m->table_len, &gen);
+	rc = readers_publish(&m->readers, m->routes, m->table, m->table_len, &gen);
 	if (rc == 0) {
 		if (m->publish_blocked_ns)
 			HBUS_INFO("routing table generation %llu published after waiting %llu ms "
@@ -229,8 +229,10 @@ int model_publish_retry(struct model *m)
 		/* Once a second while it lasts. */
 		m->publish_warned_ns = now;
 		HBUS_WARN("routing table publish blocked for %llu ms: a reader is still on an old "
-			  "generation (a process stopped mid-burst?); topology replies wait",
-			  (unsigned long long)((now - m->publish_blocked_ns) / 1000000));
+			  "generation (a process stopped mid-burst?); topology replies wait, at "
+			  "most --reader-timeout (%u ms) per reader",
+			  (unsigned long long)((now - m->publish_blocked_ns) / 1000000),
+			  m->readers.timeout_ms);
 	}
 	return rc;
 }
@@ -244,7 +246,7 @@ void model_save_state(struct model *m)
 		HBUS_ERR("out of memory rendering the state file");
 		return;
 	}
-	rc = state_write(m->bus_dir, text);
+	rc = state_write(m->bus_fd, text);
 	if (rc)
 		HBUS_WARN("cannot write %s/topology.json: %s (a restarted hbusd adopts only "
 			  "durable topology and queue files)", m->bus_dir, hbus_strerror(rc));

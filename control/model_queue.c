@@ -1,10 +1,15 @@
 /*
  * model_queue.c - queue files: create, adopt, free, purge, recover.
  *
- * One file per queue, <bus dir>/queue.<qid>, mode 0600.  hbusd keeps the
- * descriptor (clients receive dups of it over the socket) and its own
- * handle on the ring, opened with hbusd's owner id of this epoch, for
- * purging, statistics and recovering dead owners' slots.
+ * One file per queue, <bus dir>/queue.<qid>, mode 0600, created and opened
+ * through hbusd's held bus directory.  hbusd keeps the descriptor (clients
+ * receive dups of it over the socket) and its own handle on the ring,
+ * opened with hbusd's owner id of this epoch, for purging, statistics and
+ * recovering dead owners' slots.
+ *
+ * A queue's name and arguments are hbusd's own (the request, the state or
+ * definitions file), never the file's: a client holding the descriptor can
+ * write the header.  A file whose header disagrees is not adopted.
  */
 #include "model.h"
 #include "log.h"
@@ -27,6 +32,11 @@ int mq_path(const struct model *m, uint32_t qid, char *buf, size_t cap)
 	int n = snprintf(buf, cap, "%s/queue.%u", m->bus_dir, qid);
 
 	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+void mq_name(uint32_t qid, char name[MQ_NAME_MAX])
+{
+	snprintf(name, MQ_NAME_MAX, "queue.%u", qid);
 }
 
 static int open_handle(struct model *m, int fd, hbus_queue **h)
@@ -64,7 +74,7 @@ static int create_error(const struct model *m, const struct queue_args *a, int r
 	char room[96] = "";
 
 	if (rc == -ENOSPC || rc == -ENOMEM) {
-		bool known = statfs(m->bus_dir, &sf) == 0;
+		bool known = fstatfs(m->bus_fd, &sf) == 0;
 		bool huge = known && (unsigned long)sf.f_type == HUGETLBFS_MAGIC;
 
 		/* A hugetlbfs mount without size= reports no limit of its own:
@@ -95,7 +105,7 @@ int mq_create(struct model *m, const struct queue_args *a, uint32_t owner, struc
 	      struct herr *e)
 {
 	struct mx_queue *q;
-	char path[512];
+	char path[512], name[MQ_NAME_MAX];
 	int rc = -EEXIST, tries;
 
 	q = calloc(1, sizeof(*q));
@@ -108,11 +118,14 @@ int mq_create(struct model *m, const struct queue_args *a, uint32_t owner, struc
 		q->qid = sb_alloc_qid(m->sb);
 		if (!q->qid)
 			break;
-		rc = mq_path(m, q->qid, path, sizeof(path));
-		if (rc == 0)
-			rc = hbus_queue_create(path, a->name, &a->cfg, &q->fd);
+		/* Created through the held directory (the queue layer takes a
+		 * path: this one resolves through our descriptor). */
+		mq_name(q->qid, name);
+		snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", m->bus_fd, name);
+		rc = hbus_queue_create(path, a->name, &a->cfg, &q->fd);
 		if (rc == -EEXIST)
-			HBUS_WARN("%s exists but no queue has qid %u: left alone", path, q->qid);
+			HBUS_WARN("%s/%s exists but no queue has qid %u: left alone", m->bus_dir, name,
+				  q->qid);
 	}
 	if (rc) {
 		free(q);
@@ -142,21 +155,19 @@ static bool config_equal(const struct hbus_queue_config *a, const struct hbus_qu
 
 int mq_adopt(struct model *m, uint32_t qid, const struct queue_args *a, struct mx_queue **out)
 {
-	struct queue_args from_file;
+	struct hbus_queue_config cfg;
 	struct mx_queue *q;
-	const char *name;
-	char path[512];
+	const char *hname;
+	char name[MQ_NAME_MAX];
 	int rc;
 
 	q = calloc(1, sizeof(*q));
 	if (!q)
 		return -ENOMEM;
 	q->qid = qid;
-	rc = mq_path(m, qid, path, sizeof(path));
-	if (rc == 0) {
-		q->fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-		rc = q->fd < 0 ? -errno : 0;
-	}
+	mq_name(qid, name);
+	q->fd = openat(m->bus_fd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	rc = q->fd < 0 ? -errno : 0;
 	if (rc == 0)
 		rc = open_handle(m, q->fd, &q->h);
 	if (rc) {
@@ -165,16 +176,14 @@ int mq_adopt(struct model *m, uint32_t qid, const struct queue_args *a, struct m
 		free(q);
 		return rc;
 	}
-	memset(&from_file, 0, sizeof(from_file));
-	hbus_queue_name(q->h, &name);
-	hbus_queue_config_get(q->h, &from_file.cfg);
-	from_file.name = name;
-	if (a && (strcmp(a->name, name) || !config_equal(&a->cfg, &from_file.cfg))) {
-		q->name = NULL;
+	/* The header is only compared with what hbusd knows, never taken. */
+	hbus_queue_name(q->h, &hname);
+	hbus_queue_config_get(q->h, &cfg);
+	if (strcmp(a->name, hname) || !config_equal(&a->cfg, &cfg)) {
 		mq_free(m, q, false);
 		return -EEXIST;
 	}
-	rc = fill(q, a ? a : &from_file, 0);
+	rc = fill(q, a, 0);
 	if (rc) {
 		mq_free(m, q, false);
 		return rc;
@@ -186,7 +195,7 @@ int mq_adopt(struct model *m, uint32_t qid, const struct queue_args *a, struct m
 
 void mq_free(struct model *m, struct mx_queue *q, bool unlink_file)
 {
-	char path[512];
+	char name[MQ_NAME_MAX];
 
 	if (q->h)
 		hbus_queue_close(q->h);
@@ -194,8 +203,9 @@ void mq_free(struct model *m, struct mx_queue *q, bool unlink_file)
 		close(q->fd);
 	/* Clients that hold the descriptor keep the ring mapped; the memory
 	 * goes back to the pool when the last of them closes it. */
-	if (unlink_file && mq_path(m, q->qid, path, sizeof(path)) == 0 && unlink(path) != 0)
-		HBUS_WARN("cannot remove %s: %s", path, strerror(errno));
+	mq_name(q->qid, name);
+	if (unlink_file && unlinkat(m->bus_fd, name, 0) != 0)
+		HBUS_WARN("cannot remove %s/%s: %s", m->bus_dir, name, strerror(errno));
 	free(q->name);
 	free(q->dlx);
 	free(q->dlx_key);

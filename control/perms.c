@@ -323,24 +323,3 @@ bool perms_is_gateway(const struct perms *p, const struct peer *who)
 	}
 	return false;
 }
-
-int perms_dir_trusted(const char *dir, struct herr *e)
-{
-	struct stat st;
-
-	if (lstat(dir, &st) != 0)
-		return herr_set(e, AMQP_INTERNAL_ERROR, "%s: %s", dir, strerror(errno));
-	if (!S_ISDIR(st.st_mode))
-		return herr_set(e, AMQP_INTERNAL_ERROR, "%s is not a directory%s: refusing to use "
-				"it", dir, S_ISLNK(st.st_mode) ? " but a symbolic link" : "");
-	if (st.st_uid != geteuid() && st.st_uid != 0)
-		return herr_set(e, AMQP_INTERNAL_ERROR, "%s belongs to uid %u, not to hbusd (uid %u) "
-				"or root: refusing to trust what is in it (remove it, or chown it)",
-				dir, (unsigned)st.st_uid, (unsigned)geteuid());
-	if (st.st_mode & (S_IWGRP | S_IWOTH))
-		return herr_set(e, AMQP_INTERNAL_ERROR, "%s is writable by %s (mode %04o): refusing "
-				"to trust what is in it (chmod go-w it)", dir,
-				st.st_mode & S_IWOTH ? "every user" : "its group",
-				(unsigned)(st.st_mode & 07777));
-	return 0;
-}

@@ -110,11 +110,4 @@ bool perm_entry_grants(const struct perm_entry *en, enum perm_kind k, const char
 void perm_free_entries(struct vec *v);
 int perms_amqp_load(json_t *obj, struct vec *out, const char *path, struct herr *e);
 
-/* May hbusd trust what it finds in directory `dir` (run dir, bus dir)?  It
- * must be a real directory (not a symlink) owned by hbusd's uid or root and
- * writable by nobody else: otherwise another local user could have planted
- * a socket, a pid file symlink or a queue file of their own in it.
- * 0, or -1 with *e saying what is wrong and how to fix it. */
-int perms_dir_trusted(const char *dir, struct herr *e);
-
 #endif

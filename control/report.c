@@ -96,6 +96,17 @@ oom:
 	return NULL;
 }
 
+/* Reply bytes hbusd holds for sessions that have not read them yet. */
+static size_t pending_reply_bytes(const struct hbusd *d)
+{
+	const struct user_bytes *u;
+	size_t n = 0;
+
+	for (u = d->users; u; u = u->next)
+		n += u->bytes;
+	return n;
+}
+
 json_t *report_stat(struct hbusd *d)
 {
 	const struct model *m = &d->model;
@@ -137,11 +148,16 @@ json_t *report_stat(struct hbusd *d)
 	}
 	/* The dataplanes' counters files (report_dataplane.c). */
 	/* "gateways": hbus-amqp's counters, as each last reported them. */
-	return json_pack("{s:b, s:s, s:I, s:I, s:b, s:i, s:i, s:o*, s:o*, s:o*}", "ok", 1, "bus", d->o.bus,
+	return json_pack("{s:b, s:s, s:I, s:I, s:b, s:i, s:i, s:i, s:i, s:i, s:I, s:o*, s:o*, s:o*}",
+			 "ok", 1, "bus", d->o.bus,
 			 "epoch", (json_int_t)atomic_load(&d->sb.sb->epoch),
 			 "generation", (json_int_t)m->generation,
 			 "publish_waiting", model_publish_waiting(m),
 			 "sessions", (int)d->n_sessions, "pending_recoveries", (int)m->pending.n,
+			 "orphans", (int)d->n_orphans,
+			 "session_table", (int)(d->sb.sb ? sb_sessions_used(&d->sb) : 0),
+			 "reader_blocks", (int)m->readers.n,
+			 "pending_reply_bytes", (json_int_t)pending_reply_bytes(d),
 			 "queues", qs, "dataplanes", report_dataplanes(d->bus_dir),
 			 "gateways", vsession_gateways(d));
 }

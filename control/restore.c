@@ -8,12 +8,17 @@
  *  2. the definitions file: durable things the state does not have (after
  *     a reboot wiped shared memory, or on a new bus) are declared afresh;
  *  3. queue files neither names (a state file that could not be written)
- *     are adopted under the name in their header, never deleted: they may
- *     hold messages.
- * A queue file that cannot be trusted (bad magic, another layout version,
- * truncated, not a regular file) is never mapped by clients: it is moved
- * aside to <bus dir>/stale/, or removed when it never held anything (a
+ *     are moved aside, never deleted: they may hold messages.
+ * Names come only from hbusd's own files (state, definitions), never from
+ * a queue file's header: any client holding a queue's descriptor can write
+ * that header, and a queue adopted under its header's name would hand the
+ * name to whoever wrote it.  So a queue file that cannot be trusted (bad
+ * magic, another layout version, truncated, not a regular file), whose
+ * header disagrees with the state file, or that nothing names, is never
+ * mapped by clients: it is moved aside to <bus dir>/stale/ under a neutral
+ * name (queue.<qid>.epoch<N>), or removed when it never held anything (a
  * create interrupted by a crash), with one line saying which and why.
+ * Everything is opened through the held bus directory (openat).
  */
 #include "defs.h"
 #include "args.h"
@@ -45,15 +50,16 @@ static int64_t int_of(json_t *o, const char *k)
 	return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
 }
 
-/* Why queue file `path` is unusable, from its header alone (a truncated
+/* Why queue file `name` is unusable, from its header alone (a truncated
  * file is never mapped: touching the missing part would be a SIGBUS).
- * Returns 1 when it never held anything: empty or an all-zero header. */
-static int diagnose(const char *path, char *why, size_t cap)
+ * Returns 1 when it never held anything (empty or an all-zero header), 2
+ * when its file header looks sound, 0 otherwise. */
+static int diagnose(int dirfd, const char *name, char *why, size_t cap)
 {
 	static const struct hbus_file_hdr zero;
 	struct hbus_file_hdr h;
 	struct stat st;
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), empty = 0;
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), empty = 0;
 	ssize_t n;
 
 	if (fd < 0) {
@@ -83,7 +89,7 @@ static int diagnose(const char *path, char *why, size_t cap)
 		snprintf(why, cap, "truncated: %lld of %llu bytes", (long long)st.st_size,
 			 (unsigned long long)h.size);
 	else
-		snprintf(why, cap, "inconsistent header (sizes do not agree)");
+		return snprintf(why, cap, "inconsistent header (sizes do not agree)"), 2;
 	return empty;
 }
 
@@ -93,37 +99,41 @@ static bool untrusted(int rc)
 	return rc == -EPROTO || rc == -EPROTONOSUPPORT || rc == -ELOOP;
 }
 
-/* Take an untrusted queue file out of the way, in one log line.  name: the
- * queue the state file gave it, NULL for a stray. */
-static void set_aside(struct model *m, uint32_t qid, const char *name)
+/* Take a queue file out of the way, in one log line.  name: the queue the
+ * state file gave it, NULL for a stray.  reason: why, or NULL when the
+ * file itself is unusable (diagnose says how). */
+static void set_aside(struct model *m, uint32_t qid, const char *name, const char *reason)
 {
-	char path[512], dest[600], why[160], who[300] = "";
+	char file[MQ_NAME_MAX], dest[64], why[160], who[300] = "";
 	unsigned long long epoch = m->sb ? (unsigned long long)atomic_load(&m->sb->sb->epoch) : 0;
+	int sound;
 
-	mq_path(m, qid, path, sizeof(path));
+	mq_name(qid, file);
 	if (name)
 		snprintf(who, sizeof(who), " (queue '%s')", name);
-	if (diagnose(path, why, sizeof(why))) {
-		if (unlink(path) == 0)
-			HBUS_WARN("queue.%u%s: %s: removed", qid, who, why);
+	sound = diagnose(m->bus_fd, file, why, sizeof(why));
+
+	if (sound == 1) {
+		if (unlinkat(m->bus_fd, file, 0) == 0)
+			HBUS_WARN("%s%s: %s: removed", file, who, why);
 		else
-			HBUS_WARN("queue.%u%s: %s: cannot remove it: %s", qid, who, why, strerror(errno));
+			HBUS_WARN("%s%s: %s: cannot remove it: %s", file, who, why, strerror(errno));
 		return;
 	}
-	snprintf(dest, sizeof(dest), "%s/stale", m->bus_dir);
-	if (mkdir(dest, 0700) != 0 && errno != EEXIST) {
-		HBUS_WARN("queue.%u%s: %s: left in place, cannot create %s: %s", qid, who, why, dest,
-			  strerror(errno));
+	if (reason && sound == 2) /* else what is wrong with the file says more */
+		snprintf(why, sizeof(why), "%s", reason);
+	if (mkdirat(m->bus_fd, "stale", 0700) != 0 && errno != EEXIST) {
+		HBUS_WARN("%s%s: %s: left in place, cannot create %s/stale: %s", file, who, why,
+			  m->bus_dir, strerror(errno));
 		return;
 	}
-	snprintf(dest, sizeof(dest), "%s/stale/queue.%u.epoch%llu", m->bus_dir, qid, epoch);
-	if (rename(path, dest) != 0)
-		HBUS_WARN("queue.%u%s: %s: left in place, cannot move it to %s: %s", qid, who, why,
-			  dest, strerror(errno));
+	snprintf(dest, sizeof(dest), "stale/%s.epoch%llu", file, epoch);
+	if (renameat(m->bus_fd, file, m->bus_fd, dest) != 0)
+		HBUS_WARN("%s%s: %s: left in place, cannot move it to %s/%s: %s", file, who, why,
+			  m->bus_dir, dest, strerror(errno));
 	else
-		HBUS_WARN("queue.%u%s: %s: moved to stale/queue.%u.epoch%llu (never used again: "
-			  "inspect it, then delete it, it still takes shared memory)", qid, who, why,
-			  qid, epoch);
+		HBUS_WARN("%s%s: %s: moved to %s (never used again: inspect it, then delete it, "
+			  "it still takes shared memory)", file, who, why, dest);
 }
 
 static void restore_queue_from_state(struct model *m, json_t *o)
@@ -158,10 +168,10 @@ static void restore_queue_from_state(struct model *m, json_t *o)
 		HBUS_WARN("queue '%s': its file queue.%u is gone (shared memory was reset?)",
 			  a.name, qid);
 	else if (untrusted(rc))
-		set_aside(m, qid, a.name);
+		set_aside(m, qid, a.name, NULL);
 	else if (rc == -EEXIST)
-		HBUS_WARN("queue '%s': file queue.%u holds another queue or other arguments: "
-			  "file left alone", a.name, qid);
+		set_aside(m, qid, a.name, "its header disagrees with the state file (name or "
+					  "arguments: a client may have written it)");
 	else
 		HBUS_WARN("queue '%s': cannot adopt queue.%u: %s", a.name, qid, hbus_strerror(rc));
 	if (!a.durable) {
@@ -194,7 +204,7 @@ static void restore_state(struct model *m)
 	size_t i;
 
 	state_path(m->bus_dir, path, sizeof(path));
-	root = defs_load_file(path, DEFS_FILE_MAX, &e);
+	root = defs_load_at(m->bus_fd, STATE_FILE, path, DEFS_FILE_MAX, &e);
 	if (!root) {
 		if (e.code == AMQP_NOT_FOUND)
 			HBUS_INFO("no state file %s: nothing of a previous hbusd to adopt", path);
@@ -325,50 +335,31 @@ static int restore_definitions(struct model *m, const char *path, struct herr *e
 	return 0;
 }
 
-static void adopt_strays(struct model *m)
+/* Queue files nothing named: hbusd cannot know their name (the header's
+ * is not to be believed), so they are moved aside, with their messages. */
+static void set_aside_strays(struct model *m)
 {
-	struct mx_queue *q;
 	struct dirent *d;
-	uint64_t depth;
 	char *end;
-	DIR *dir = opendir(m->bus_dir);
+	int fd = dup(m->bus_fd);
+	DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
 
-	if (!dir)
+	if (!dir) {
+		if (fd >= 0)
+			close(fd);
 		return;
+	}
 	while ((d = readdir(dir)) != NULL) {
 		unsigned long qid;
-		int rc;
 
 		if (strncmp(d->d_name, "queue.", 6) != 0)
 			continue;
 		qid = strtoul(d->d_name + 6, &end, 10);
 		if (*end || !qid || qid >= UINT32_MAX || model_queue_by_qid(m, (uint32_t)qid))
 			continue;
-		rc = mq_adopt(m, (uint32_t)qid, NULL, &q);
-		if (rc && untrusted(rc)) {
-			set_aside(m, (uint32_t)qid, NULL);
-			continue;
-		}
-		if (rc) {
-			HBUS_WARN("%s/%s cannot be adopted now (%s): left alone", m->bus_dir,
-				  d->d_name, hbus_strerror(rc));
-			continue;
-		}
-		if (model_queue(m, q->name)) {
-			HBUS_WARN("%s holds queue '%s', but a queue of that name exists: left alone",
-				  d->d_name, q->name);
-			mq_free(m, q, false);
-			continue;
-		}
-		if (vec_push(&m->queues, q)) {
-			mq_free(m, q, false);
-			continue;
-		}
-		depth = 0;
-		mq_depth(q, &depth);
-		HBUS_INFO("adopted stray queue file %s as non-durable queue '%s' (%llu message(s)): "
-			  "no state or definitions named it", d->d_name, q->name,
-			  (unsigned long long)depth);
+		sb_note_qid(m->sb, (uint32_t)qid); /* never handed out again */
+		set_aside(m, (uint32_t)qid, NULL, "no state or definitions name it, and the name "
+			  "in its header is not to be believed");
 	}
 	closedir(dir);
 }
@@ -382,7 +373,7 @@ int defs_restore(struct model *m, const char *defs_path, struct herr *e)
 	if (defs_path)
 		rc = restore_definitions(m, defs_path, e);
 	if (rc == 0)
-		adopt_strays(m);
+		set_aside_strays(m);
 	m->loading = false;
 	return rc;
 }

@@ -32,15 +32,20 @@ int server_listen(struct hbusd *d)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &d->ev_listen };
-	mode_t mode = perms_grants_others(&d->perms) ? 0666 : 0600;
-	int fd;
+	mode_t mode = perms_grants_others(&d->perms) ? 0666 : 0600, old;
+	const char *name = strrchr(d->sock_path, '/') + 1;
+	int fd, n, rc = 0;
 
 	if (strlen(d->sock_path) >= sizeof(sa.sun_path)) {
 		HBUS_ERR("socket path %s is longer than %zu bytes: use a shorter --run-dir",
 			 d->sock_path, sizeof(sa.sun_path) - 1);
 		return -ENAMETOOLONG;
 	}
-	memcpy(sa.sun_path, d->sock_path, strlen(d->sock_path) + 1);
+	/* Bound through the held run dir, so the socket lands in the
+	 * directory that was checked, whatever happened to its path since. */
+	n = snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/%s", d->run_fd, name);
+	if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
 	d->reqbuf = malloc((size_t)d->o.max_request + 1);
 	if (!d->reqbuf)
 		return -ENOMEM;
@@ -49,12 +54,15 @@ int server_listen(struct hbusd *d)
 	if (fd < 0)
 		return -errno;
 	/* We hold the bus lock: a socket file left here is a dead hbusd's. */
-	if (unlink(d->sock_path) == 0)
+	if (unlinkat(d->run_fd, name, 0) == 0)
 		HBUS_INFO("removed %s, left by an hbusd that did not stop cleanly: replaced",
 			  d->sock_path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || chmod(d->sock_path, mode) != 0 ||
-	    listen(fd, 128) != 0) {
-		int rc = -errno;
+	/* The mode comes from the umask at bind: no chmod by path after. */
+	old = umask(~mode & 0777);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 128) != 0)
+		rc = -errno;
+	umask(old);
+	if (rc) {
 		close(fd);
 		return rc;
 	}
@@ -65,29 +73,50 @@ int server_listen(struct hbusd *d)
 	return 0;
 }
 
-static void set_events(struct hbusd *d, struct session *s, bool reading, bool writing)
+static struct session *session_of_owner(const struct hbusd *d, uint32_t owner)
 {
-	struct epoll_event ev = { .data.ptr = s };
+	struct session *s;
 
-	if (s->reading == reading && s->writing == writing)
-		return;
-	/* RDHUP is level-triggered: armed only while the session is read,
-	 * or a hung-up peer we are not reading would wake us forever. */
-	ev.events = (reading ? EPOLLIN | EPOLLRDHUP : 0) | (writing ? EPOLLOUT : 0);
-	if (epoll_ctl(d->epfd, EPOLL_CTL_MOD, s->fd, &ev) == 0) {
-		s->reading = reading;
-		s->writing = writing;
+	for (s = d->sessions; s; s = s->next)
+		if (s->owner == owner)
+			return s;
+	return NULL;
+}
+
+static bool held_cb(void *ctx, uint32_t owner)
+{
+	return owner_held(ctx, owner);
+}
+
+void server_check_readers(struct hbusd *d)
+{
+	struct readers_reg *g = &d->model.readers;
+	uint32_t owners[16];
+	unsigned i, n = readers_overdue(g, owners, 16);
+	char msg[240];
+
+	for (i = 0; i < n; i++) {
+		struct session *s = session_of_owner(d, owners[i]);
+
+		/* A router finishes a burst in microseconds: a block still on
+		 * an old generation this long is stopped, stuck or forged.
+		 * Its process is treated as no longer reading. */
+		snprintf(msg, sizeof(msg), "a reader slot of this session held routing table "
+			 "generation back for over %u ms (hbusd --reader-timeout): its reader block "
+			 "is no longer honoured, session closed", g->timeout_ms);
+		HBUS_WARN("owner %u (%s pid %d): reader block held a routing table publish back for "
+			  "over %u ms: given up%s", owners[i], s ? "session," : "closed,",
+			  s ? (int)s->peer.pid : 0, g->timeout_ms, s ? ", session closed" : "");
+		readers_drop_owner(g, owners[i]);
+		if (s && server_reply_err(d, s, AMQP_PRECONDITION, msg) == 0)
+			server_session_close(d, s, "reader timed out");
 	}
+	readers_sweep(g, held_cb, d);
 }
 
 bool server_owner_live(const struct hbusd *d, uint32_t owner)
 {
-	const struct session *s;
-
-	for (s = d->sessions; s; s = s->next)
-		if (s->owner == owner)
-			return true;
-	return false;
+	return session_of_owner(d, owner) != NULL;
 }
 
 void server_note_qid(struct session *s, uint32_t qid)
@@ -110,14 +139,6 @@ void server_note_qid(struct session *s, uint32_t qid)
 	s->qids[s->n_qids++] = qid;
 }
 
-static void free_out(struct outmsg *o)
-{
-	if (o->fd >= 0)
-		close(o->fd);
-	free(o->text);
-	free(o);
-}
-
 /* Stop watching and close a session's socket, dropping replies not sent. */
 static void session_disconnect(struct hbusd *d, struct session *s)
 {
@@ -126,15 +147,18 @@ static void session_disconnect(struct hbusd *d, struct session *s)
 	while (s->out_head) {
 		struct outmsg *o = s->out_head;
 		s->out_head = o->next;
-		free_out(o);
+		server_free_out(s, o);
 	}
+	s->out_tail = NULL;
+	s->out_n = 0;
 }
 
-static void session_close(struct hbusd *d, struct session *s, const char *why)
+void server_session_close(struct hbusd *d, struct session *s, const char *why)
 {
 	unsigned pending = 0;
 
 	session_disconnect(d, s);
+	server_resume_user(d, s);
 	if (!s->owner)
 		d->n_prehello--;
 	vsession_close_all(d, s); /* a gateway's AMQP connections go with it */
@@ -142,8 +166,9 @@ static void session_close(struct hbusd *d, struct session *s, const char *why)
 		/* A process that still runs keeps its half-written slots until
 		 * it exits (it publishes them by plain stores); its claims go
 		 * back now.  Only sessions that were sent queues can hold any. */
-		bool runs = (s->n_qids || s->all_queues) &&
-			    orphan_session_closed(d, s->owner, s->peer.pid, s->start_time);
+		bool runs = !s->bye && (s->n_qids || s->all_queues) &&
+			    orphan_session_closed(d, s->owner, s->peer.uid, s->peer.pid,
+						  s->start_time);
 		/* NULL means every queue: only for owners whose descriptors
 		 * hbusd cannot know (resumed from before a restart). */
 		static const uint32_t none[1];
@@ -170,6 +195,8 @@ static void session_close(struct hbusd *d, struct session *s, const char *why)
 	if (s->next)
 		s->next->prev = s->prev;
 	d->n_sessions--;
+	user_bytes_put(d, s->user);
+	s->user = NULL;
 	s->ev.kind = 0;
 	s->fd = -1;
 	s->next = d->dead_sessions;
@@ -190,106 +217,6 @@ void server_reap(struct hbusd *d)
 		d->dead_orphans = o->next;
 		free(o);
 	}
-}
-
-/* Send what can be sent now.  -1: the session had to be closed. */
-static int flush(struct hbusd *d, struct session *s)
-{
-	while (s->out_head) {
-		struct outmsg *o = s->out_head;
-		char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
-		struct iovec iov = { .iov_base = o->text, .iov_len = o->len };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-		ssize_t n;
-
-		if (o->min_version > d->model.published_version)
-			break; /* held until the table with this change is live */
-		if (o->fd >= 0) {
-			struct cmsghdr *cm;
-			mh.msg_control = cbuf;
-			mh.msg_controllen = sizeof(cbuf);
-			cm = CMSG_FIRSTHDR(&mh);
-			cm->cmsg_level = SOL_SOCKET;
-			cm->cmsg_type = SCM_RIGHTS;
-			cm->cmsg_len = CMSG_LEN(sizeof(int));
-			memcpy(CMSG_DATA(cm), &o->fd, sizeof(int));
-		}
-		n = sendmsg(s->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			set_events(d, s, s->reading, true);
-			return 0;
-		}
-		if (n < 0 && errno == EMSGSIZE && o->fd < 0) {
-			char msg[160];
-			snprintf(msg, sizeof(msg), "{\"ok\":false,\"code\":541,\"error\":\"reply of %zu "
-				 "bytes is larger than the socket can carry\"}", o->len);
-			free(o->text);
-			o->text = strdup(msg);
-			o->len = o->text ? strlen(o->text) : 0;
-			if (o->text)
-				continue;
-		}
-		if (n < 0) {
-			session_close(d, s, errno == EPIPE || errno == ECONNRESET ? "peer went away"
-										   : strerror(errno));
-			return -1;
-		}
-		s->out_head = o->next;
-		if (!s->out_head)
-			s->out_tail = NULL;
-		s->out_n--;
-		free_out(o);
-	}
-	set_events(d, s, s->out_n < HBUSD_PENDING_REPLIES, s->out_head != NULL &&
-		   s->out_head->min_version <= d->model.published_version);
-	return 0;
-}
-
-static int queue_reply(struct hbusd *d, struct session *s, json_t *reply, int fd, bool changed)
-{
-	struct outmsg *o = calloc(1, sizeof(*o));
-
-	if (!o)
-		goto oom;
-	o->fd = -1;
-	o->text = json_dumps(reply, JSON_COMPACT);
-	if (!o->text)
-		goto oom;
-	o->len = strlen(o->text);
-	/* The model may close its descriptor (queue deleted) before this is
-	 * sent: hold our own. */
-	if (fd >= 0 && (o->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0) {
-		/* Without its descriptor the reply is useless, and what the
-		 * request set up (an owner, a consumer) must not stay: say why,
-		 * then end the session, which undoes it. */
-		free_out(o);
-		json_decref(reply);
-		if (queue_reply(d, s, reply_error(AMQP_PRECONDITION, "hbusd has reached its limit of "
-						  "open files: raise it (ulimit -n, or LimitNOFILE= "
-						  "under systemd); session closed"), -1, false) == 0)
-			session_close(d, s, "no descriptor left to pass");
-		return -1;
-	}
-	o->min_version = changed ? d->model.version : 0;
-	if (s->out_tail)
-		s->out_tail->next = o;
-	else
-		s->out_head = o;
-	s->out_tail = o;
-	s->out_n++;
-	json_decref(reply);
-	return flush(d, s);
-oom:
-	if (o)
-		free_out(o);
-	json_decref(reply);
-	session_close(d, s, "out of memory");
-	return -1;
-}
-
-static int reply_err(struct hbusd *d, struct session *s, int code, const char *msg)
-{
-	return queue_reply(d, s, reply_error(code, msg), -1, false);
 }
 
 /* Did the peer hang up?  A zero-byte read is EOF or an empty message. */
@@ -317,6 +244,34 @@ static void close_passed_fds(struct msghdr *mh, bool *had)
 	}
 }
 
+/* A session said hello: it gets its reader block (route.h) with the reply,
+ * after the routes file.  Without one the session is useless: closed. */
+static int hello_done(struct hbusd *d, struct session *s, json_t *reply, int routes_fd)
+{
+	struct hbus_readers *rd;
+	char msg[160];
+	int fd = -1, rc;
+
+	rc = hbus_readers_create(&fd, &rd);
+	if (rc == 0 && (rc = readers_add(&d->model.readers, s->owner, rd)) != 0) {
+		close(fd);
+		fd = -1;
+	}
+	if (rc) {
+		json_decref(reply);
+		snprintf(msg, sizeof(msg), "hbusd cannot make the session's reader block: %s%s",
+			 hbus_strerror(rc), rc == -EMFILE || rc == -ENFILE ? " (raise its limit of "
+			 "open files: ulimit -n, or LimitNOFILE= under systemd)" : "");
+		if (server_reply_err(d, s, AMQP_PRECONDITION, msg) == 0)
+			server_session_close(d, s, "no reader block");
+		return -1;
+	}
+	/* The reply holds its own dup: ours is not needed any more. */
+	rc = server_queue_reply(d, s, reply, routes_fd, fd, false);
+	close(fd);
+	return rc ? -1 : 1;
+}
+
 /* Read and answer one request.  1: read one, 0: nothing to read, -1:
  * session closed. */
 static int read_one(struct hbusd *d, struct session *s, char *buf)
@@ -335,22 +290,28 @@ static int read_one(struct hbusd *d, struct session *s, char *buf)
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 			return 0;
-		session_close(d, s, strerror(errno));
+		server_session_close(d, s, strerror(errno));
 		return -1;
 	}
 	close_passed_fds(&mh, &fds);
 	if (fds || (mh.msg_flags & MSG_CTRUNC))
-		return reply_err(d, s, AMQP_COMMAND_INVALID,
-				 "hbusd accepts no file descriptors: request ignored") ? -1 : 1;
+		return server_reply_err(d, s, AMQP_COMMAND_INVALID,
+					"hbusd accepts no file descriptors: request ignored") ? -1 : 1;
 	if (n == 0 && peer_gone(s->fd)) {
-		session_close(d, s, "peer closed");
+		server_session_close(d, s, "peer closed");
 		return -1;
 	}
 	reply = dispatch_text(d, s, buf, (size_t)n, &fd, &changed);
-	if (!said_hello && s->owner)
+	if (!said_hello && s->owner) {
 		d->n_prehello--;
-	if (queue_reply(d, s, reply, fd, changed))
+		return hello_done(d, s, reply, fd);
+	}
+	if (server_queue_reply(d, s, reply, fd, -1, changed))
 		return -1;
+	if (s->bye) {
+		server_session_close(d, s, "said bye");
+		return -1;
+	}
 	return 1;
 }
 
@@ -359,16 +320,16 @@ void server_session_event(struct hbusd *d, struct session *s, uint32_t events)
 	unsigned i;
 	int rc = 1;
 
-	if ((events & EPOLLOUT) && flush(d, s))
+	if ((events & EPOLLOUT) && server_flush(d, s))
 		return;
 	if ((events & (EPOLLHUP | EPOLLERR)) && !s->reading) {
 		/* Gone while we were not reading it (backpressure, or replies
 		 * held for a publish): nobody is left to read the replies. */
-		session_close(d, s, "peer closed");
+		server_session_close(d, s, "peer closed");
 		return;
 	}
 	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-		for (i = 0; i < HBUSD_REQUESTS_PER_WAKE && s->out_n < HBUSD_PENDING_REPLIES; i++) {
+		for (i = 0; i < HBUSD_REQUESTS_PER_WAKE && server_may_read(d, s); i++) {
 			rc = read_one(d, s, d->reqbuf);
 			if (rc <= 0)
 				break;
@@ -378,11 +339,11 @@ void server_session_event(struct hbusd *d, struct session *s, uint32_t events)
 		/* Hung up with nothing left to read (requests still queued
 		 * are read first: a peer may send and close at once). */
 		if (rc == 0 && (events & (EPOLLHUP | EPOLLERR))) {
-			session_close(d, s, "peer closed");
+			server_session_close(d, s, "peer closed");
 			return;
 		}
-		if (s->out_n >= HBUSD_PENDING_REPLIES)
-			set_events(d, s, false, s->writing);
+		if (!server_may_read(d, s))
+			server_set_events(d, s, false, s->writing);
 	}
 	server_update_timer(d);
 }
@@ -428,11 +389,32 @@ static unsigned sessions_of(const struct hbusd *d, uid_t uid)
 	return n;
 }
 
+/* One user cannot take every session from the others (a local user may
+ * connect whenever the socket is 0666).  Closed sessions whose process
+ * still runs count too: hbusd keeps their owner ids (and their superblock
+ * entries) until those processes exit. */
+static bool over_user_limit(struct hbusd *d, const struct session *s, char *msg, size_t cap)
+{
+	unsigned live, closed;
+
+	if (perms_is_admin(&d->perms, &s->peer))
+		return false;
+	live = sessions_of(d, s->peer.uid);
+	closed = orphans_of(d, s->peer.uid);
+	if (live + closed < d->o.max_sessions_per_user)
+		return false;
+	snprintf(msg, cap, "too many sessions of user '%s': limit of %u reached (hbusd "
+		 "--max-sessions-per-user)", s->peer.user, d->o.max_sessions_per_user);
+	if (closed)
+		snprintf(msg + strlen(msg), cap - strlen(msg), "; %u of them closed, kept until "
+			 "their processes exit", closed);
+	return true;
+}
+
 void server_accept(struct hbusd *d)
 {
-	int sndbuf = HBUSD_SNDBUF;
 	unsigned n;
-	char msg[200];
+	char msg[300];
 
 	/* Bounded: hang-ups of the sessions accepted so far are handled
 	 * before more are taken (the listening socket stays readable). */
@@ -484,25 +466,18 @@ void server_accept(struct hbusd *d)
 			free(s);
 			continue;
 		}
-		/* One user cannot take every session from the others (a local
-		 * user may connect whenever the socket is 0666). */
-		if (!perms_is_admin(&d->perms, &s->peer) &&
-		    sessions_of(d, s->peer.uid) >= d->o.max_sessions_per_user) {
-			snprintf(msg, sizeof(msg), "too many sessions of user '%s': limit of %u "
-				 "reached (hbusd --max-sessions-per-user)", s->peer.user,
-				 d->o.max_sessions_per_user);
+		if (over_user_limit(d, s, msg, sizeof(msg))) {
 			refuse(fd, msg);
 			free(s);
 			continue;
 		}
 		s->start_time = proc_start_time(s->peer.pid);
 		s->accepted_ns = mono_ns();
-		/* Root may go past wmem_max: a list of thousands of queues is
-		 * one message. */
-		if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)) != 0)
-			setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+		server_set_sndbuf(d, s);
 		ev.data.ptr = s;
-		if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+		if (!(s->user = user_bytes_get(d, s->peer.uid)) ||
+		    epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+			user_bytes_put(d, s->user);
 			close(fd);
 			free(s);
 			continue;
@@ -531,8 +506,9 @@ void server_expire_hello(struct hbusd *d)
 		if (s->owner || now - s->accepted_ns < limit)
 			continue;
 		/* Say why before closing: the peer can still read it. */
-		if (queue_reply(d, s, reply_error(AMQP_COMMAND_INVALID, msg), -1, false) == 0)
-			session_close(d, s, "no hello in time");
+		if (server_queue_reply(d, s, reply_error(AMQP_COMMAND_INVALID, msg), -1, -1,
+				       false) == 0)
+			server_session_close(d, s, "no hello in time");
 	}
 }
 
@@ -543,7 +519,7 @@ void server_flush_all(struct hbusd *d)
 	for (; s; s = next) {
 		next = s->next;
 		if (s->out_head)
-			flush(d, s);
+			server_flush(d, s);
 	}
 }
 
@@ -557,6 +533,7 @@ void server_close_all(struct hbusd *d)
 	while ((s = d->sessions) != NULL) {
 		session_disconnect(d, s);
 		d->sessions = s->next;
+		user_bytes_put(d, s->user);
 		vsession_free_all(s);
 		free(s->qids);
 		free(s);

@@ -23,9 +23,14 @@
 
 #define HBUSD_REQUEST_MAX       (64u << 10) /* bytes of one request (--max-request) */
 #define HBUSD_PENDING_REPLIES   32u         /* per session, then stop reading it */
+#define HBUSD_PENDING_BYTES_SESSION (1u << 20) /* reply bytes waiting, per session */
+#define HBUSD_PENDING_BYTES_USER    (8u << 20) /* ... per user (not root, hbusd's uid) */
 #define HBUSD_REQUESTS_PER_WAKE 16u         /* fairness between sessions */
 #define HBUSD_ACCEPTS_PER_WAKE  64u         /* a connect storm waits its turn too */
-#define HBUSD_SNDBUF            (8u << 20)  /* room for large list/stat replies */
+#define HBUSD_SNDBUF            (8u << 20)  /* forced, root and hbusd's uid: large replies */
+#define HBUSD_SNDBUF_USER       (256u << 10) /* everyone else (wmem_max caps it) */
+#define HBUSD_SB_ADMIN_RESERVE  64u         /* superblock session entries only root and
+					       hbusd's uid may take */
 #define HBUSD_PROTOCOL_VERSION  1
 
 enum ev_kind { EV_LISTEN = 1, EV_SESSION, EV_SIGNAL, EV_TIMER, EV_ORPHAN };
@@ -38,8 +43,16 @@ struct outmsg {
 	struct outmsg *next;
 	char *text;
 	size_t len;
-	int fd;               /* dup to pass (SCM_RIGHTS), -1 none */
+	int fds[2];           /* dups to pass (SCM_RIGHTS), -1 none */
 	uint64_t min_version; /* send once this topology version is published */
+};
+
+/* Reply bytes waiting for one user's sessions (replies.c). */
+struct user_bytes {
+	uid_t uid;
+	size_t bytes;
+	unsigned sessions;
+	struct user_bytes *next;
 };
 
 /* A gateway's AMQP connection: an owner id checked as an AMQP user
@@ -64,12 +77,16 @@ struct session {
 	uint64_t accepted_ns;  /* CLOCK_MONOTONIC: hello is due within --hello-timeout */
 	struct outmsg *out_head, *out_tail;
 	unsigned out_n;
+	size_t out_bytes;
+	struct user_bytes *user; /* its user's pending reply bytes */
 	bool reading;          /* EPOLLIN armed */
 	bool writing;          /* EPOLLOUT armed */
 	uint32_t *qids;        /* queues this session received descriptors for */
 	unsigned n_qids, cap_qids;
 	bool all_queues;       /* resumed an owner from before a restart: its
 				  descriptors are unknown, recover everywhere */
+	bool bye;              /* the peer said it holds nothing of this session
+				  any more (op bye): no orphan is kept for it */
 	struct vsession *vsessions; /* a gateway's AMQP connections */
 	unsigned n_vsessions;
 	json_t *gw_report;     /* a gateway's latest counters (gateway_report) */
@@ -81,6 +98,7 @@ struct session {
 struct orphan {
 	struct ev_src ev;
 	uint32_t owner;
+	uid_t uid;             /* counts against --max-sessions-per-user */
 	int32_t pid;
 	uint64_t start_time;
 	int pidfd;             /* -1: polled from the timer instead */
@@ -106,7 +124,9 @@ struct hbusd {
 	char bus_dir[256];
 	char sock_path[300];
 	char pid_path[300];
-	int epfd, lfd, sigfd, timerfd, pidfile_fd, routes_fd;
+	int epfd, lfd, sigfd, timerfd, pidfile_fd;
+	int routes_fd;  /* read-only: what every hello passes */
+	int run_fd, bus_fd; /* the held, checked directories (dirs.h) */
 	int spare_fd;   /* /dev/null, given up to refuse a connection at EMFILE */
 	int timer_mode; /* 0 off, 1 slow (orphan polling), 2 fast (retries) */
 	bool stop;
@@ -121,6 +141,8 @@ struct hbusd {
 	uint64_t next_session_id;
 	struct orphan *orphans;
 	unsigned n_orphans;
+	unsigned n_pidfds;     /* orphans watched by a pidfd (the rest are polled) */
+	struct user_bytes *users;
 	/* Closed in this epoll batch; freed after it, as a later event of
 	 * the batch may still point at them. */
 	struct session *dead_sessions;
@@ -129,6 +151,10 @@ struct hbusd {
 
 /* server.c */
 int server_listen(struct hbusd *d);
+void server_session_close(struct hbusd *d, struct session *s, const char *why);
+/* Close sessions whose reader block held a publish back past
+ * --reader-timeout (their blocks are given up), drop blocks nobody holds. */
+void server_check_readers(struct hbusd *d);
 void server_accept(struct hbusd *d);
 void server_session_event(struct hbusd *d, struct session *s, uint32_t events);
 void server_close_all(struct hbusd *d);
@@ -136,6 +162,20 @@ void server_close_all(struct hbusd *d);
 void server_reap(struct hbusd *d);
 /* Send held replies whose topology version is now published. */
 void server_flush_all(struct hbusd *d);
+
+/* replies.c: queueing, sending and bounding replies. */
+int server_queue_reply(struct hbusd *d, struct session *s, json_t *reply, int fd, int fd2,
+		       bool changed);
+int server_reply_err(struct hbusd *d, struct session *s, int code, const char *msg);
+int server_flush(struct hbusd *d, struct session *s);
+void server_free_out(struct session *s, struct outmsg *o);
+bool server_may_read(const struct hbusd *d, const struct session *s);
+void server_set_events(struct hbusd *d, struct session *s, bool reading, bool writing);
+void server_set_sndbuf(const struct hbusd *d, const struct session *s);
+/* Read self's user's other sessions again where its bound allows. */
+void server_resume_user(struct hbusd *d, struct session *self);
+struct user_bytes *user_bytes_get(struct hbusd *d, uid_t uid);
+void user_bytes_put(struct hbusd *d, struct user_bytes *u);
 void server_note_qid(struct session *s, uint32_t qid);
 /* Arm the retry timer if anything waits (publish, recovery, orphans). */
 void server_update_timer(struct hbusd *d);
@@ -192,7 +232,14 @@ void adopt_sessions(struct hbusd *d);
 /* A session of owner closed: true when its process still runs (it is then
  * watched, and its writing slots recovered when it exits), false when it
  * has exited (recover everything now). */
-bool orphan_session_closed(struct hbusd *d, uint32_t owner, int32_t pid, uint64_t start_time);
+bool orphan_session_closed(struct hbusd *d, uint32_t owner, uid_t uid, int32_t pid,
+			   uint64_t start_time);
 void poll_orphans(struct hbusd *d);
+unsigned orphans_of(const struct hbusd *d, uid_t uid);
+/* Is owner a live session or a watched orphan? */
+bool owner_held(const struct hbusd *d, uint32_t owner);
+/* Remove superblock session entries nobody holds: no live session, no
+ * watched orphan, no pending recovery (at start, and when the table fills). */
+unsigned sb_sweep(struct hbusd *d);
 
 #endif

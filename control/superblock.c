@@ -88,9 +88,10 @@ static void init_new(struct superblock *s, const char *bus)
 	s->created = 1;
 }
 
-static int create_new(struct superblock *s, const char *path, const char *bus)
+static int create_new(struct superblock *s, int dirfd, const char *bus)
 {
-	int rc = hbus_shm_create(path, sizeof(struct hbus_super), -1, &s->fd, &s->map);
+	int rc = hbus_shm_create_at(dirfd, "superblock", sizeof(struct hbus_super), -1, &s->fd,
+				    &s->map);
 
 	if (rc == 0)
 		init_new(s, bus);
@@ -112,23 +113,21 @@ static int never_initialised(const struct hbus_map *map)
 	return 1;
 }
 
-int sb_open(const char *dir, const char *bus, struct superblock *s, int *other_pid)
+int sb_open(int dirfd, const char *bus, struct superblock *s, int *other_pid)
 {
-	char path[4096];
 	int rc;
 
 	memset(s, 0, sizeof(*s));
 	s->fd = -1;
 	if (strlen(bus) >= HBUS_SUPER_BUS_MAX)
 		return -ENAMETOOLONG;
-	snprintf(path, sizeof(path), "%s/superblock", dir);
-	s->fd = open(path, O_RDWR | O_CLOEXEC);
+	s->fd = openat(dirfd, "superblock", O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 	if (s->fd < 0 && errno != ENOENT)
 		return -errno;
 	if (s->fd < 0) {
-		rc = create_new(s, path, bus);
+		rc = create_new(s, dirfd, bus);
 		if (rc == -EEXIST) /* lost a race with another hbusd: take its file */
-			return sb_open(dir, bus, s, other_pid);
+			return sb_open(dirfd, bus, s, other_pid);
 		if (rc)
 			return rc;
 	}
@@ -210,10 +209,22 @@ void sb_note_qid(struct superblock *s, uint32_t qid)
 		atomic_store(&s->sb->next_qid, qid + 1);
 }
 
-int sb_session_add(struct superblock *s, uint32_t owner, int32_t pid, uint64_t start_time)
+unsigned sb_sessions_used(const struct superblock *s)
+{
+	unsigned i, n = 0;
+
+	for (i = 0; i < HBUS_SUPER_SESSIONS; i++)
+		n += atomic_load(&s->sb->sessions[i].owner) != 0;
+	return n;
+}
+
+int sb_session_add(struct superblock *s, uint32_t owner, int32_t pid, uint64_t start_time,
+		   unsigned reserve)
 {
 	unsigned i;
 
+	if (reserve && sb_sessions_used(s) + reserve >= HBUS_SUPER_SESSIONS)
+		return -ENOSPC;
 	for (i = 0; i < HBUS_SUPER_SESSIONS; i++) {
 		struct hbus_super_session *e = &s->sb->sessions[i];
 

@@ -61,14 +61,14 @@ struct superblock {
 };
 
 /*
- * Open <dir>/superblock, or create it when missing.  -EWOULDBLOCK: another
+ * Open superblock in the directory dirfd, or create it when missing.  -EWOULDBLOCK: another
  * hbusd holds it (*other_pid says which); -EPROTO/-EPROTONOSUPPORT: the
  * file is not a superblock of this layout; -EXDEV: it belongs to another
  * bus.  On success the epoch is bumped and hbusd_pid set to ours.  A file
  * that was never initialised (all zero: a first start killed while making
  * it) is initialised as new and counts as created.
  */
-int sb_open(const char *dir, const char *bus, struct superblock *s, int *other_pid);
+int sb_open(int dirfd, const char *bus, struct superblock *s, int *other_pid);
 /* Mark the bus as unserved (clean exit) and unmap; the file stays. */
 void sb_close(struct superblock *s);
 
@@ -80,9 +80,12 @@ uint32_t sb_alloc_qid(struct superblock *s);
 /* Make sure the qid counter is past qid (adopting a file the counter missed). */
 void sb_note_qid(struct superblock *s, uint32_t qid);
 
-/* Session table.  add: -ENOSPC when full.  closed: the process is gone but
- * its slots are not all recovered yet.  remove: fully recovered. */
-int sb_session_add(struct superblock *s, uint32_t owner, int32_t pid, uint64_t start_time);
+/* Session table.  add: -ENOSPC when no more than `reserve` entries are
+ * free (entries kept for root and hbusd's uid).  closed: the process is
+ * gone but its slots are not all recovered yet.  remove: fully recovered. */
+int sb_session_add(struct superblock *s, uint32_t owner, int32_t pid, uint64_t start_time,
+		   unsigned reserve);
+unsigned sb_sessions_used(const struct superblock *s);
 void sb_session_closed(struct superblock *s, uint32_t owner);
 void sb_session_remove(struct superblock *s, uint32_t owner);
 int sb_session_in_table(const struct superblock *s, uint32_t owner);

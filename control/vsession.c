@@ -119,8 +119,11 @@ json_t *vsession_login(struct hbusd *d, struct session *s, json_t *req, const ch
 	}
 	owner = sb_alloc_owner(&d->sb, NULL, NULL);
 	/* In the superblock under the gateway's pid: a restarted hbusd
-	 * recovers what it held once the gateway exits. */
-	if (!owner || sb_session_add(&d->sb, owner, s->peer.pid, s->start_time)) {
+	 * recovers what it held once the gateway exits.  The last entries
+	 * are root's (HBUSD_SB_ADMIN_RESERVE). */
+	if (!owner || sb_session_add(&d->sb, owner, s->peer.pid, s->start_time,
+				     perms_is_admin(&d->perms, &s->peer) ? 0
+									  : HBUSD_SB_ADMIN_RESERVE)) {
 		free(v->user);
 		free(v);
 		herr_set(e, AMQP_PRECONDITION, "too many sessions on bus '%s': the superblock holds "
@@ -145,7 +148,7 @@ static void vsession_close(struct hbusd *d, struct session *s, struct vsession *
 {
 	static const uint32_t none[1];
 	bool runs = !gateway_idle && (v->n_qids || v->all_queues) &&
-		    orphan_session_closed(d, v->owner, s->peer.pid, s->start_time);
+		    orphan_session_closed(d, v->owner, s->peer.uid, s->peer.pid, s->start_time);
 	unsigned pending = model_owner_gone(&d->model, v->owner,
 					    v->all_queues ? NULL : v->qids ? v->qids : none,
 					    v->n_qids, !runs);

@@ -27,7 +27,8 @@ int dp_localbus_publish(struct dp_localbus *b, const struct hbus_rc_input *in)
 		return -ENOMEM;
 	rc = hbus_route_compile(in, buf, TABLE_CAP, &used);
 	if (rc == 0)
-		rc = hbus_routes_publish(b->routes, buf, used, NULL);
+		rc = hbus_routes_publish(b->routes, buf, used, &b->readers, b->readers ? 1 : 0, NULL,
+					 NULL);
 	free(buf);
 	return rc;
 }
@@ -42,7 +43,7 @@ int dp_localbus_open(struct dp_localbus *b, const char *dir, const struct hbus_r
 	int rc;
 
 	memset(b, 0, sizeof(*b));
-	b->routes_fd = -1;
+	b->routes_fd = b->readers_fd = -1;
 	for (i = 0; i < in->n_queues; i++)
 		if (in->queues[i].qid + 1 > limit)
 			limit = in->queues[i].qid + 1;
@@ -62,7 +63,9 @@ int dp_localbus_open(struct dp_localbus *b, const char *dir, const struct hbus_r
 	if (rc == 0)
 		rc = dp_localbus_publish(b, in);
 	if (rc == 0)
-		rc = hbus_routes_reader_attach(b->routes, DP_LOCALBUS_PRODUCER, &b->reader);
+		rc = hbus_readers_create(&b->readers_fd, &b->readers);
+	if (rc == 0)
+		rc = hbus_readers_attach(b->readers, &b->reader);
 	for (i = 0; rc == 0 && i < in->n_queues; i++) {
 		uint32_t qid = in->queues[i].qid;
 
@@ -91,6 +94,7 @@ void dp_localbus_route_src(const struct dp_localbus *b, struct dp_route_src *src
 {
 	memset(src, 0, sizeof(*src));
 	src->routes = b->routes;
+	src->readers = b->readers;
 	src->reader = b->reader;
 	src->qtab = b->qtab;
 	src->qtab_len = b->qtab_len;
@@ -112,6 +116,9 @@ void dp_localbus_close(struct dp_localbus *b)
 		hbus_routes_close(b->routes);
 	if (b->routes_fd >= 0)
 		close(b->routes_fd);
+	hbus_readers_close(b->readers);
+	if (b->readers_fd >= 0)
+		close(b->readers_fd);
 	memset(b, 0, sizeof(*b));
-	b->routes_fd = -1;
+	b->routes_fd = b->readers_fd = -1;
 }

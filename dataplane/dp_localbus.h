@@ -1,6 +1,7 @@
 /*
  * dp_localbus.h - a bus without hbusd, for the dataplane's benchmark and
- * unit tests: a routes file with a compiled table, and one queue file per
+ * unit tests: a routes file with a compiled table, a reader block, and one
+ * queue file per
  * table queue, all unlinked as soon as they are open (nothing is left
  * behind, even on a crash).  The pipeline reads it through
  * dp_route_src.routes / qtab, the same lookup code hbus-dataplane uses
@@ -19,6 +20,8 @@
 struct dp_localbus {
 	struct hbus_routes *routes;
 	int routes_fd;
+	struct hbus_readers *readers;
+	int readers_fd;
 	unsigned reader;
 	hbus_queue **qtab;     /* qid -> producer handle (NULL: no such queue) */
 	int *qfd;              /* qid -> queue file descriptor, -1 */

@@ -73,7 +73,7 @@ static inline const struct hbus_rtable *src_begin(struct dp_pipe *p)
 	if (p->src.router)
 		return hbus_router_begin(p->src.router);
 	if (p->src.routes)
-		return hbus_routes_acquire(p->src.routes, p->src.reader, &gen);
+		return hbus_routes_acquire(p->src.routes, p->src.readers, p->src.reader, &gen);
 	return NULL; /* no session yet: the worker has no router */
 }
 
@@ -82,7 +82,7 @@ static inline void src_end(struct dp_pipe *p)
 	if (p->src.router)
 		hbus_router_end(p->src.router);
 	else if (p->src.routes)
-		hbus_routes_release(p->src.routes, p->src.reader);
+		hbus_routes_release(p->src.readers, p->src.reader);
 }
 
 static inline hbus_queue *src_queue(struct dp_pipe *p, uint32_t qid)

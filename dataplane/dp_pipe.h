@@ -55,12 +55,14 @@ struct dp_ctl {
  * Where a worker gets its routing table and queue handles.  hbus-dataplane
  * sets router (the worker's own hbus_router: reader slot, lazy queue
  * opening, reconnects).  The benchmark and tests, which run without hbusd,
- * set routes + reader (a routes file read directly) and qtab (qid -> handle).
+ * set routes + readers + reader (a routes file read directly, a reader
+ * block of their own) and qtab (qid -> handle).
  * Neither set (no session yet): UDP is counted under drop_no_table.
  */
 struct dp_route_src {
 	hbus_router *router;
 	struct hbus_routes *routes;
+	struct hbus_readers *readers;
 	unsigned reader;
 	hbus_queue *const *qtab;
 	uint32_t qtab_len;

@@ -36,158 +36,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define CALL_TIMEOUT_MS     10000
 #define RECONNECT_PERIOD_NS 100000000ull /* at most 10 attempts a second */
-
-/* ------------------------------------------------------------ transport */
-
-/*
- * Signals.  A handler installed without SA_RESTART (net_tap's SIGIO in
- * hbus-dataplane, profilers, an application's timers) makes a blocking
- * call fail with EINTR.  That says nothing about the session, so every
- * call below is simply made again: a seqpacket send or receive is all or
- * nothing, so an interrupted one moved no data; poll keeps its deadline.
- */
-
-static void session_drop_locked(hbus_client *c)
-{
-	if (c->sock >= 0) {
-		close(c->sock);
-		c->sock = -1;
-	}
-}
-
-static int send_locked(hbus_client *c, const char *text, size_t len)
-{
-	ssize_t n;
-
-	do
-		n = send(c->sock, text, len, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return -errno;
-	return (size_t)n == len ? 0 : -EMSGSIZE;
-}
-
-static ssize_t recvmsg_retry(int fd, struct msghdr *mh, int flags)
-{
-	ssize_t n;
-
-	do
-		n = recvmsg(fd, mh, flags);
-	while (n < 0 && errno == EINTR);
-	return n;
-}
-
-/* poll() one descriptor for events within timeout_ms: 1, -ETIMEDOUT, or
- * -errno. */
-static int poll_one(int fd, short events, int timeout_ms)
-{
-	struct pollfd p = { .fd = fd, .events = events };
-	uint64_t deadline = hbus_now_ns() + (uint64_t)timeout_ms * 1000000u, now;
-	int rc;
-
-	for (;;) {
-		rc = poll(&p, 1, timeout_ms);
-		if (rc > 0)
-			return 1;
-		if (rc == 0)
-			return -ETIMEDOUT;
-		if (errno != EINTR)
-			return -errno;
-		now = hbus_now_ns();
-		if (now >= deadline)
-			return -ETIMEDOUT;
-		timeout_ms = (int)((deadline - now + 999999) / 1000000);
-	}
-}
-
-/*
- * connect(), made again after EINTR.  On a Unix socket an interrupted
- * connect left the socket unconnected and is simply repeated; a kernel
- * that went on connecting in the background answers EALREADY or EISCONN,
- * and then the outcome is waited for and read from SO_ERROR.
- */
-static int connect_retry(int fd, const struct sockaddr_un *addr)
-{
-	int err = 0, rc;
-	socklen_t len = sizeof(err);
-
-	if (connect(fd, (const struct sockaddr *)addr, sizeof(*addr)) == 0)
-		return 0;
-	while (errno == EINTR) {
-		if (connect(fd, (const struct sockaddr *)addr, sizeof(*addr)) == 0)
-			return 0;
-	}
-	if (errno == EISCONN)
-		return 0;
-	if (errno != EALREADY && errno != EINPROGRESS)
-		return -errno;
-	rc = poll_one(fd, POLLOUT, CALL_TIMEOUT_MS);
-	if (rc < 0)
-		return rc;
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
-		return -errno;
-	return -err;
-}
-
-/*
- * Receive one reply: peek at its length first (MSG_TRUNC reports the real
- * size of a seqpacket record) so replies of any size fit, then take it with
- * room for one descriptor.  Extra descriptors are closed, never leaked.
- */
-static int recv_locked(hbus_client *c, char **text, int *fd)
-{
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(4 * sizeof(int))];
-	} ctl;
-	struct msghdr mh;
-	struct iovec iov;
-	struct cmsghdr *cm;
-	ssize_t len, n;
-	char one;
-	int rc;
-
-	*fd = -1;
-	rc = poll_one(c->sock, POLLIN, CALL_TIMEOUT_MS);
-	if (rc < 0)
-		return rc;
-	iov = (struct iovec){ .iov_base = &one, .iov_len = 1 };
-	mh = (struct msghdr){ .msg_iov = &iov, .msg_iovlen = 1 };
-	len = recvmsg_retry(c->sock, &mh, MSG_PEEK | MSG_TRUNC);
-	if (len < 0)
-		return -errno;
-	if (len == 0)
-		return -ECONNRESET; /* hbusd closed the session */
-	*text = malloc((size_t)len + 1);
-	if (!*text)
-		return -ENOMEM;
-	iov = (struct iovec){ .iov_base = *text, .iov_len = (size_t)len };
-	mh = (struct msghdr){ .msg_iov = &iov, .msg_iovlen = 1,
-			      .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf) };
-	n = recvmsg_retry(c->sock, &mh, MSG_CMSG_CLOEXEC);
-	if (n != len) {
-		free(*text);
-		*text = NULL;
-		return n < 0 ? -errno : -EPROTO;
-	}
-	(*text)[len] = '\0';
-	for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
-		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-			continue;
-		size_t nfd = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < nfd; i++) {
-			int f;
-			memcpy(&f, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-			if (*fd < 0)
-				*fd = f;
-			else
-				close(f);
-		}
-	}
-	return 0;
-}
 
 void client_set_error_locked(hbus_client *c, int code, const char *msg)
 {
@@ -216,15 +65,25 @@ static int reply_parse_locked(hbus_client *c, const char *text, json_t **out)
 
 static int session_open_locked(hbus_client *c);
 
+static void close_fds(int fds[2])
+{
+	for (int i = 0; i < 2; i++)
+		if (fds[i] >= 0) {
+			close(fds[i]);
+			fds[i] = -1;
+		}
+}
+
 /*
  * One exchange under the lock.  A request that could not be sent at all is
  * retried once on a fresh session (hbusd never saw it); one whose reply was
  * lost is not (hbusd may have applied it): the caller gets -ECONNRESET.
+ * fds (may be NULL: closed) gets the descriptors that came with the reply.
  */
-static int request_text_locked(hbus_client *c, const char *text, json_t **reply, int *fd)
+static int request_text_locked(hbus_client *c, const char *text, json_t **reply, int fds[2])
 {
 	char *rtext = NULL;
-	int rc, attempt, rfd = -1;
+	int rc, attempt, rfds[2] = { -1, -1 };
 
 	*reply = NULL;
 	for (attempt = 0; attempt < 2; attempt++) {
@@ -237,42 +96,53 @@ static int request_text_locked(hbus_client *c, const char *text, json_t **reply,
 			if (rc)
 				return rc;
 		}
-		rc = send_locked(c, text, strlen(text));
+		rc = client_send_locked(c, text, strlen(text));
 		if (rc == 0)
 			break;
 		if (rc != -EPIPE && rc != -ECONNRESET && rc != -ENOTCONN)
 			return rc;
-		session_drop_locked(c);
+		client_drop_locked(c);
 		if (attempt == 0)
 			c->next_connect_ns = 0; /* one immediate retry is not a storm */
 	}
 	if (rc)
 		return rc;
-	rc = recv_locked(c, &rtext, &rfd);
+	rc = client_recv_locked(c, &rtext, rfds);
 	if (rc) {
-		session_drop_locked(c);
+		client_drop_locked(c);
 		return rc;
 	}
 	rc = reply_parse_locked(c, rtext, reply);
 	free(rtext);
-	if (fd)
-		*fd = rfd;
-	else if (rfd >= 0)
-		close(rfd);
+	if (fds)
+		memcpy(fds, rfds, sizeof(rfds));
+	else
+		close_fds(rfds);
+	return rc;
+}
+
+static int request_fds_locked(hbus_client *c, json_t *req, json_t **reply, int fds[2])
+{
+	char *text = json_dumps(req, JSON_COMPACT);
+	int rc;
+
+	fds[0] = fds[1] = -1;
+	if (!text)
+		return -ENOMEM;
+	rc = request_text_locked(c, text, reply, fds);
+	free(text);
 	return rc;
 }
 
 int client_request_locked(hbus_client *c, json_t *req, json_t **reply, int *fd)
 {
-	char *text = json_dumps(req, JSON_COMPACT);
-	int rc;
+	int fds[2], rc = request_fds_locked(c, req, reply, fds);
 
-	if (fd)
-		*fd = -1;
-	if (!text)
-		return -ENOMEM;
-	rc = request_text_locked(c, text, reply, fd);
-	free(text);
+	if (fd) {
+		*fd = fds[0];
+		fds[0] = -1;
+	}
+	close_fds(fds);
 	return rc;
 }
 
@@ -315,12 +185,59 @@ static int routes_adopt_locked(hbus_client *c, int fd)
 	return 0;
 }
 
+/* Take the session's reader block; unmap old ones no router uses. */
+static int readers_adopt_locked(hbus_client *c, int fd)
+{
+	struct client_readers *cr = calloc(1, sizeof(*cr)), **pp, *old;
+	int rc;
+
+	if (!cr)
+		return -ENOMEM;
+	rc = hbus_readers_open_fd(fd, &cr->rd);
+	if (rc) {
+		free(cr);
+		return rc;
+	}
+	cr->next = c->readers;
+	c->readers = cr;
+	for (pp = &cr->next; (old = *pp);) {
+		if (old->users) {
+			pp = &old->next;
+			continue;
+		}
+		*pp = old->next;
+		hbus_readers_close(old->rd);
+		free(old);
+	}
+	return 0;
+}
+
+struct client_readers *client_readers_locked(hbus_client *c)
+{
+	return c->readers;
+}
+
+void client_readers_put_locked(hbus_client *c, struct client_readers *cr)
+{
+	struct client_readers **pp;
+
+	if (!cr || !cr->users || --cr->users || cr == c->readers)
+		return;
+	for (pp = &c->readers; *pp && *pp != cr; pp = &(*pp)->next)
+		;
+	if (*pp) {
+		*pp = cr->next;
+		hbus_readers_close(cr->rd);
+		free(cr);
+	}
+}
+
 static int hello_locked(hbus_client *c)
 {
 	json_t *req, *reply = NULL;
 	const char *dir;
 	json_int_t owner;
-	int rc, fd = -1;
+	int rc, fds[2] = { -1, -1 };
 
 	uint32_t old = atomic_load_explicit(&c->owner, memory_order_relaxed);
 
@@ -333,17 +250,20 @@ static int hello_locked(hbus_client *c)
 	 * hold is void. */
 	if (old)
 		json_object_set_new(req, "owner", json_integer(old));
-	rc = client_request_locked(c, req, &reply, &fd);
+	rc = request_fds_locked(c, req, &reply, fds);
 	json_decref(req);
 	if (rc)
 		goto out;
 	owner = json_integer_value(json_object_get(reply, "owner"));
-	if (owner <= 0 || owner > (json_int_t)HBUS_OWNER_MAX || fd < 0) {
-		client_set_error_locked(c, 0, "hello reply without an owner id or routes descriptor");
+	if (owner <= 0 || owner > (json_int_t)HBUS_OWNER_MAX || fds[0] < 0 || fds[1] < 0) {
+		client_set_error_locked(c, 0, "hello reply without an owner id, routes descriptor "
+					      "and reader block");
 		rc = -EPROTO;
 		goto out;
 	}
-	rc = routes_adopt_locked(c, fd);
+	rc = routes_adopt_locked(c, fds[0]);
+	if (rc == 0)
+		rc = readers_adopt_locked(c, fds[1]);
 	if (rc)
 		goto out;
 	dir = json_string_value(json_object_get(reply, "bus_dir"));
@@ -356,8 +276,7 @@ static int hello_locked(hbus_client *c)
 	 * and routes mapping. */
 	atomic_fetch_add_explicit(&c->session_gen, 1, memory_order_release);
 out:
-	if (fd >= 0)
-		close(fd);
+	close_fds(fds);
 	json_decref(reply);
 	return rc;
 }
@@ -373,9 +292,9 @@ static int session_open_locked(hbus_client *c)
 	c->sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (c->sock < 0)
 		return -errno;
-	rc = connect_retry(c->sock, &c->addr);
+	rc = client_connect_retry(c->sock, &c->addr);
 	if (rc) {
-		session_drop_locked(c);
+		client_drop_locked(c);
 		return rc;
 	}
 	c->in_hello = 1;
@@ -384,7 +303,7 @@ static int session_open_locked(hbus_client *c)
 	if (rc == 0 && c->sock < 0)
 		rc = -ENOTCONN; /* hbusd went away again during the hello */
 	if (rc)
-		session_drop_locked(c);
+		client_drop_locked(c);
 	return rc;
 }
 
@@ -413,7 +332,7 @@ int hbus_client_check(hbus_client *c)
 	if (c->sock >= 0) {
 		struct pollfd p = { .fd = c->sock, .events = POLLRDHUP };
 		if (poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR)))
-			session_drop_locked(c);
+			client_drop_locked(c);
 	}
 	if (c->sock < 0) {
 		rc = session_open_locked(c);
@@ -473,6 +392,7 @@ int hbus_connect_err(const struct hbus_client_opts *opts, hbus_client **out,
 	}
 	snprintf(c->bus, sizeof(c->bus), "%s", bus);
 	snprintf(c->role, sizeof(c->role), "%s", role);
+	c->router_rejoins = strcmp(role, "dataplane") != 0;
 	pthread_mutex_init(&c->lock, NULL);
 	if (pthread_key_create(&c->tls, thread_router_gone) != 0) {
 		pthread_mutex_destroy(&c->lock);
@@ -498,10 +418,11 @@ int hbus_close(hbus_client *c)
 {
 	struct client_consumer *cc;
 	struct client_routes *cr;
+	struct client_readers *rb;
 
 	if (!c)
 		return -EINVAL;
-	/* Routers first: they hold reader slots on the routes mappings. */
+	/* Routers first: they hold reader slots and read the routes mappings. */
 	router_destroy_all(c);
 	pthread_key_delete(c->tls);
 	while ((cc = c->consumers)) {
@@ -512,13 +433,22 @@ int hbus_close(hbus_client *c)
 		c->as_handles = cc->next;
 		consumer_free(cc);
 	}
-	/* Closing the session is what tells hbusd we are gone: it cancels
-	 * our consumers and gives back what they held. */
-	session_drop_locked(c);
+	/* Nothing of the session is mapped any more: say so, so hbusd keeps
+	 * nothing for it while this process lives on (no reply needed: hbusd
+	 * reads what was sent before the close).  Then closing the session
+	 * cancels our consumers and gives back what they held. */
+	if (c->sock >= 0)
+		client_send_locked(c, "{\"op\":\"bye\"}", 12);
+	client_drop_locked(c);
 	while ((cr = c->routes)) {
 		c->routes = cr->next;
 		hbus_routes_close(cr->routes);
 		free(cr);
+	}
+	while ((rb = c->readers)) {
+		c->readers = rb->next;
+		hbus_readers_close(rb->rd);
+		free(rb);
 	}
 	pthread_mutex_destroy(&c->lock);
 	free(c);

@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/un.h>
@@ -29,6 +30,15 @@ struct client_routes {
 	dev_t dev;
 	ino_t ino;
 	struct client_routes *next;
+};
+
+/* The reader block of a session (a new one with every hello).  Routers
+ * attach a slot in the current one; an old block stays mapped while a
+ * router still uses it (users, under c->lock) and is unmapped after. */
+struct client_readers {
+	struct hbus_readers *rd;
+	unsigned users;
+	struct client_readers *next;
 };
 
 /* A consumer registered through hbus_consume_open, re-registered with the
@@ -53,8 +63,12 @@ struct hbus_client {
 	_Atomic uint32_t owner;           /* owner id of the current session */
 	_Atomic uint64_t session_gen;     /* bumped by every successful hello */
 	struct client_routes *routes;     /* (L) head = current mapping */
+	struct client_readers *readers;   /* (L) head = current session's block */
 	uint64_t next_connect_ns;         /* (L) reconnect attempts are rate-limited */
 	int in_hello;                     /* (L) a session is being opened */
+	bool router_rejoins;              /* routers ask for a session themselves
+					     (not a dataplane's: its control
+					     thread does) */
 	int err_code;                     /* (L) last refused request */
 	char err_msg[256];
 	struct client_consumer *consumers; /* (L) */
@@ -98,6 +112,14 @@ int client_request(hbus_client *c, json_t *req, json_t **reply, int *fd);
  */
 int hbus_client_check(hbus_client *c);
 
+/* client_io.c: the socket, under c->lock.  drop: close it (the session is
+ * gone); recv: one reply and up to two descriptors (-1 where none came),
+ * waiting at most 10 s. */
+void client_drop_locked(hbus_client *c);
+int client_send_locked(hbus_client *c, const char *text, size_t len);
+int client_recv_locked(hbus_client *c, char **text, int fds[2]);
+int client_connect_retry(int fd, const struct sockaddr_un *addr);
+
 /* The same with c->lock held (inside the session code). */
 int client_request_locked(hbus_client *c, json_t *req, json_t **reply, int *fd);
 void client_set_error_locked(hbus_client *c, int code, const char *msg);
@@ -107,8 +129,12 @@ void client_set_error_locked(hbus_client *c, int code, const char *msg);
  * -ENAMETOOLONG when it does not fit cap. */
 int client_bus_dir(hbus_client *c, char *buf, size_t cap);
 
-/* The current routes mapping (under c->lock). */
+/* The current routes mapping and reader block (under c->lock). */
 struct hbus_routes *client_routes_locked(hbus_client *c);
+struct client_readers *client_readers_locked(hbus_client *c);
+/* A router stopped using block cr (under c->lock): an old block nobody
+ * uses any more is unmapped. */
+void client_readers_put_locked(hbus_client *c, struct client_readers *cr);
 
 /* client_consume.c */
 void consumers_rejoin_locked(hbus_client *c, uint32_t new_owner);

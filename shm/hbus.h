@@ -252,10 +252,16 @@ int hbus_queue_stats(const hbus_queue *q, struct hbus_queue_stats *s);
 /* READY messages a consumer could claim now, from the counters (exact at
  * rest, approximate while handles work). */
 int hbus_queue_depth(const hbus_queue *q, uint64_t *depth);
-/* Count the slots by state now (one pass over the ring: for control
- * decisions such as delete-if-empty, not for hot paths): READY messages,
- * held ones (claimed, being written or removed). */
-int hbus_queue_scan(const hbus_queue *q, uint64_t *ready, uint64_t *held);
+/* The slots by state now (one pass over the ring: for control decisions
+ * such as delete-if-empty or granting an exclusive consumer, not for hot
+ * paths). */
+struct hbus_queue_census {
+	uint64_t ready;    /* messages waiting for a consumer */
+	uint64_t claimed;  /* held by consumers (manual or auto ack) */
+	uint64_t writing;  /* being written by producers */
+	uint64_t removing; /* being removed unread (expiry, drop-head, purge) */
+};
+int hbus_queue_scan(const hbus_queue *q, struct hbus_queue_census *c);
 
 struct hbus_recovery {
 	uint32_t skipped;     /* unpublished writes turned into skips */

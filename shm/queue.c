@@ -34,6 +34,12 @@ static int record_take(struct hbus_queue *q)
 		if (atomic_load_explicit(&q->recs[i].owner, RELAXED) == 0 &&
 		    atomic_compare_exchange_strong_explicit(&q->recs[i].owner, &none, q->owner,
 							    ACQUIRE, RELAXED)) {
+			uint32_t hwm = atomic_load_explicit(&q->hdr->rec_hwm, RELAXED);
+
+			while (hwm < i + 1 &&
+			       !atomic_compare_exchange_weak_explicit(&q->hdr->rec_hwm, &hwm, i + 1,
+								      RELAXED, RELAXED))
+				;
 			q->rec = &q->recs[i];
 			q->holder = i + 1;
 			atomic_store_explicit(&q->rec->jr_op, jr_word(JR_NONE, 0, 0), RELAXED);
@@ -190,11 +196,14 @@ void queue_wake(struct hbus_queue *q)
 int hbus_queue_stats(const hbus_queue *q, struct hbus_queue_stats *s)
 {
 	uint64_t c[QC_N] = { 0 };
-	uint32_t used = 0;
+	uint32_t used = 0, n;
 
 	if (!q || !s)
 		return -EINVAL;
-	for (uint32_t i = 0; i < q->nrec; i++) {
+	n = atomic_load_explicit(&q->hdr->rec_hwm, RELAXED);
+	if (n > q->nrec)
+		n = q->nrec; /* written by a hostile handle: read them all */
+	for (uint32_t i = 0; i < n; i++) {
 		const struct hbus_qrec *r = &q->recs[i];
 
 		for (unsigned k = 0; k < QC_N; k++)
@@ -241,20 +250,18 @@ int hbus_queue_depth(const hbus_queue *q, uint64_t *depth)
 	return 0;
 }
 
-int hbus_queue_scan(const hbus_queue *q, uint64_t *ready, uint64_t *held)
+int hbus_queue_scan(const hbus_queue *q, struct hbus_queue_census *c)
 {
-	uint64_t r = 0, h = 0;
-
-	if (!q || !ready || !held)
+	if (!q || !c)
 		return -EINVAL;
+	memset(c, 0, sizeof(*c));
 	for (uint64_t i = 0; i <= q->mask; i++) {
 		unsigned st = word_state(atomic_load_explicit(slot_state(q, i), ACQUIRE));
 
-		r += st == SLOT_READY;
-		h += st == SLOT_CLAIMED || st == SLOT_CLAIMED_AUTO || st == SLOT_WRITING ||
-		     st == SLOT_REMOVING;
+		c->ready += st == SLOT_READY;
+		c->claimed += st == SLOT_CLAIMED || st == SLOT_CLAIMED_AUTO;
+		c->writing += st == SLOT_WRITING;
+		c->removing += st == SLOT_REMOVING;
 	}
-	*ready = r;
-	*held = h;
 	return 0;
 }

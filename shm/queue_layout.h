@@ -154,6 +154,7 @@ enum jr_kind {
 	JR_REQUEUE,    /* CLAIMED*(L, h) -> READY(L), then the head back to it: requeued */
 	JR_XCOMMIT,    /* the only producer's run of jr_aux slots FREE(L) -> READY(L) in order:
 			  enqueued = jr_target + the published prefix */
+	JR_SCOMMIT,    /* the only producer's one slot FREE(L) -> READY(L): enqueued */
 	JR_KINDS,
 	JR_FOREIGN = 0x80, /* the pre-state's holder is jr_aux2, not the record's own */
 };
@@ -209,6 +210,9 @@ struct hbus_queue_hdr {
 	 * was); producers read the line and wake only when a bit is set. */
 	alignas(HBUS_CURSOR_ALIGN) _Atomic uint32_t futex_seq;
 	alignas(HBUS_CACHE_LINE) _Atomic uint64_t sleepers[HBUS_QUEUE_RECORDS / 64];
+	/* One past the highest record ever taken (records are taken lowest
+	 * first): sums read only that far. */
+	alignas(HBUS_CACHE_LINE) _Atomic uint32_t rec_hwm;
 };
 
 /* The header of a protected queue's data file. */

@@ -272,19 +272,67 @@ static void publish_run(struct hbus_queue *q, uint64_t pos, const struct hbus_ou
  * Returns how many (at most n), 0 when the slot at the tail is not FREE
  * (full, a skip, drop-head...): the one-slot path handles those, by CAS.
  */
-static unsigned claim_run_sp(struct hbus_queue *q, unsigned n, uint64_t *pos)
+/*
+ * How many slots from t the only producer may write (at most n): slots
+ * found FREE at their lap stay so until we claim them (no one else claims
+ * here), so we remember how far we found them (sp_free) and look again
+ * only near its end, far enough ahead and asking for the lines in
+ * exclusive state first, so that by the time a message goes there its line
+ * is ours and no load has to wait for the consumer's core.
+ */
+static unsigned sp_room(struct hbus_queue *q, uint64_t t, unsigned n)
 {
-	uint64_t t = tail_start(q);
+	uint64_t from, end;
 	unsigned k;
 
 	if (n > q->mask + 1)
 		n = (unsigned)q->mask + 1;
-	for (k = 0; k < n; k++)
-		if (atomic_load_explicit(slot_state(q, t + k), ACQUIRE) !=
-		    slot_word(pos_lap(q, t + k), 0, SLOT_FREE))
-			break;
-	*pos = t;
-	return k;
+	if ((int64_t)(t + n + SP_AHEAD / 2 - q->sp_free) > 0) {
+		from = pos_max(q->sp_free, t);
+		end = t + n + SP_AHEAD;
+		if (end - t > q->mask + 1)
+			end = t + q->mask + 1;
+		for (uint64_t p = from + 1; p < end; p++)
+			prefetch_for_write(slot_state(q, p));
+		for (k = 0; from + k < end; k++)
+			if (atomic_load_explicit(slot_state(q, from + k), ACQUIRE) !=
+			    slot_word(pos_lap(q, from + k), 0, SLOT_FREE))
+				break;
+		q->sp_free = from + k;
+	}
+	k = (int64_t)(q->sp_free - t) > 0 ? (unsigned)(q->sp_free - t) : 0;
+	return k < n ? k : n;
+}
+
+static unsigned claim_run_sp(struct hbus_queue *q, unsigned n, uint64_t *pos)
+{
+	*pos = q->next_tail;
+	return sp_room(q, *pos, n);
+}
+
+/*
+ * The only producer's one message, the path a request/response takes:
+ * write, journal, READY, count; the tail is ours to store.  A one-slot
+ * journal (the slot's pre-state FREE at its lap is ours alone), so two
+ * stores where a run's needs five.
+ */
+static void publish_one_sp(struct hbus_queue *q, uint64_t t, const struct hbus_out *m)
+{
+	struct hbus_slot *s = slot_at(q, t);
+	uint64_t target;
+
+	write_slot(s, m);
+	s->enq_ts_ns = 0;
+	target = journal(q, JR_SCOMMIT, t, QC_ENQUEUED, 1);
+	CRASHPOINT(XRUN_JOURNAL);
+	atomic_store_explicit(slot_state(q, t), slot_word(pos_lap(q, t), 0, SLOT_READY), RELEASE);
+	CRASHPOINT(XRUN_SLOT);
+	q->next_tail = t + 1;
+	atomic_store_explicit(&q->hdr->tail, t + 1, RELAXED);
+	CRASHPOINT(XRUN_TAIL);
+	count_done(q, QC_ENQUEUED, target);
+	CRASHPOINT(XRUN_COUNT);
+	demote_slot(q, s, (uint32_t)m->meta_len + m->body_len);
 }
 
 /*
@@ -407,7 +455,18 @@ int hbus_queue_enqueue_burst(hbus_queue *q, const struct hbus_out *m, unsigned n
 
 int hbus_queue_enqueue(hbus_queue *q, const struct hbus_out *m)
 {
-	int rc = hbus_queue_enqueue_burst(q, m, 1);
+	int rc;
+
+	if (q && m && q->sp && !q->ttl_ns && out_valid(m) && out_fits(q, m) &&
+	    sp_room(q, q->next_tail, 1)) {
+		publish_one_sp(q, q->next_tail, m);
+		/* READY by a plain store: order it before the sleepers load
+		 * (the futex handshake in hbus_queue_wait). */
+		atomic_thread_fence(SEQ_CST);
+		wake_if_waiting(q);
+		return 0;
+	}
+	rc = hbus_queue_enqueue_burst(q, m, 1);
 
 	return rc == 1 ? 0 : (rc == 0 ? -EINVAL : rc);
 }

@@ -10,12 +10,19 @@
  * only): hbusd compiles the whole topology into a byte buffer, copies it
  * into the inactive half of the routes file and flips the active
  * generation.  A reader picks the active generation once per burst and
- * advertises it in its reader slot; hbusd reuses a half only when no live
- * reader still advertises the generation in it.
+ * advertises it in a slot of its session's reader block; hbusd reuses a
+ * half only when no reader block still advertises the generation in it, or
+ * when the one that does has held it past hbusd's time limit.
+ *
+ * Trust: clients map the routes file read-only (hbusd hands them an
+ * O_RDONLY descriptor), and each session's reader block is memory of its
+ * own: no process can change the table another one routes by, nor the
+ * slots hbusd reads for another session.
  */
 #ifndef HBUS_ROUTE_H
 #define HBUS_ROUTE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,7 +37,11 @@ enum hbus_xtype {
 
 #define HBUS_ROUTE_NONE      UINT32_MAX
 #define HBUS_ROUTE_MAX_QIDS  1024u   /* queues one publish can reach */
-#define HBUS_ROUTE_READERS   256u    /* reader slots in the routes file */
+#define HBUS_READER_SLOTS    63u     /* routers (threads) per session: one reader block */
+/* Set in a routes file's active generation by the hbusd that replaced the
+ * file (a restart): that table stays as it is for good, and its readers
+ * take the new file with their next session (router.c). */
+#define HBUS_ROUTES_RETIRED  (1ull << 63)
 
 /* ------------------------------------------------------ compile (hbusd) */
 
@@ -119,27 +130,57 @@ unsigned hbus_route_mcast_groups(const struct hbus_rtable *t, uint32_t *groups, 
 
 /* ------------------------------------ routes file (shared memory, by generation) */
 
-struct hbus_routes; /* process-local handle on a mapped routes file */
+struct hbus_routes;  /* process-local handle on a mapped routes file */
+struct hbus_readers; /* process-local handle on a mapped reader block */
 
-/* hbusd: create the routes file with two halves of table_cap bytes each. */
+/* hbusd: create the routes file with two halves of table_cap bytes each
+ * (create_at: name relative to the directory dirfd, through openat). */
 int hbus_routes_create(const char *path, size_t table_cap, int *fd_out, struct hbus_routes **out);
-/* hbusd after a restart, and every reader: map and check an existing file. */
+int hbus_routes_create_at(int dirfd, const char *name, size_t table_cap, int *fd_out,
+			  struct hbus_routes **out);
+/* Map and check an existing file: read-only when fd was opened read-only
+ * (every client), read-write otherwise (hbusd, on the file a previous hbusd
+ * left).  Layout fields are checked here once and copied: nothing is
+ * re-read from the file afterwards. */
 int hbus_routes_open_fd(int fd, struct hbus_routes **out);
 int hbus_routes_close(struct hbus_routes *r);
 
-/* hbusd: copy a compiled table into the free half and make it active.
- * -EBUSY when a live reader still uses the free half (retry after
- * hbus_routes_reap); -EMSGSIZE when len exceeds table_cap. */
-int hbus_routes_publish(struct hbus_routes *r, const void *table, size_t len, uint64_t *gen_out);
-/* hbusd: clear reader slots whose owner is dead (called on session close). */
-int hbus_routes_reap(struct hbus_routes *r, uint32_t dead_owner);
+/*
+ * hbusd: copy a compiled table into the free half and make it active,
+ * unless one of the n_rds reader blocks still advertises a generation in
+ * that half: then -EBUSY, and busy[i] (when busy is not NULL) says which
+ * blocks did (every block is looked at).  -EMSGSIZE when len exceeds
+ * table_cap; -EPERM on a read-only mapping.
+ */
+int hbus_routes_publish(struct hbus_routes *r, const void *table, size_t len,
+			struct hbus_readers *const *rds, unsigned n_rds, uint8_t *busy,
+			uint64_t *gen_out);
+/* hbusd: number the next generation after gen (a new file continues the
+ * numbering of the one it replaces). */
+void hbus_routes_continue(struct hbus_routes *r, uint64_t gen);
+/* hbusd at start, on the previous hbusd's file: freeze it (its active
+ * table stays readable for good) and tell its readers to move on. */
+int hbus_routes_retire(struct hbus_routes *r);
+/* Active generation (0: none yet), without the retired flag. */
 uint64_t hbus_routes_generation(const struct hbus_routes *r);
+bool hbus_routes_retired(const struct hbus_routes *r);
 
-/* Readers: take a slot once (owner = session owner id), then per burst
- * acquire the active table (advertising its generation) and release it. */
-int hbus_routes_reader_attach(struct hbus_routes *r, uint32_t owner, unsigned *slot);
-int hbus_routes_reader_detach(struct hbus_routes *r, unsigned slot);
-const struct hbus_rtable *hbus_routes_acquire(struct hbus_routes *r, unsigned slot, uint64_t *gen);
-void hbus_routes_release(struct hbus_routes *r, unsigned slot);
+/* Reader blocks.  hbusd makes one per session (an anonymous memfd, its size
+ * sealed so nobody can shrink it under hbusd's mapping) and passes *fd_out
+ * with the hello reply; the client maps it with open_fd. */
+int hbus_readers_create(int *fd_out, struct hbus_readers **out);
+int hbus_readers_open_fd(int fd, struct hbus_readers **out);
+void hbus_readers_close(struct hbus_readers *rd);
+/* Readers: take a slot of the block once per router, then per burst
+ * acquire the active table (advertising its generation) and release it.
+ * *gen gets the generation, with HBUS_ROUTES_RETIRED when the file has been
+ * replaced (the table is still valid). */
+int hbus_readers_attach(struct hbus_readers *rd, unsigned *slot);
+int hbus_readers_detach(struct hbus_readers *rd, unsigned slot);
+const struct hbus_rtable *hbus_routes_acquire(struct hbus_routes *r, struct hbus_readers *rd,
+					      unsigned slot, uint64_t *gen);
+void hbus_routes_release(struct hbus_readers *rd, unsigned slot);
+/* hbusd: does no attached slot of rd advertise a generation? */
+bool hbus_readers_idle(const struct hbus_readers *rd);
 
 #endif

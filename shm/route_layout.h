@@ -265,33 +265,55 @@ static inline const struct rt_slot *rt_slot_find(const void *base, const struct 
 
 /* ------------------------------------------------------- the routes file */
 
-#define HBUS_ROUTES_LAYOUT_VERSION 1u
+/* 2: reader slots moved out of the routes file (struct hbus_readers_block). */
+#define HBUS_ROUTES_LAYOUT_VERSION 2u
 
-/* One reader slot per cache-line pair: readers on different cores write
- * their own slot every burst and must not share a line (see
- * HBUS_CURSOR_ALIGN). */
-struct hbus_routes_reader {
-	alignas(HBUS_CURSOR_ALIGN) _Atomic uint32_t owner; /* 0 = slot free */
-	uint32_t pad;
-	_Atomic uint64_t gen;   /* generation in use, 0 = idle */
-};
-
+/* Written by hbusd only: clients map the file read-only. */
 struct hbus_routes_hdr {
 	struct hbus_file_hdr file;
-	/* Read-only after create. */
+	/* Fixed at create; checked once by whoever maps the file, then only
+	 * that process's own copy is used. */
 	uint64_t table_cap;     /* bytes in each half */
 	uint64_t half_off[2];   /* file offsets of the two halves */
-	uint32_t n_readers;     /* HBUS_ROUTE_READERS */
-	uint32_t reserved;
+	uint64_t reserved;
 
-	/* Written by hbusd only.  Generation g lives in half g & 1; 0 = no
-	 * table published yet.  half_len/half_gen are written before the
-	 * release store that makes the generation active. */
+	/* Generation g lives in half g & 1; 0 = no table published yet.
+	 * HBUS_ROUTES_RETIRED (route.h) is set by the hbusd that replaced
+	 * the file: the active table then stays as it is for good.
+	 * half_len/half_gen are written before the release store that makes
+	 * the generation active. */
 	alignas(HBUS_CURSOR_ALIGN) _Atomic uint64_t active;
 	uint64_t half_len[2];
 	uint64_t half_gen[2];
+};
 
-	struct hbus_routes_reader readers[HBUS_ROUTE_READERS];
+/* ------------------------------------------------------- reader blocks */
+
+#define HBUS_READERS_LAYOUT_VERSION 1u
+
+/*
+ * A session's reader slots: memory of its own (an anonymous, size-sealed
+ * memfd hbusd makes at hello), so what one process writes there can only
+ * ever concern its own routers.  hbusd reads `used` and the slots it names
+ * at every publish and trusts nothing else: a nonsense value can only hold
+ * a publish back, and only until --reader-timeout.
+ */
+struct hbus_reader_slot {
+	alignas(HBUS_CURSOR_ALIGN) _Atomic uint64_t gen; /* generation in use, 0 = idle */
+};
+
+struct hbus_readers_block {
+	struct hbus_file_hdr file;
+	_Atomic uint64_t used;  /* bit i: slot[i] is attached to a router */
+	/* One slot per cache-line pair: routers on different cores write
+	 * their own slot every burst (see HBUS_CURSOR_ALIGN). */
+	struct hbus_reader_slot slot[HBUS_READER_SLOTS];
+};
+
+/* A mapped block (route_readers.c; routes_file.c uses the slots). */
+struct hbus_readers {
+	struct hbus_map map;
+	struct hbus_readers_block *b;
 };
 
 /* Check a table header against the bytes that hold it: 0 or -EPROTO /

@@ -2,8 +2,8 @@
  * router.c - routing in the publisher's process: per-thread routers,
  * hbus_publish, and dead-lettering.
  *
- * A router is one thread's view of the bus: a reader slot on the routes
- * file (so hbusd never reuses the table half it is reading) and a map from
+ * A router is one thread's view of the bus: a slot in its session's reader
+ * block (so hbusd never reuses the table half it is reading) and a map from
  * queue id to an open producer handle.  The fast path of a publish is:
  * pick the active table (one acquire per burst), look the exchange and key
  * up (route.h), and enqueue on each matched queue's handle - no syscall,
@@ -12,8 +12,12 @@
  *     (open_queue, for:"write") once, then keep the handle;
  *   - a new table generation: grow the map, close handles of queues the
  *     table no longer has (lazily, at the next burst);
- *   - a new session (hbusd restarted): take a reader slot under the new
- *     owner id (queue handles keep theirs).
+ *   - a new session (hbusd restarted): take a slot in the new session's
+ *     reader block (queue handles keep their owner id);
+ *   - a retired routes file (a restarted hbusd replaced it): the table in
+ *     it stays valid for good, so routing goes on by it while the router
+ *     asks for a new session (at most every REJOIN_PERIOD_NS), which
+ *     brings the new file.
  */
 #include "client_internal.h"
 #include "queue_internal.h"
@@ -27,6 +31,8 @@
 #define META_BUF_LEN    65536u                 /* an encoded meta block is at most 0xffff */
 #define OPEN_RETRY_NS   1000000000ull          /* a refused open is retried after 1 s */
 #define QID_LIMIT       (1u << 24)             /* sanity bound on a qid from the table */
+#define SESSION_STALE   UINT64_MAX             /* routes retired: rejoin at the next burst */
+#define REJOIN_PERIOD_NS 10000000ull           /* a failed rejoin is retried after 10 ms */
 
 struct rqueue {
 	hbus_queue *q;
@@ -41,10 +47,12 @@ struct rslot {
 
 struct hbus_router {
 	hbus_client *c;
-	struct hbus_routes *routes; /* the mapping our reader slot is on */
+	struct hbus_routes *routes; /* the mapping we read */
+	struct client_readers *readers; /* the block our slot is in */
 	unsigned reader;
 	int attached;
 	uint64_t session_gen;       /* the session our slot and handles belong to */
+	uint64_t rejoin_ns;         /* SESSION_STALE: next time to ask for a session */
 	uint32_t owner;
 	const struct hbus_rtable *t;
 	uint64_t gen;
@@ -83,38 +91,61 @@ static int map_grow(hbus_router *r, uint32_t len)
 	return 0;
 }
 
-/* A new session: a reader slot under the new owner id, handles moved to
- * it.  The old slot belonged to the old session: hbusd reaps it, so it is
- * left alone (detaching it could clear a slot hbusd gave someone else).
- * A resumed session (same owner id, same routes file) keeps everything. */
+/* The routes file was replaced by a restarted hbusd: ask for a new session
+ * (which brings the new file), rate-limited.  A dataplane's control thread
+ * does that itself; its workers never block on the socket. */
+static void router_rejoin(hbus_router *r)
+{
+	uint64_t now = hbus_now_ns();
+
+	if (r->c->router_rejoins && now >= r->rejoin_ns) {
+		r->rejoin_ns = now + REJOIN_PERIOD_NS;
+		hbus_client_check(r->c);
+	}
+}
+
+/* A new session: a slot in its reader block; queues opened from now on are
+ * opened under its owner id.  The old slot is given back (the block is this
+ * process's own: hbusd may still be watching it until it reads idle). */
 static void router_resync(hbus_router *r)
 {
 	hbus_client *c = r->c;
 	struct hbus_routes *routes;
+	struct client_readers *rb;
 	uint64_t sg;
 	uint32_t i, owner;
 	int rc;
 
+	if (r->session_gen == SESSION_STALE)
+		router_rejoin(r);
 	pthread_mutex_lock(&c->lock);
 	sg = atomic_load_explicit(&c->session_gen, memory_order_acquire);
 	routes = client_routes_locked(c);
+	rb = client_readers_locked(c);
 	owner = atomic_load_explicit(&c->owner, memory_order_relaxed);
-	if (r->attached && owner == r->owner && routes == r->routes) {
-		/* The session was resumed: our slot is still ours. */
+	if (r->attached && rb == r->readers && routes == r->routes) {
+		/* Still our session: only a retired file brings us here. */
 		pthread_mutex_unlock(&c->lock);
-		r->session_gen = sg;
+		r->session_gen = hbus_routes_retired(routes) ? SESSION_STALE : sg;
 		return;
 	}
-	r->owner = owner;
-	r->attached = 0;
-	rc = routes ? hbus_routes_reader_attach(routes, r->owner, &r->reader) : -ENOTCONN;
-	pthread_mutex_unlock(&c->lock);
-	if (rc == 0) {
-		r->attached = 1;
-		r->routes = routes;
-	} else {
-		HBUS_WARN("router: no reader slot on the routes file: %s", hbus_strerror(rc));
+	if (r->attached) {
+		hbus_readers_detach(r->readers->rd, r->reader);
+		client_readers_put_locked(c, r->readers);
 	}
+	r->attached = 0;
+	r->readers = NULL;
+	rc = routes && rb ? hbus_readers_attach(rb->rd, &r->reader) : -ENOTCONN;
+	if (rc == 0) {
+		rb->users++;
+		r->readers = rb;
+		r->routes = routes;
+		r->attached = 1;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (rc)
+		HBUS_WARN("router: no reader slot in the session's block: %s", hbus_strerror(rc));
+	r->owner = owner;
 	/* Handles keep the owner id they were opened with (their records
 	 * name it; hbusd recovers it when this process exits). */
 	for (i = 0; i < r->map_len; i++)
@@ -155,11 +186,13 @@ const struct hbus_rtable *hbus_router_begin(hbus_router *r)
 		router_resync(r);
 	if (!r->attached)
 		return NULL;
-	r->t = hbus_routes_acquire(r->routes, r->reader, &gen);
+	r->t = hbus_routes_acquire(r->routes, r->readers->rd, r->reader, &gen);
 	if (r->t && (!r->have_gen || gen != r->gen)) {
 		router_new_generation(r, r->t);
 		r->gen = gen;
 		r->have_gen = 1;
+		if (gen & HBUS_ROUTES_RETIRED)
+			r->session_gen = SESSION_STALE;
 	}
 	return r->t;
 }
@@ -170,7 +203,7 @@ void hbus_router_end(hbus_router *r)
 		return;
 	if (--r->depth == 0) {
 		if (r->attached)
-			hbus_routes_release(r->routes, r->reader);
+			hbus_routes_release(r->readers->rd, r->reader);
 		r->t = NULL;
 	}
 }
@@ -469,7 +502,7 @@ int hbus_router_open(hbus_client *c, hbus_router **out)
 		free(r->meta_buf);
 		free(r->dl_meta_buf);
 		free(r);
-		return -ENOSPC; /* every reader slot of the routes file is taken */
+		return -ENOSPC; /* every slot of the session's reader block is taken */
 	}
 	pthread_mutex_lock(&c->lock);
 	r->next = c->routers;
@@ -497,9 +530,10 @@ int hbus_router_close(hbus_router *r)
 		;
 	if (*pp)
 		*pp = r->next;
-	/* Our slot is ours to free only while our session lives. */
-	if (r->attached && r->session_gen == atomic_load(&c->session_gen))
-		hbus_routes_reader_detach(r->routes, r->reader);
+	if (r->attached) {
+		hbus_readers_detach(r->readers->rd, r->reader);
+		client_readers_put_locked(c, r->readers);
+	}
 	pthread_mutex_unlock(&c->lock);
 	if (pthread_getspecific(c->tls) == r)
 		pthread_setspecific(c->tls, NULL);

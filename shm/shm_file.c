@@ -158,15 +158,15 @@ static int with_node_policy(int node, int fd, size_t size)
 	return rc;
 }
 
-int hbus_shm_create(const char *path, size_t size, int numa_node, int *fd_out,
-		    struct hbus_map *map)
+int hbus_shm_create_at(int dirfd, const char *name, size_t size, int numa_node, int *fd_out,
+		       struct hbus_map *map)
 {
 	size_t len;
 	int fd, rc;
 
-	if (!path || !fd_out || !map || size == 0)
+	if (!name || !fd_out || !map || size == 0)
 		return -EINVAL;
-	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	fd = openat(dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
 	rc = hbus_shm_round_size(fd, size, &len);
@@ -176,11 +176,17 @@ int hbus_shm_create(const char *path, size_t size, int numa_node, int *fd_out,
 		rc = map_whole(fd, len, map);
 	if (rc != 0) {
 		close(fd);
-		unlink(path);
+		unlinkat(dirfd, name, 0);
 		return rc;
 	}
 	*fd_out = fd;
 	return 0;
+}
+
+int hbus_shm_create(const char *path, size_t size, int numa_node, int *fd_out,
+		    struct hbus_map *map)
+{
+	return hbus_shm_create_at(AT_FDCWD, path, size, numa_node, fd_out, map);
 }
 
 int hbus_shm_map_fd(int fd, size_t min_size, struct hbus_map *map)

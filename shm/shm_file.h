@@ -26,6 +26,7 @@ enum hbus_file_kind {
 	HBUS_FILE_ROUTES   = 3,
 	HBUS_FILE_COUNTERS = 4,
 	HBUS_FILE_QUEUE_DATA = 5, /* a protected queue's message bytes */
+	HBUS_FILE_READERS  = 6,   /* a session's reader block (route_readers.c) */
 };
 
 struct hbus_file_hdr {
@@ -60,6 +61,11 @@ int hbus_shm_round_size(int fd, size_t size, size_t *rounded);
  */
 int hbus_shm_create(const char *path, size_t size, int numa_node, int *fd_out,
 		    struct hbus_map *map);
+/* The same for name relative to the directory dirfd (openat; a symbolic
+ * link at name is refused): hbusd creates files through its held bus
+ * directory descriptor. */
+int hbus_shm_create_at(int dirfd, const char *name, size_t size, int numa_node, int *fd_out,
+		       struct hbus_map *map);
 
 /* Map an existing file, prefaulted and locked; checks that it is at least
  * min_size bytes.  The whole file is mapped, read-write, or read-only when

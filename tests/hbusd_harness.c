@@ -280,6 +280,18 @@ int hb_send_raw(int fd, const void *buf, size_t len)
 
 json_t *hb_recv(int fd, int *rfd)
 {
+	int got = -1;
+	json_t *j = hb_recv_fds(fd, &got, 1);
+
+	if (rfd)
+		*rfd = got;
+	else if (got >= 0)
+		close(got);
+	return j;
+}
+
+json_t *hb_recv_fds(int fd, int *rfds, int max)
+{
 	char cbuf[CMSG_SPACE(4 * sizeof(int))];
 	struct iovec iov;
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
@@ -289,10 +301,10 @@ json_t *hb_recv(int fd, int *rfd)
 	char *buf;
 	json_t *j;
 	ssize_t len, n;
-	int got = -1;
+	int i, got = 0;
 
-	if (rfd)
-		*rfd = -1;
+	for (i = 0; i < max; i++)
+		rfds[i] = -1;
 	/* A test must fail, not hang, if hbusd never answers. */
 	if (poll(&pfd, 1, 10000) != 1)
 		return NULL;
@@ -307,13 +319,21 @@ json_t *hb_recv(int fd, int *rfd)
 	mh.msg_control = cbuf;
 	mh.msg_controllen = sizeof(cbuf);
 	n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-	for (cm = CMSG_FIRSTHDR(&mh); n > 0 && cm; cm = CMSG_NXTHDR(&mh, cm))
-		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
-			memcpy(&got, CMSG_DATA(cm), sizeof(int));
-	if (rfd)
-		*rfd = got;
-	else if (got >= 0)
-		close(got);
+	for (cm = CMSG_FIRSTHDR(&mh); n > 0 && cm; cm = CMSG_NXTHDR(&mh, cm)) {
+		size_t k, nfd = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		for (k = 0; k < nfd; k++) {
+			int f;
+
+			memcpy(&f, CMSG_DATA(cm) + k * sizeof(int), sizeof(int));
+			if (got < max)
+				rfds[got++] = f;
+			else
+				close(f); /* never leak what we were not asked for */
+		}
+	}
 	j = n > 0 ? json_loadb(buf, (size_t)n, 0, &err) : NULL;
 	free(buf);
 	return j;

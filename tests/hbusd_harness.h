@@ -59,6 +59,10 @@ int hb_connect(const struct hb_env *e);
 int hb_send_raw(int fd, const void *buf, size_t len);
 /* Receive one reply; *rfd gets a passed descriptor or -1 (rfd NULL: closed). */
 json_t *hb_recv(int fd, int *rfd);
+/* The same, keeping up to max descriptors (hello passes the routes file
+ * and the session's reader block); rfds[i] = -1 past what came, the rest
+ * are closed. */
+json_t *hb_recv_fds(int fd, int *rfds, int max);
 /* json_pack-style request, one reply. */
 json_t *hb_call(int fd, int *rfd, const char *fmt, ...);
 /* Connect and say hello; *owner gets the owner id (may be NULL). */

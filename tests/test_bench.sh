@@ -7,7 +7,8 @@
 # cpus 0,1, that --json output
 # parses and carries the documented keys with sane values (percentiles in
 # order, messages counted), that --plot writes a PNG, that bad options are
-# refused with exit status 2, and that no queue file is left in /dev/shm.
+# refused with exit status 2, and that no queue file (nor Aeron driver
+# directory) is left in /dev/shm.
 # Numbers are not judged here: benchmarks print ratios, tests do not time.
 set -u
 
@@ -64,11 +65,21 @@ elif kind == "vmcheck":
     assert 0.0 <= f <= 1.0, doc
     for c in ("cpu0", "cpu1"):
         assert 0.0 <= doc[c]["lost_fraction"] <= 1.0 and doc[c]["gaps"] >= 0, doc
-elif kind == "compare":
+elif kind.startswith("compare"):
+    # compare, compare+aeron (a -Daeron build), compare:a,b (--transports a,b)
     names = [r["transport"] for r in doc["results"]]
-    assert names == ["cacheline", "cacheline2", "shm", "uds", "udp", "zmq"], names
+    if ":" in kind:
+        want = kind.split(":")[1].split(",")
+    else:
+        want = ["cacheline", "cacheline2", "shm", "uds", "udp", "zmq"]
+        if kind == "compare+aeron":
+            want.append("aeron")
+    assert names == want, names
     for r in doc["results"]:
         check_rtt(r["rtt_ns"], r["transport"])
+        for k in ("round_p50_ns", "round_p99_ns", "round_p99.9_ns"):
+            v = r[k]
+            assert len(v) == doc["rounds"] and all(x > 0 for x in v), (r["transport"], k, v)
 else:
     raise SystemExit("unknown kind " + kind)
 EOF
@@ -94,9 +105,55 @@ run tp "$BENCH" throughput --size 32 --seconds 1 --cpus $CPUS --json && check_js
 # The host-scheduling probe the benchmark docs quote.
 run vm "$BENCH" vmcheck --cpus $CPUS --seconds 1 --json && check_json vm vmcheck
 
+# Aeron IPC is a peer only in builds given -Daeron=DIR (CI has none): there
+# it runs like any transport and leaves no driver directory behind; without
+# it pingpong refuses the transport and compare skips the row with a note.
+# aeronmd takes the settings the benchmark does not make from the environment:
+# 64 KiB terms instead of 64 MiB make each run's setup cheap and make the
+# publications rotate terms several times within these short runs.
+export AERON_IPC_TERM_BUFFER_LENGTH=65536
+AERON_NOTE="compare: no aeron row: hbus-bench was built without -Daeron=DIR"
+CMP_KIND=compare
+"$BENCH" pingpong --transport aeron --size 32 --count 2000 --warmup 200 --cpus $CPUS --json \
+	>"$TMP/pp-aeron.out" 2>"$TMP/pp-aeron.err"
+rc=$?
+case $rc in
+0)
+	CMP_KIND=compare+aeron
+	check_json pp-aeron pingpong:aeron
+	# Fragmented messages (IPC MTU 1408), the driver's dir in our own
+	# temp dir: afterwards no driver runs on it and nothing is left in it.
+	mkdir "$TMP/aeron-shm"
+	run pp-aeron-big "$BENCH" pingpong --transport aeron --size 5000 --count 300 --cpus $CPUS \
+		--shm-dir "$TMP/aeron-shm" &&
+		{ grep -q '^aeron ' "$TMP/pp-aeron-big.out" || fail "pp-aeron-big: no aeron row"; }
+	pgrep -f "aeron.dir=$TMP/aeron-shm" >/dev/null && fail "pp-aeron-big: aeronmd still running"
+	[ -z "$(ls -A "$TMP/aeron-shm")" ] || fail "pp-aeron-big: left $(ls "$TMP/aeron-shm")"
+	;;
+2)
+	grep -q "built without -Daeron=DIR" "$TMP/pp-aeron.err" ||
+		fail "pingpong --transport aeron: no 'built without -Daeron=DIR' in: $(cat "$TMP/pp-aeron.err")"
+	;;
+*)
+	fail "pingpong --transport aeron: exit status $rc"
+	sed 's/^/    /' "$TMP/pp-aeron.err" >&2
+	;;
+esac
+
 # Compare: every transport, JSON and a PNG plot.
 run cmp "$BENCH" compare --size 288 --count 400 --rounds 2 --cpus $CPUS --json \
-	--plot "$TMP/cmp.png" && check_json cmp compare
+	--plot "$TMP/cmp.png" && check_json cmp $CMP_KIND
+if [ $CMP_KIND = compare ]; then
+	[ "$(grep -c "^$AERON_NOTE" "$TMP/cmp.err")" -eq 1 ] ||
+		fail "compare: want one line '$AERON_NOTE...' on stderr, got: $(cat "$TMP/cmp.err")"
+fi
+# --transports picks rows (canonical order) and needs shm for the ratios.
+run cmp-pick "$BENCH" compare --transports shm-x,shm,cacheline2 --size 32 --count 400 --rounds 2 \
+	--cpus $CPUS --json && check_json cmp-pick compare:cacheline2,shm,shm-x
+run cmp-table "$BENCH" compare --transports cacheline2,shm,aeron --size 32 --count 400 --rounds 2 \
+	--cpus $CPUS && for want in "^cacheline2 " "^shm " "rnd-p99.9" "two-buffer one"; do
+	grep -q -- "$want" "$TMP/cmp-table.out" || fail "compare --transports: no '$want' in the table"
+done
 if [ -s "$TMP/cmp.png" ]; then
 	magic=$(od -An -tx1 -N8 "$TMP/cmp.png" | tr -d ' \n')
 	[ "$magic" = "89504e470d0a1a0a" ] || fail "compare --plot: not a PNG (magic $magic)"
@@ -123,7 +180,8 @@ fi
 
 # Bad input: a clear refusal with exit status 2, never a crash.
 for args in "nosuchmode" "pingpong --size 4" "pingpong --transport carrier-pigeon" \
-	"pingpong --cpus 1,1" "throughput --seconds 0" "compare --rounds x" "pingpong --bogus"; do
+	"pingpong --cpus 1,1" "throughput --seconds 0" "compare --rounds x" "pingpong --bogus" \
+	"compare --transports uds,udp" "compare --transports shm,pigeon" "compare --transports shm,"; do
 	# shellcheck disable=SC2086
 	"$BENCH" $args >/dev/null 2>"$TMP/bad.err"
 	rc=$?

@@ -13,6 +13,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -40,8 +41,9 @@ struct fake {
 	struct sockaddr_un addr;
 	int lfd, conn;
 	uint32_t owner, next_owner;
-	int routes_fd;
+	int routes_fd;           /* read-only, as hbusd passes it */
 	struct hbus_routes *routes;
+	struct hbus_readers *rd; /* the current session's reader block */
 	int qfd[NQ + 1];
 	hbus_queue *q[NQ + 1];
 	pthread_t th;
@@ -61,25 +63,31 @@ static void fake_listen(struct fake *f)
 	cr_assert_eq(listen(f->lfd, 4), 0);
 }
 
-static void reply(struct fake *f, json_t *r, int fd)
+static void reply2(struct fake *f, json_t *r, int fd, int fd2)
 {
 	char *text = json_dumps(r, JSON_COMPACT);
-	union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } ctl;
+	union { struct cmsghdr h; char b[CMSG_SPACE(2 * sizeof(int))]; } ctl;
 	struct iovec iov = { .iov_base = text, .iov_len = strlen(text) };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	int fds[2] = { fd, fd2 }, n = (fd >= 0) + (fd2 >= 0);
 
-	if (fd >= 0) {
+	if (n) {
 		mh.msg_control = ctl.b;
-		mh.msg_controllen = sizeof(ctl.b);
+		mh.msg_controllen = CMSG_SPACE(n * sizeof(int));
 		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
 		cm->cmsg_level = SOL_SOCKET;
 		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+		cm->cmsg_len = CMSG_LEN(n * sizeof(int));
+		memcpy(CMSG_DATA(cm), fds, n * sizeof(int));
 	}
 	sendmsg(f->conn, &mh, MSG_NOSIGNAL);
 	free(text);
 	json_decref(r);
+}
+
+static void reply(struct fake *f, json_t *r, int fd)
+{
+	reply2(f, r, fd, -1);
 }
 
 static void error_reply(struct fake *f, int code, const char *msg)
@@ -106,10 +114,21 @@ static void handle(struct fake *f, const char *text)
 		error_reply(f, 502, "not a JSON object with an op");
 	} else if (!strcmp(op, "hello")) {
 		json_int_t want = json_integer_value(json_object_get(req, "owner"));
+		int bfd;
+
 		f->owner = atomic_load(&f->crash) && want == f->owner ? f->owner : f->next_owner++;
 		atomic_fetch_add(&f->sessions, 1);
-		reply(f, json_pack("{s:b, s:i, s:s, s:i, s:i}", "ok", 1, "owner", (int)f->owner,
-				   "bus", "t", "epoch", 1, "generation", 1), f->routes_fd);
+		/* Every session gets a reader block of its own, as from hbusd. */
+		hbus_readers_close(f->rd);
+		f->rd = NULL;
+		if (hbus_readers_create(&bfd, &f->rd) != 0) {
+			error_reply(f, 541, "no reader block");
+		} else {
+			reply2(f, json_pack("{s:b, s:i, s:s, s:i, s:i}", "ok", 1, "owner",
+					    (int)f->owner, "bus", "t", "epoch", 1, "generation", 1),
+			       f->routes_fd, bfd);
+			close(bfd);
+		}
 	} else if (!strcmp(op, "open_queue")) {
 		qid = (int)json_integer_value(json_object_get(req, "qid"));
 		if (qid < 1 || qid > NQ)
@@ -148,7 +167,8 @@ static void session_closed(struct fake *f)
 	f->conn = -1;
 	if (atomic_load(&f->crash))
 		return; /* a dead hbusd does nothing; the next one keeps the orphan */
-	hbus_routes_reap(f->routes, f->owner);
+	hbus_readers_close(f->rd); /* the fake honours no block: it publishes no more */
+	f->rd = NULL;
 	atomic_fetch_add(&f->recovered, 1);
 }
 
@@ -213,13 +233,17 @@ static void compile_routes(struct fake *f)
 	static uint8_t table[65536];
 	size_t used = 0;
 	char path[128];
+	int rw;
 
 	cr_assert_eq(hbus_route_compile(&in, table, sizeof(table), &used), 0);
 	snprintf(path, sizeof(path), "/dev/shm/hbus-test-client-%d-routes", (int)getpid());
 	unlink(path);
-	cr_assert_eq(hbus_routes_create(path, 65536, &f->routes_fd, &f->routes), 0);
+	cr_assert_eq(hbus_routes_create(path, 65536, &rw, &f->routes), 0);
+	f->routes_fd = open(path, O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(f->routes_fd, 0);
 	unlink(path);
-	cr_assert_eq(hbus_routes_publish(f->routes, table, used, NULL), 0);
+	close(rw);
+	cr_assert_eq(hbus_routes_publish(f->routes, table, used, NULL, 0, NULL, NULL), 0);
 }
 
 static void fake_start(void)
@@ -265,6 +289,7 @@ static void fake_stop(void)
 		close(f->qfd[i]);
 	}
 	hbus_routes_close(f->routes);
+	hbus_readers_close(f->rd);
 	close(f->routes_fd);
 }
 

@@ -316,24 +316,26 @@ Test(control, routing_table_over_its_size_is_refused_and_undone)
 Test(control, reply_waits_until_readers_can_see_the_change)
 {
 	struct hbus_routes *routes = NULL;
+	struct hbus_readers *rd = NULL;
 	const struct hbus_rtable *t;
 	struct pollfd pfd;
-	uint32_t owner, qids[16], xid;
+	uint32_t qids[16], xid;
 	uint64_t gen;
 	unsigned slot, spins = 0;
-	int fd = hb_connect(&env), rfd = -1, other;
+	int fd = hb_connect(&env), fds[2], other;
 	const char *bind2 = "{\"op\":\"bind\",\"source\":\"x\",\"destination\":\"q\",\"key\":\"k2\"}";
-	json_t *r;
+	const char *hello = "{\"op\":\"hello\"}";
 
-	r = hb_call(fd, &rfd, "{s:s}", "op", "hello");
-	owner = (uint32_t)hb_int(r, "owner");
-	json_decref(r);
+	cr_assert_eq(hb_send_raw(fd, hello, strlen(hello)), 0);
+	OK(hb_recv_fds(fd, fds, 2));
+	cr_assert(fds[0] >= 0 && fds[1] >= 0, "hello passed no routes file or reader block");
 	hb_declare_queue(fd, "q");
 	OK(hb_call(fd, NULL, "{s:s, s:s}", "op", "declare_exchange", "name", "x"));
-	cr_assert_eq(hbus_routes_open_fd(rfd, &routes), 0);
-	cr_assert_eq(hbus_routes_reader_attach(routes, owner, &slot), 0);
+	cr_assert_eq(hbus_routes_open_fd(fds[0], &routes), 0);
+	cr_assert_eq(hbus_readers_open_fd(fds[1], &rd), 0);
+	cr_assert_eq(hbus_readers_attach(rd, &slot), 0);
 	/* A reader parked mid-burst on generation g... */
-	t = hbus_routes_acquire(routes, slot, &gen);
+	t = hbus_routes_acquire(routes, rd, slot, &gen);
 	cr_assert_not_null(t);
 	/* ...does not stop g+1 (the other half)... */
 	OK(hb_call(fd, NULL, "{s:s, s:s, s:s, s:s}", "op", "bind", "source", "x", "destination", "q",
@@ -349,15 +351,17 @@ Test(control, reply_waits_until_readers_can_see_the_change)
 	}
 	pfd = (struct pollfd){ .fd = fd, .events = POLLIN };
 	cr_assert_eq(poll(&pfd, 1, 0), 0, "ok sent before readers could see the binding");
-	hbus_routes_release(routes, slot);
+	hbus_routes_release(rd, slot);
 	close(other);
 	OK(hb_recv(fd, NULL));
-	t = hbus_routes_acquire(routes, slot, &gen);
+	t = hbus_routes_acquire(routes, rd, slot, &gen);
 	cr_assert_eq(hbus_route_exchange(t, "x", 1, &xid), 0);
 	cr_assert_eq(hbus_route_lookup(t, xid, "k2", 2, NULL, qids, 16), 1);
-	hbus_routes_release(routes, slot);
-	hbus_routes_reader_detach(routes, slot);
+	hbus_routes_release(rd, slot);
+	hbus_readers_detach(rd, slot);
+	hbus_readers_close(rd);
 	hbus_routes_close(routes);
-	close(rfd);
+	close(fds[0]);
+	close(fds[1]);
 	close(fd);
 }

@@ -368,8 +368,12 @@ Test(control_life, definitions_file_holds_durable_topology_atomically)
 	n = fread(before, 1, sizeof(before) - 1, f);
 	before[n] = '\0';
 	fclose(f);
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", env.defs, (int)env.pid);
-	cr_assert_eq(mkdir(tmp, 0700), 0); /* open(O_CREAT) on it fails */
+	/* The definitions path is a directory for a moment: the rename of the
+	 * written temp file over it fails.  (The temp file's name is random:
+	 * nothing can be planted there.) */
+	snprintf(tmp, sizeof(tmp), "%s.saved", env.defs);
+	cr_assert_eq(rename(env.defs, tmp), 0);
+	cr_assert_eq(mkdir(env.defs, 0700), 0);
 	r = hb_call(fd, NULL, "{s:s, s:s, s:b}", "op", "declare_queue", "name", "dq2", "durable", 1);
 	cr_assert_eq(hb_code(r), 541, "%s", hb_error(r));
 	cr_assert(strstr(hb_error(r), "definitions"), "%s", hb_error(r));
@@ -378,12 +382,17 @@ Test(control_life, definitions_file_holds_durable_topology_atomically)
 	cr_assert_eq(hb_code(r), 404, "the refused queue was kept");
 	json_decref(r);
 	OK(hb_call(fd, NULL, "{s:s, s:s}", "op", "declare_queue", "name", "not-durable"));
+	cr_assert_eq(rmdir(env.defs), 0);
+	cr_assert_eq(rename(tmp, env.defs), 0);
+	d = opendir(env.base);
+	while ((de = readdir(d)) != NULL)
+		cr_assert_null(strstr(de->d_name, ".tmp"), "temp file left: %s", de->d_name);
+	closedir(d);
 	f = fopen(env.defs, "r");
 	n = fread(text, 1, sizeof(text) - 1, f);
 	text[n] = '\0';
 	fclose(f);
 	cr_assert_str_eq(text, before, "the definitions file changed under a refused write");
-	cr_assert_eq(rmdir(tmp), 0);
 	OK(hb_call(fd, NULL, "{s:s, s:s, s:b}", "op", "declare_queue", "name", "dq2", "durable", 1));
 	close(fd);
 

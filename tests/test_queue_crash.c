@@ -431,7 +431,8 @@ static void check_case(int fd, struct ledger *l, const struct scenario *sc, cons
 	struct books b = { .n_ids = LEDGER_MAX, .where = where };
 	struct hbus_queue_stats s;
 	struct hbus_recovery r;
-	uint64_t ready, held, removed, lost_auto = 0;
+	struct hbus_queue_census census;
+	uint64_t removed, lost_auto = 0;
 	unsigned tries = 0;
 	uint32_t owners[] = { VICTIM, sc->dead_owner };
 
@@ -458,8 +459,10 @@ static void check_case(int fd, struct ledger *l, const struct scenario *sc, cons
 	while (drain_one(q, &b))
 		;
 	cr_assert_eq(hbus_queue_stats(q, &s), 0);
-	cr_assert_eq(hbus_queue_scan(q, &ready, &held), 0);
-	cr_assert_eq(ready + held, 0, "%s: %lu ready, %lu held after the drain", where, ready, held);
+	cr_assert_eq(hbus_queue_scan(q, &census), 0);
+	cr_assert_eq(census.ready + census.claimed + census.writing + census.removing, 0,
+		     "%s: %lu ready, %lu claimed, %lu writing, %lu removing after the drain", where,
+		     census.ready, census.claimed, census.writing, census.removing);
 	cr_assert_eq(s.handles, 1u, "%s: %u records in use (only ours should be)", where, s.handles);
 	cr_assert(!sleepers_any(q), "%s: a dead sleeper's bit was left", where);
 	removed = s.expired + s.dropped_head + s.purged;

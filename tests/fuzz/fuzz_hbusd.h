@@ -25,6 +25,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,16 +34,9 @@
 #include <unistd.h>
 
 #include "defs.h"
+#include "fuzz_check.h"
 #include "server.h"
 
-#define CHECK(c)                                                                    \
-	do {                                                                        \
-		if (!(c)) {                                                         \
-			fprintf(stderr, "fuzz property failed: %s (%s:%d)\n", #c,   \
-				__FILE__, __LINE__);                                \
-			abort();                                                    \
-		}                                                                   \
-	} while (0)
 
 #define FZ_ROUTES_CAP (64u << 10)
 #define FZ_NOBODY     65534u
@@ -58,6 +52,7 @@ struct fz {
 	struct hbus_routes *routes;
 	char base[200];   /* removed at exit */
 	char bus_dir[256];
+	int bus_fd;
 	char defs_path[300];
 };
 
@@ -124,6 +119,8 @@ static inline void fz_init(void)
 	snprintf(fz.bus_dir, sizeof(fz.bus_dir), "%s/bus", fz.base);
 	snprintf(fz.defs_path, sizeof(fz.defs_path), "%s/definitions.json", fz.base);
 	CHECK(mkdir(fz.bus_dir, 0700) == 0);
+	fz.bus_fd = open(fz.bus_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	CHECK(fz.bus_fd >= 0);
 
 	fz.d.o.bus = "fuzz";
 	fz.d.o.max_request = HBUSD_REQUEST_MAX;
@@ -133,7 +130,7 @@ static inline void fz_init(void)
 	snprintf(path, sizeof(path), "%s/permissions.json", fz.base);
 	fz_write(path, perms, strlen(perms));
 	CHECK(perms_load(&fz.d.perms, path, &e) == 0);
-	CHECK(sb_open(fz.bus_dir, "fuzz", &fz.d.sb, &other) == 0);
+	CHECK(sb_open(fz.bus_fd, "fuzz", &fz.d.sb, &other) == 0);
 	snprintf(path, sizeof(path), "%s/routes", fz.bus_dir);
 	CHECK(hbus_routes_create(path, FZ_ROUTES_CAP, &fz.d.routes_fd, &fz.routes) == 0);
 }
@@ -176,7 +173,7 @@ static inline struct model *fz_model_begin(bool defs)
 {
 	struct model *m = &fz.d.model;
 
-	model_init(m, fz.bus_dir, &fz_limits);
+	model_init(m, fz.bus_dir, fz.bus_fd, &fz_limits);
 	m->sb = &fz.d.sb;
 	m->routes = fz.routes;
 	m->defs_path = defs ? fz.defs_path : NULL;

@@ -131,6 +131,27 @@ def pkt_seeds():
         "ipv6": pad(eth(US_MAC, 0x86DD) + b"\x60" + b"\0" * 39),
     }
 
+# ------------------------------------------------------------ queue files
+
+# Slot state word (shm/queue_layout.h): lap 63..32, run 31..28, owner 27..4,
+# state 3..0 (0 FREE, 1 WRITING, 2 READY, 3 CLAIMED, 4 CLAIMED_AUTO, 5 SKIP).
+def slot(lap, owner, state, run=1):
+    return struct.pack("<Q", lap << 32 | ((run - 1) & 0xF) << 28 | owner << 4 | state)
+
+def shm_seeds():
+    """fuzz_shm: byte 0 = geometry << 2 | mode (see fuzz_shm.c)."""
+    far = 1 << 30
+    return {
+        "pristine": bytes([0 << 2 | 1]),
+        "laps_far_ahead": bytes([3 << 2 | 3]) + b"".join(slot(far + i, 0, 0) for i in range(16)),
+        "forged_claims": bytes([2 << 2 | 3]) + b"".join(slot(far, 3, 3) for i in range(8)),
+        "dead_writers": bytes([1 << 2 | 3]) + b"".join(slot(0, 2, 1, run=4) for i in range(4)),
+        "ready_garbage": bytes([7 << 2 | 1]) + slot(0, 0, 2) + b"\xff" * 120,
+        "half_lap_space": bytes([4 << 2 | 3]) + b"".join(slot((1 << 31) + 5, 4, 2) for i in range(32)),
+        "header_bytes": bytes([5 << 2 | 2]) + bytes([0, 40, 0xff, 0, 44, 0x7f, 0, 200, 0x01]),
+        "random_header": bytes([0 << 2 | 0]) + bytes(range(256)) * 2,
+    }
+
 def write(target, seeds):
     d = os.path.join(HERE, "corpus", target)
     os.makedirs(d, exist_ok=True)
@@ -144,3 +165,4 @@ def write(target, seeds):
 if __name__ == "__main__":
     write("fuzz_wire", wire_seeds())
     write("fuzz_pkt", pkt_seeds())
+    write("fuzz_shm", shm_seeds())

@@ -85,7 +85,7 @@ setup() {
 		-Dbuildtype=debugoptimized >"$BUILD.setup.log" 2>&1 ||
 		{ cat "$BUILD.setup.log"; exit 1; }
 }
-TARGETS="fuzz_wire fuzz_pkt fuzz_request fuzz_defs"
+TARGETS="fuzz_wire fuzz_pkt fuzz_request fuzz_defs fuzz_shm"
 # The AMQP gateway target exists where librabbitmq-dev is installed.
 [ -e /usr/include/amqp_framing.h ] && TARGETS="$TARGETS fuzz_amqp"
 build() {
