@@ -133,5 +133,8 @@ int bench_route_main(int argc, char **argv);
 #ifdef HBUS_BENCH_DATAPLANE
 int bench_dataplane_main(int argc, char **argv);
 #endif
+#ifdef HBUS_BENCH_AMQP
+int bench_amqp_tp_main(int argc, char **argv);
+#endif
 
 #endif /* HBUS_BENCH_H */

@@ -29,13 +29,16 @@ static const struct bench_mode modes[] = {
 #ifdef HBUS_BENCH_DATAPLANE
 	{ "dataplane", bench_dataplane_main, "DPDK dataplane receive -> route -> enqueue" },
 #endif
+#ifdef HBUS_BENCH_AMQP
+	{ "amqp-throughput", bench_amqp_tp_main, "publish throughput, hbus-amqp against RabbitMQ (rabbitmq-c)" },
+#endif
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: hbus-bench <mode> [options]   (hbus-bench <mode> --help)\nmodes:\n");
 	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
-		fprintf(f, "  %-11s %s\n", modes[i].name, modes[i].summary);
+		fprintf(f, "  %-15s %s\n", modes[i].name, modes[i].summary);
 }
 
 int main(int argc, char **argv)

@@ -1,7 +1,8 @@
 # tests/amqp/lib.sh - a private hbusd + hbus-amqp for the gateway tests.
 #
-# amqp_setup NAME: temp dirs, a permissions file with the AMQP user guest/guest
-#   (and alice/secret, write and read on alice.* only), hbusd, then the gateway
+# amqp_setup NAME: temp dirs, a permissions file (amqp_perms) with the AMQP
+#   user guest/guest (and alice/secret, write and read on alice.* only), hbusd,
+#   then the gateway
 #   on a free loopback port.  Sets AMQP_PORT, AMQP_BUS, AMQP_DIR, HBUS (the
 #   hbus command with --bus/--run-dir), GW_PID.  amqp_cleanup undoes it all
 #   (registered on EXIT by amqp_setup).
@@ -43,16 +44,13 @@ amqp_cleanup() {
 	rm -rf "$AMQP_DIR"
 }
 
-amqp_setup() {
-	AMQP_BUS="t16$1$$"
-	AMQP_DIR=$(mktemp -d /tmp/hbus-amqp-test.XXXXXX)
-	mkdir -p "$AMQP_DIR/run" "$AMQP_DIR/shm"
-	chmod 700 "$AMQP_DIR/run"
-	trap amqp_cleanup EXIT
+# amqp_perms FILE: hbusd's permissions file: root may act for AMQP users
+# (amqp_gateway), guest/guest may do anything, alice/secret only alice.*.
+amqp_perms() {
 	local g a
 	g=$(echo guest | "$B/amqp/hbus-amqp" --hash-password)
 	a=$(echo secret | "$B/amqp/hbus-amqp" --hash-password)
-	cat >"$AMQP_DIR/perms.json" <<-EOF
+	cat >"$1" <<-EOF
 	{"users": {"root": {"configure": ".*", "write": ".*", "read": ".*", "amqp_gateway": true}},
 	 "amqp_users": {
 	   "guest": {"password_hash": "$g", "configure": ".*", "write": ".*", "read": ".*"},
@@ -60,6 +58,15 @@ amqp_setup() {
 	             "write": "^alice\\\\..*|^amq\\\\.gen.*", "read": "^alice\\\\..*|^amq\\\\.gen.*",
 	             "max_connections": 2}}}
 	EOF
+}
+
+amqp_setup() {
+	AMQP_BUS="t16$1$$"
+	AMQP_DIR=$(mktemp -d /tmp/hbus-amqp-test.XXXXXX)
+	mkdir -p "$AMQP_DIR/run" "$AMQP_DIR/shm"
+	chmod 700 "$AMQP_DIR/run"
+	trap amqp_cleanup EXIT
+	amqp_perms "$AMQP_DIR/perms.json"
 	"$B/control/hbusd" --bus "$AMQP_BUS" --run-dir "$AMQP_DIR/run" --shm-dir "$AMQP_DIR/shm" \
 		--permissions "$AMQP_DIR/perms.json" || return 1
 	HBUS="$B/control/hbus --bus $AMQP_BUS --run-dir $AMQP_DIR/run"

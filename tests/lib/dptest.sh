@@ -5,8 +5,9 @@
 #                      skip, netns_init (unique names, cleanup at exit), a temp
 #                      dir T and a shared-memory dir SHM (removed at exit),
 #                      LSan told about DPDK's own leaks (sanitizer builds)
-#   dptest_hbusd BUS   start hbusd --foreground on BUS in $T/run, $SHM (log
-#                      $T/hbusd.log; HBUSD_PID); exit 1 if it does not come up
+#   dptest_hbusd BUS [ARGS]  start hbusd --foreground on BUS in $T/run, $SHM,
+#                      with ARGS (log $T/hbusd.log; HBUSD_PID); exit 1 if it
+#                      does not come up
 #   dptest_h ARGS      hbus --bus $DPTEST_BUS --run-dir $T/run ARGS
 #   fail MSG, ok MSG   one check (FAILS counts failures); dptest_done: exit status
 
@@ -36,7 +37,9 @@ dptest_h() { "$HBUS" --bus "$DPTEST_BUS" --run-dir "$T/run" "$@"; }
 
 dptest_hbusd() {
 	DPTEST_BUS=$1
-	"$HBUSD" --foreground --bus "$1" --run-dir "$T/run" --shm-dir "$SHM" >>"$T/hbusd.log" 2>&1 &
+	shift
+	"$HBUSD" --foreground --bus "$DPTEST_BUS" --run-dir "$T/run" --shm-dir "$SHM" "$@" \
+		>>"$T/hbusd.log" 2>&1 &
 	HBUSD_PID=$!
 	netns_track_pid $HBUSD_PID
 	wait_for 10 dptest_h list exchanges ||
