@@ -187,9 +187,10 @@ static void rmq_stop(void)
 		if (system(cmd) != 0)
 			kill(rmq_broker.pid, SIGTERM);
 		waitpid(rmq_broker.pid, NULL, 0);
-		/* the node's own epmd (its own port) */
-		snprintf(cmd, sizeof(cmd), "p=$(pgrep -f 'epmd.*-port %s' | head -1); "
-			 "[ -n \"$p\" ] && kill $p", getenv("ERL_EPMD_PORT") ?: "0");
+		/* the node's own epmd: "epmd -daemon", its port only in its environment */
+		snprintf(cmd, sizeof(cmd), "for p in $(pgrep -x epmd); do "
+			 "grep -qzx ERL_EPMD_PORT=%s /proc/$p/environ 2>/dev/null && kill $p; done",
+			 getenv("ERL_EPMD_PORT") ?: "0");
 		(void)!system(cmd); /* none may be left */
 	}
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", rmq_broker.dir);

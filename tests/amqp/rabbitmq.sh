@@ -45,8 +45,11 @@ rmq_stop() {
 	[ -n "${RMQ_SERVER_PID:-}" ] || return 0
 	$RMQ_CTL shutdown >/dev/null 2>&1 || kill "$RMQ_SERVER_PID" 2>/dev/null
 	wait "$RMQ_SERVER_PID" 2>/dev/null
-	# epmd started for this node (its own port): stop it too.
-	epmd_pid=$(pgrep -f "epmd.*-port $ERL_EPMD_PORT" | head -1)
-	[ -n "$epmd_pid" ] && kill "$epmd_pid" 2>/dev/null
+	# The node started its own epmd ("epmd -daemon", its port only in its
+	# environment): find it by ERL_EPMD_PORT and stop it too.
+	for p in $(pgrep -x epmd); do
+		grep -qzx "ERL_EPMD_PORT=$ERL_EPMD_PORT" /proc/$p/environ 2>/dev/null &&
+			kill "$p" 2>/dev/null
+	done
 	RMQ_SERVER_PID=
 }
