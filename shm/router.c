@@ -219,7 +219,7 @@ static __attribute__((noinline)) hbus_queue *router_open_queue(hbus_router *r, u
 	struct rslot *s;
 	json_t *req, *reply = NULL;
 	uint64_t now = hbus_now_ns();
-	int rc, fd = -1;
+	int rc, fds[2] = { -1, -1 };
 
 	if (map_grow(r, qid + 1) != 0)
 		return NULL;
@@ -228,13 +228,15 @@ static __attribute__((noinline)) hbus_queue *router_open_queue(hbus_router *r, u
 		return NULL;
 	rq = calloc(1, sizeof(*rq));
 	req = json_pack("{s:s, s:I, s:s}", "op", "open_queue", "qid", (json_int_t)qid, "for", "write");
-	rc = rq && req ? client_request(r->c, req, &reply, &fd) : -ENOMEM;
+	rc = rq && req ? client_request_fds(r->c, req, &reply, fds) : -ENOMEM;
 	json_decref(req);
 	json_decref(reply);
+	/* A protected queue comes with its data file, read-write. */
 	if (rc == 0)
-		rc = fd >= 0 ? hbus_queue_open_fd(fd, &o, &rq->q) : -EPROTO;
-	if (fd >= 0)
-		close(fd);
+		rc = fds[0] >= 0 ? hbus_queue_open_fds(fds[0], fds[1], &o, &rq->q) : -EPROTO;
+	for (int i = 0; i < 2; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
 	if (rc) {
 		free(rq);
 		s->retry_ns = now + OPEN_RETRY_NS;
