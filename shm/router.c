@@ -38,6 +38,7 @@ struct rqueue {
 	hbus_queue *q;
 	hbus_router *r;
 	uint32_t qid;
+	char name[HBUS_NAME_MAX + 1]; /* as the table named it when opened */
 };
 
 struct rslot {
@@ -158,7 +159,6 @@ static void router_resync(hbus_router *r)
 static void router_new_generation(hbus_router *r, const struct hbus_rtable *t)
 {
 	struct hbus_route_queue_info qi;
-	const char *name;
 	uint32_t i;
 
 	map_grow(r, hbus_route_qid_limit(t)); /* on failure the slow path grows it */
@@ -168,8 +168,11 @@ static void router_new_generation(hbus_router *r, const struct hbus_rtable *t)
 		s->retry_ns = 0;
 		if (!s->rq)
 			continue;
-		hbus_queue_name(s->rq->q, &name);
-		if (hbus_route_queue_info(t, i, &qi) != 0 || !qi.name || strcmp(qi.name, name) != 0)
+		/* The name the table gave when the handle was opened, not the
+		 * queue file's header: a client can write that, or truncate
+		 * the file (reading it would be a SIGBUS). */
+		if (hbus_route_queue_info(t, i, &qi) != 0 || !qi.name ||
+		    strcmp(qi.name, s->rq->name) != 0)
 			rqueue_close(s);
 	}
 }
@@ -215,6 +218,7 @@ static void router_dead_letter(void *ctx, hbus_queue *q, const struct hbus_msg *
 static __attribute__((noinline)) hbus_queue *router_open_queue(hbus_router *r, uint32_t qid)
 {
 	struct hbus_queue_opts o = { .owner = r->owner, .ack_mode = HBUS_ACK_AUTO };
+	struct hbus_route_queue_info qi;
 	struct rqueue *rq;
 	struct rslot *s;
 	json_t *req, *reply = NULL;
@@ -244,6 +248,8 @@ static __attribute__((noinline)) hbus_queue *router_open_queue(hbus_router *r, u
 	}
 	rq->r = r;
 	rq->qid = qid;
+	if (r->t && hbus_route_queue_info(r->t, qid, &qi) == 0 && qi.name)
+		snprintf(rq->name, sizeof(rq->name), "%s", qi.name);
 	hbus_queue_set_dead_letter(rq->q, router_dead_letter, rq);
 	s->rq = rq;
 	return rq->q;

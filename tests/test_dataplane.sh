@@ -270,13 +270,14 @@ assert d["port"]["port_kernel_drops"] == f["port"]["port_kernel_drops"]
 assert all(sum(l[k] for l in d["lcores"]) == t[k] for k in t), "lcores do not add up to totals"
 later = ("drop_multiseg drop_no_udpmap drop_no_table drop_frame_magic drop_frame_version "
          "drop_frame_length drop_record_length drop_bad_meta drop_no_exchange drop_no_route "
-         "drop_queue_full drop_oversize drop_no_queue").split()
+         "drop_queue_full drop_oversize drop_no_queue drop_queue_fault").split()
 parser = sum(v for k, v in t.items() if k.startswith("drop_") and k not in later)
 assert t["rx_pkts"] == t["udp_pkts"] + t["arp_requests"] + t["igmp_queries"] + parser + t["drop_multiseg"], t
 assert t["udp_pkts"] == (t["hbus_frames"] + t["raw_dgrams"] + t["drop_no_udpmap"] + t["drop_no_table"]
                          + t["drop_frame_magic"] + t["drop_frame_version"] + t["drop_frame_length"]), t
 assert t["msgs"] == t["routed"] + t["drop_no_exchange"] + t["drop_no_route"] + t["drop_bad_meta"], t
-assert t["enqueues"] == t["delivered"] + t["drop_queue_full"] + t["drop_oversize"] + t["drop_no_queue"], t
+assert t["enqueues"] == (t["delivered"] + t["drop_queue_full"] + t["drop_oversize"] + t["drop_no_queue"]
+                         + t["drop_queue_fault"]), t
 assert t["delivered"] >= want_delivered, (t["delivered"], want_delivered)
 assert "rates" in d and all(l["drops"] == sum(v for k, v in l.items() if k.startswith("drop_"))
                             for l in d["lcores"])
