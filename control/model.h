@@ -71,6 +71,7 @@ struct mx_queue {
 	int data_fd;         /* a protected queue's data file, read-write: writers, hbusd */
 	int data_ro_fd;      /* the same, read-only: what readers receive (-1: not protected) */
 	uint64_t size, data_size; /* the files' sizes as made: a truncation is undone to them */
+	uint32_t resized;    /* times a client changed a file's size (restored each time) */
 	hbus_queue *h;       /* hbusd's own handle: purge, stats, recovery */
 };
 

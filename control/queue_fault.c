@@ -84,10 +84,13 @@ static int restore_one(struct mx_queue *q, int fd, uint64_t size, const char *wh
 		HBUS_ERR("queue '%s' (qid %u): its %s's pages cannot be reserved again (%s): a "
 			 "process touching them may get SIGBUS", q->name ? q->name : "?", q->qid,
 			 what, strerror(errno));
-	HBUS_WARN("queue '%s' (qid %u): its %s was %s to %lld of %llu bytes by a process holding "
-		  "its descriptor: size restored", q->name ? q->name : "?", q->qid, what,
-		  (uint64_t)st.st_size < size ? "truncated" : "grown", (long long)st.st_size,
-		  (unsigned long long)size);
+	/* A client truncating a file over and over gets its size restored
+	 * each time, and one log line (stat counts them). */
+	hbus_log(q->resized++ ? HBUS_LOG_DEBUG : HBUS_LOG_WARN, "queue '%s' (qid %u): its %s was %s "
+		 "to %lld of %llu bytes by a process holding its descriptor: size restored",
+		 q->name ? q->name : "?", q->qid, what,
+		 (uint64_t)st.st_size < size ? "truncated" : "grown", (long long)st.st_size,
+		 (unsigned long long)size);
 	return (uint64_t)st.st_size < size;
 }
 

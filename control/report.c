@@ -147,6 +147,8 @@ json_t *report_stat(struct hbusd *d)
 			json_object_set_new(o, "handles", json_integer((json_int_t)s.handles));
 			if (q->corrupt)
 				json_object_set_new(o, "corrupt", json_true());
+			if (q->resized)
+				json_object_set_new(o, "resized", json_integer(q->resized));
 		}
 	}
 	/* The dataplanes' counters files (report_dataplane.c). */
