@@ -147,7 +147,8 @@ static void set_aside(struct model *m, uint32_t qid, const char *name, const cha
 	mq_name(qid, file);
 	set_aside_file(m, file, HBUS_FILE_QUEUE, who, reason);
 	mq_data_name(qid, file);
-	set_aside_file(m, file, HBUS_FILE_QUEUE_DATA, who, reason);
+	set_aside_file(m, file, HBUS_FILE_QUEUE_DATA, who,
+		       reason ? reason : "its queue file is unusable: moved with it");
 }
 
 static void restore_queue_from_state(struct model *m, json_t *o)
