@@ -159,6 +159,7 @@ static int claim_head(struct hbus_queue *q, uint64_t *pos, uint64_t *now, int pu
 			 * wait anyway, tell the others how far we got. */
 			q->next_head = h;
 			cursor_publish_head(q, h, 1);
+			q->head_pub = h; /* told (or someone is further): quiet until we move */
 			return -EAGAIN;
 		}
 		if (d > 0) { /* position h is done with: we lag (lap_jump) */
@@ -250,12 +251,56 @@ int hbus_queue_purge(hbus_queue *q, uint64_t max, uint64_t *purged)
 	return rc == -EUCLEAN ? rc : 0;
 }
 
+/*
+ * One message at this consumer's own cursor, the path a request/response
+ * takes: 1 when claimed into *m, 0 when there is nothing there and we
+ * already told the others how far we got (the common empty poll: two
+ * loads), -1 when claim_head must look (a requeue lowered the head, the
+ * slot is taken or ahead, a TTL, a failed CAS, the first empty poll after
+ * progress).
+ */
+static int claim_own(struct hbus_queue *q, struct hbus_msg *m)
+{
+	uint64_t h = q->next_head, lap = pos_lap(q, h), target, w;
+	unsigned held = held_state(q);
+
+	if (q->ttl_ns || atomic_load_explicit(&q->hdr->head_gen, RELAXED) != q->rewinds_seen)
+		return -1;
+	w = atomic_load_explicit(slot_state(q, h), ACQUIRE);
+	if (w != slot_word(lap, 0, SLOT_READY))
+		return (w == slot_word(lap, 0, SLOT_FREE) || word_norun(w) == word_norun(
+			slot_word(lap, word_holder(w), SLOT_WRITING))) && h == q->head_pub ? 0 : -1;
+	if (q->demote)
+		prefetch_ready_message(q, slot_at(q, h));
+	target = journal(q, JR_CLAIM, h, QC_DELIVERED, 1);
+	CRASHPOINT(CLAIM_JOURNAL);
+	if (q->sc)
+		atomic_store_explicit(slot_state(q, h), slot_word(lap, q->holder, held), RELAXED);
+	else if (!slot_cas(q, h, &w, slot_word(lap, q->holder, held), ACQUIRE))
+		return -1;
+	CRASHPOINT(CLAIM_CAS);
+	q->next_head = h + 1;
+	CRASHPOINT(CLAIM_CURSOR);
+	count_done(q, QC_DELIVERED, target);
+	CRASHPOINT(CLAIM_COUNT);
+	queue_fill_msg(q, slot_at(q, h), h, m);
+	q->held++;
+	if (q->ack_mode == HBUS_ACK_MANUAL)
+		q->unacked++;
+	return 1;
+}
+
 int hbus_queue_consume(hbus_queue *q, struct hbus_msg *m)
 {
 	int rc;
 
 	if (!q || !m)
 		return -EINVAL;
+	if (q->ack_mode != HBUS_ACK_MANUAL || q->unacked < q->prefetch) {
+		rc = claim_own(q, m);
+		if (rc >= 0)
+			return rc ? 0 : -EAGAIN;
+	}
 	rc = hbus_queue_consume_burst(q, m, 1);
 	if (rc == 1)
 		return 0;
@@ -368,9 +413,23 @@ int hbus_queue_ack_burst(hbus_queue *q, const struct hbus_msg *m, unsigned n)
 
 int hbus_queue_ack(hbus_queue *q, const struct hbus_msg *m)
 {
-	if (!m)
+	unsigned held;
+
+	if (!q || !m)
 		return -EINVAL;
-	return hbus_queue_ack_burst(q, m, 1);
+	held = held_state(q);
+	if (!holds(q, m->pos, held))
+		return -ESTALE;
+	if (held == SLOT_CLAIMED) {
+		free_held(q, m->pos, JR_ACK, QC_ACKED, CRASHPOINT_ID(ACK_JOURNAL));
+		if (q->unacked)
+			q->unacked--;
+	} else {
+		free_held(q, m->pos, JR_RELEASE, QC_RELEASED, CRASHPOINT_ID(ACK_JOURNAL));
+	}
+	if (q->held)
+		q->held--;
+	return 0;
 }
 
 /* nack(no requeue): dead-letter the held message, then free its slot.

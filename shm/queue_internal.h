@@ -47,8 +47,10 @@ struct hbus_queue {
 	uint64_t next_tail;     /* producer: where its last claim ended (cursors, above) */
 	uint64_t next_head;     /* consumer: the position after its last claim */
 	uint64_t rewinds_seen;  /* consumer: hdr->head_gen when next_head was set */
+	uint64_t head_pub;      /* consumer: where it last found nothing (and published) */
 	int sc;                 /* the only consumer (HBUS_CONSUME_EXCLUSIVE, not drop-head) */
 	int sp;                 /* the only producer (HBUS_PRODUCE_EXCLUSIVE) */
+	uint64_t sp_free;       /* the only producer: positions below were FREE at their lap */
 	int demote;             /* HBUS_QUEUE_F_LATENCY */
 	/* This handle last found the ring full.  Set, a producer looks at the
 	 * tail slot before locking it and asks for no lines ahead: on a full
@@ -242,6 +244,8 @@ static inline int transition(struct hbus_queue *q, uint64_t pos, uint64_t from, 
  * slower at 16).  A handle that walked over others' claims, or has
  * nothing to do, publishes at once. */
 #define CURSOR_PUBLISH_BUSY 1024u
+/* How far ahead of its tail the only producer looks for free slots. */
+#define SP_AHEAD 32u
 
 static inline void cursor_advance(_Atomic uint64_t *cursor, uint64_t pos, uint64_t next)
 {

@@ -154,6 +154,7 @@ enum jr_kind {
 	JR_REQUEUE,    /* CLAIMED*(L, h) -> READY(L), then the head back to it: requeued */
 	JR_XCOMMIT,    /* the only producer's run of jr_aux slots FREE(L) -> READY(L) in order:
 			  enqueued = jr_target + the published prefix */
+	JR_SCOMMIT,    /* the only producer's one slot FREE(L) -> READY(L): enqueued */
 	JR_KINDS,
 	JR_FOREIGN = 0x80, /* the pre-state's holder is jr_aux2, not the record's own */
 };

@@ -60,6 +60,8 @@ static int jr_done(const struct hbus_queue *q, const struct hbus_qrec *r, uint64
 	case JR_DROP:
 	case JR_PURGE:
 		return !(same && st == SLOT_REMOVING);
+	case JR_SCOMMIT: /* the slot was FREE at this lap until it was published */
+		return !(word_lap(w) == jr_lap(op) && st == SLOT_FREE);
 	default:
 		return 0;
 	}
@@ -69,7 +71,7 @@ static const unsigned jr_counter[JR_KINDS] = {
 	[JR_CLAIM] = QC_DELIVERED, [JR_ACK] = QC_ACKED, [JR_RELEASE] = QC_RELEASED,
 	[JR_COMMIT] = QC_ENQUEUED, [JR_ABORT] = QC_ABORTED, [JR_SKIP_INNER] = QC_ABORTED,
 	[JR_REJECT] = QC_REJECTED, [JR_EXPIRE] = QC_EXPIRED, [JR_DROP] = QC_DROPPED_HEAD,
-	[JR_PURGE] = QC_PURGED, [JR_REQUEUE] = QC_REQUEUED,
+	[JR_PURGE] = QC_PURGED, [JR_REQUEUE] = QC_REQUEUED, [JR_SCOMMIT] = QC_ENQUEUED,
 };
 
 void queue_settle(struct hbus_queue *q, struct hbus_qrec *r)
