@@ -1,7 +1,7 @@
 /*
  * chan_args.c - AMQP method arguments (field tables) -> hbusd request
  * fields: queue arguments (x-message-ttl, x-dead-letter-*, x-max-length,
- * x-overflow, x-hbus-*), exchange arguments (alternate-exchange) and
+ * x-overflow, x-hbus-*: capacity, slot-size, protected), exchange arguments (alternate-exchange) and
  * binding arguments (headers exchanges: x-match and the values).
  */
 #include "chan_args.h"
@@ -120,6 +120,12 @@ int args_queue_json(const amqp_table_t *t, json_t *req, struct arg_err *err)
 			if (!field_int(&e->value, &v) || v < 8 || v > (1 << 20))
 				goto bad;
 			json_object_set_new(req, "slot_size", json_integer(v));
+		} else if (key_is(e, "x-hbus-protected")) {
+			/* Consumers map the message bytes read-only (docs/SECURITY.md). */
+			if (e->value.kind != AMQP_FIELD_KIND_BOOLEAN)
+				goto bad;
+			if (e->value.value.boolean)
+				json_object_set_new(req, "protected", json_true());
 		} else if (key_is(e, "x-queue-type")) {
 			if (!field_str(&e->value, s, sizeof(s)) || strcmp(s, "classic")) {
 				snprintf(err->msg, sizeof(err->msg), "PRECONDITION_FAILED - queue type "
@@ -205,7 +211,7 @@ int args_queue_equivalent(json_t *want, json_t *have, struct arg_err *err)
 {
 	static const char *const keys[] = { "durable", "exclusive", "auto_delete", "ttl_ms",
 					    "dead_letter_exchange", "dead_letter_routing_key",
-					    "overflow", NULL };
+					    "overflow", "protected", NULL };
 	unsigned i;
 
 	for (i = 0; keys[i]; i++) {

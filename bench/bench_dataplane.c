@@ -45,6 +45,7 @@
 #include "dp_localbus.h"
 #include "dp_port.h"
 #include "dp_worker.h"
+#include "fault_guard.h"
 #include "pkt_build.h"
 
 #define BD_IP        0x0a000001u /* 10.0.0.1 */
@@ -483,6 +484,7 @@ int bench_dataplane_main(int argc, char **argv)
 		remove_runtime_dir(r.prefix);
 		return 1;
 	}
+	fault_guard_install(); /* as hbus-dataplane: the guard's cost is in the figures */
 	rc = bd_setup(&r);
 	unlink(r.pcap); /* loaded into mbufs at port start */
 	if (rc) {

@@ -17,6 +17,8 @@ void pp_cli_usage(FILE *f, const char *mode, unsigned extra)
 		fprintf(f, " --transport cacheline|cacheline2|shm|shm-x|shm-p|uds|udp|zmq|aeron|amqp|rabbitmq");
 	fprintf(f, " [--size B] [--count N] [--cpus A,B] [--warmup N]\n"
 		   "       [--rate MSGS_PER_S] [--shm-dir DIR] [--json]");
+	if (extra & PP_CLI_TRANSPORT)
+		fprintf(f, " [--protected]");
 	if (extra & PP_CLI_COMPARE)
 		fprintf(f, "\n       [--plot FILE.png] [--rounds R] [--transports T1,T2,...]");
 	fprintf(f, "\n"
@@ -29,6 +31,10 @@ void pp_cli_usage(FILE *f, const char *mode, unsigned extra)
 		"  --shm-dir DIR   where queue files are made (and unlinked); default /dev/shm\n"
 		"  --json          machine-readable output\n",
 		(extra & PP_CLI_COMPARE) ? " per transport" : "");
+	if (extra & PP_CLI_TRANSPORT)
+		fprintf(f,
+			"  --protected     hbus's queues protected (readers map the bytes read-only):\n"
+			"                  --transport shm becomes shm-p\n");
 	if (extra & PP_CLI_COMPARE)
 		fprintf(f,
 			"  --plot FILE     PNG of the percentile distributions (gnuplot)\n"
@@ -41,7 +47,7 @@ void pp_cli_usage(FILE *f, const char *mode, unsigned extra)
 int pp_cli_parse(int argc, char **argv, unsigned extra, struct pp_cli *cli)
 {
 	enum { O_SIZE = 256, O_COUNT, O_CPUS, O_WARMUP, O_RATE, O_SHMDIR, O_JSON, O_TRANSPORT,
-	       O_PLOT, O_ROUNDS, O_TRANSPORTS, O_HELP };
+	       O_PLOT, O_ROUNDS, O_TRANSPORTS, O_PROTECTED, O_HELP };
 	static const struct option opts[] = {
 		{ "size", required_argument, NULL, O_SIZE },
 		{ "count", required_argument, NULL, O_COUNT },
@@ -54,11 +60,12 @@ int pp_cli_parse(int argc, char **argv, unsigned extra, struct pp_cli *cli)
 		{ "plot", required_argument, NULL, O_PLOT },
 		{ "rounds", required_argument, NULL, O_ROUNDS },
 		{ "transports", required_argument, NULL, O_TRANSPORTS },
+		{ "protected", no_argument, NULL, O_PROTECTED },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *mode = argv[0];
-	bool warmup_set = false;
+	bool warmup_set = false, prot = false;
 	uint64_t v;
 	int c;
 
@@ -126,6 +133,11 @@ int pp_cli_parse(int argc, char **argv, unsigned extra, struct pp_cli *cli)
 				goto unknown;
 			cli->transports = optarg;
 			break;
+		case O_PROTECTED:
+			if (!(extra & PP_CLI_TRANSPORT))
+				goto unknown;
+			prot = true;
+			break;
 		case O_HELP:
 			pp_cli_usage(stdout, mode, extra);
 			return 1;
@@ -137,6 +149,12 @@ int pp_cli_parse(int argc, char **argv, unsigned extra, struct pp_cli *cli)
 	}
 	if (optind < argc)
 		return bench_usage_error(mode, "unexpected argument '%s'", argv[optind]);
+	/* The name for it; the transport has one of its own. */
+	if (prot && strcmp(cli->transport, "shm") && strcmp(cli->transport, "shm-p"))
+		return bench_usage_error(mode, "--protected applies to hbus's queues (--transport "
+					 "shm), not to '%s'", cli->transport);
+	if (prot)
+		cli->transport = "shm-p";
 	if (!warmup_set)
 		cli->o.warmup = cli->o.count / 10 < 10000 ? cli->o.count / 10 : 10000;
 	return 0;

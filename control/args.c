@@ -155,7 +155,7 @@ int args_queue(json_t *o, struct queue_args *a, const char *ctx, struct herr *e)
 {
 	int64_t cap, slot, ttl, node;
 	const char *overflow;
-	bool latency;
+	bool latency, prot;
 
 	memset(a, 0, sizeof(*a));
 	if (arg_str(o, "name", &a->name, "", ctx, e) ||
@@ -169,7 +169,8 @@ int args_queue(json_t *o, struct queue_args *a, const char *ctx, struct herr *e)
 	    arg_bool(o, "durable", &a->durable, false, ctx, e) ||
 	    arg_bool(o, "exclusive", &a->exclusive, false, ctx, e) ||
 	    arg_bool(o, "auto_delete", &a->auto_delete, false, ctx, e) ||
-	    arg_bool(o, "latency", &latency, false, ctx, e))
+	    arg_bool(o, "latency", &latency, false, ctx, e) ||
+	    arg_bool(o, "protected", &prot, false, ctx, e))
 		return -1;
 	if (cap < HBUS_QUEUE_CAPACITY_MIN || cap > HBUS_QUEUE_CAPACITY_MAX || (cap & (cap - 1)))
 		return herr_set(e, AMQP_PRECONDITION,
@@ -194,7 +195,7 @@ int args_queue(json_t *o, struct queue_args *a, const char *ctx, struct herr *e)
 	a->cfg.slot_size = (uint32_t)slot;
 	a->cfg.ttl_ms = (uint32_t)ttl;
 	a->cfg.numa_node = (int32_t)node;
-	a->cfg.flags = latency ? HBUS_QUEUE_F_LATENCY : 0;
+	a->cfg.flags = (latency ? HBUS_QUEUE_F_LATENCY : 0) | (prot ? HBUS_QUEUE_F_PROTECTED : 0);
 	if (!a->dlx[0])
 		a->dlx = NULL;
 	if (!a->dlx_key[0])

@@ -58,7 +58,7 @@ int cmd_declare_queue(struct cli *cli, int argc, char **argv)
 {
 	uint32_t capacity = 0, slot_size = 0, ttl_ms = 0;
 	int32_t numa = -1;
-	int durable = 0, exclusive = 0, auto_delete = 0, passive = 0, latency = 0, n;
+	int durable = 0, exclusive = 0, auto_delete = 0, passive = 0, latency = 0, prot = 0, n;
 	int seen_cap = 0, seen_slot = 0, seen_ttl = 0, seen_numa = 0;
 	const char *overflow = NULL, *dlx = NULL, *dlk = NULL, *pos[1];
 	char what[300];
@@ -76,6 +76,7 @@ int cmd_declare_queue(struct cli *cli, int argc, char **argv)
 		{ "--passive", OPT_FLAG, &passive, NULL, NULL },
 		{ "--numa-node", OPT_I32, &numa, NULL, &seen_numa },
 		{ "--latency", OPT_FLAG, &latency, NULL, NULL },
+		{ "--protected", OPT_FLAG, &prot, NULL, NULL },
 		{ NULL, 0, NULL, NULL, NULL },
 	};
 
@@ -96,6 +97,8 @@ int cmd_declare_queue(struct cli *cli, int argc, char **argv)
 		json_object_set_new(req, "ttl_ms", json_integer(ttl_ms));
 	if (req && latency)
 		json_object_set_new(req, "latency", json_true());
+	if (req && prot)
+		json_object_set_new(req, "protected", json_true());
 	if (req && dlx)
 		json_object_set_new(req, "dead_letter_exchange", json_string(dlx));
 	if (req && dlk)
@@ -230,7 +233,8 @@ int cmd_map_udp(struct cli *cli, int argc, char **argv)
 int cmd_list(struct cli *cli, int argc, char **argv)
 {
 	static const char *const cols_exchanges[] = { "name", "type", "durable", NULL };
-	static const char *const cols_queues[] = { "name", "messages", "consumers", "capacity", NULL };
+	static const char *const cols_queues[] = { "name", "messages", "consumers", "capacity",
+						   "protected", NULL };
 	static const char *const cols_bindings[] = { "source", "destination", "destination_type",
 						     "key", NULL };
 	static const char *const cols_consumers[] = { "queue", "consumer_tag", NULL };

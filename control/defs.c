@@ -42,8 +42,11 @@ static json_t *render_queue(const struct mx_queue *q, enum defs_mode mode)
 
 	if (!o)
 		return NULL;
-	if (q->cfg.flags & HBUS_QUEUE_F_LATENCY) /* only when set: older files stay as they were */
+	/* Flags only when set: older files stay as they were. */
+	if (q->cfg.flags & HBUS_QUEUE_F_LATENCY)
 		json_object_set_new(o, "latency", json_true());
+	if (q->cfg.flags & HBUS_QUEUE_F_PROTECTED)
+		json_object_set_new(o, "protected", json_true());
 	if (q->dlx)
 		json_object_set_new(o, "dead_letter_exchange", json_string(q->dlx));
 	if (q->dlx_key)
@@ -178,7 +181,7 @@ char *defs_render_text(const struct model *m, enum defs_mode mode)
 static const char *const X_FIELDS[] = { "name", "type", "durable", "auto_delete",
 					"alternate_exchange", NULL };
 static const char *const Q_FIELDS[] = { "name", "capacity", "slot_size", "overflow", "ttl_ms",
-					"numa_node", "latency", "dead_letter_exchange",
+					"numa_node", "latency", "protected", "dead_letter_exchange",
 					"dead_letter_routing_key", "durable", "auto_delete", NULL };
 static const char *const B_FIELDS[] = { "source", "destination", "destination_type", "key",
 					"headers", "match", NULL };

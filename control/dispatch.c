@@ -1,28 +1,16 @@
 /*
  * dispatch.c - one request in, one reply out: field checks, permissions,
  * then the model.  Which permission each op needs follows RabbitMQ's
- * access-control table (docs/CONTROL.md lists it).
+ * access-control table (docs/CONTROL.md lists it).  The gateway's ops are
+ * in dispatch_gw.c.
  */
-#include "server.h"
+#include "dispatch.h"
 #include "args.h"
 #include "defs.h"
 #include "log.h"
-#include "perm_ops.h"
 
 #include <errno.h>
 #include <string.h>
-
-struct op_ctx {
-	struct hbusd *d;
-	struct session *s;
-	struct vsession *vs; /* "as": acting for an AMQP user (vsession.c) */
-	uint32_t owner;      /* the session's owner id, or the virtual session's */
-	struct perm_checker who; /* whose permissions: the peer's, or the AMQP user's */
-	json_t *req;
-	const char *op;
-	int fd;
-	struct herr e;
-};
 
 json_t *reply_error(int code, const char *msg)
 {
@@ -53,6 +41,16 @@ static int check_cb(void *ctx, enum perm_kind k, const char *noun, const char *n
 static int perm(struct op_ctx *c, enum perm_kind k, const char *noun, const char *name)
 {
 	return perm_as(c, k, noun, name, &c->e);
+}
+
+json_t *dispatch_ok(void)
+{
+	return ok();
+}
+
+int dispatch_perm(struct op_ctx *c, enum perm_kind k, const char *noun, const char *name)
+{
+	return perm(c, k, noun, name);
 }
 
 static json_t *op_hello(struct op_ctx *c)
@@ -120,7 +118,7 @@ static json_t *op_hello(struct op_ctx *c)
 	HBUS_INFO("session %llu: hello from pid %d (user %s, %s): owner %u%s",
 		  (unsigned long long)s->id, (int)s->peer.pid, s->peer.user, role, owner,
 		  resumed ? " (resumed)" : "");
-	c->fd = d->routes_fd;
+	c->fds[0] = d->routes_fd;
 	/* bus_dir: where the dataplane keeps its counters file, so that it
 	 * follows hbusd's --shm-dir rather than guessing it. */
 	return json_pack("{s:b, s:I, s:s, s:I, s:I, s:b, s:s}", "ok", 1, "owner", (json_int_t)owner,
@@ -225,7 +223,9 @@ static json_t *op_bind(struct op_ctx *c)
 	return ok();
 }
 
-static json_t *queue_fd_reply(struct op_ctx *c, struct mx_queue *q, const char *tag)
+/* The queue file, and a protected queue's data file: read-write for a
+ * writer, read-only for a reader. */
+static json_t *queue_fd_reply(struct op_ctx *c, struct mx_queue *q, const char *tag, bool write)
 {
 	json_t *r = json_pack("{s:b, s:I, s:s, s:I, s:I}", "ok", 1, "qid", (json_int_t)q->qid,
 			      "name", q->name, "capacity", (json_int_t)q->cfg.capacity,
@@ -237,7 +237,8 @@ static json_t *queue_fd_reply(struct op_ctx *c, struct mx_queue *q, const char *
 		vsession_note_qid(c->vs, q->qid);
 	else
 		server_note_qid(c->s, q->qid);
-	c->fd = q->fd;
+	c->fds[0] = q->fd;
+	c->fds[1] = write ? q->data_fd : q->data_ro_fd;
 	return r;
 }
 
@@ -281,7 +282,7 @@ static json_t *op_open_queue(struct op_ctx *c)
 		return NULL;
 	if (perm(c, mode[0] == 'w' ? PERM_WRITE : PERM_READ, "queue", q->name))
 		return NULL;
-	return queue_fd_reply(c, q, NULL);
+	return queue_fd_reply(c, q, NULL, mode[0] == 'w');
 }
 
 static json_t *op_consume(struct op_ctx *c)
@@ -311,7 +312,38 @@ static json_t *op_consume(struct op_ctx *c)
 	    model_consume(&c->d->model, queue, c->owner, ack, (uint32_t)prefetch, exclusive, tag,
 			  &cons, &c->e))
 		return NULL;
-	return queue_fd_reply(c, cons->q, cons->tag);
+	return queue_fd_reply(c, cons->q, cons->tag, false);
+}
+
+/* A reader of a protected queue cannot write a message's redelivered
+ * flag: hbusd requeues the message for it, if the asker holds it. */
+static json_t *op_requeue(struct op_ctx *c)
+{
+	struct mx_queue *q;
+	int64_t qid, pos;
+	int rc;
+
+	if (arg_int(c->req, "qid", &qid, 0, true, 1, UINT32_MAX - 1, c->op, &c->e) ||
+	    arg_int(c->req, "pos", &pos, 0, true, 0, INT64_MAX, c->op, &c->e))
+		return NULL;
+	q = model_queue_by_qid(&c->d->model, (uint32_t)qid);
+	if (!q) {
+		herr_set(&c->e, AMQP_NOT_FOUND, "requeue: no queue with qid %lld", (long long)qid);
+		return NULL;
+	}
+	rc = mq_requeue_for(q, c->owner, (uint64_t)pos);
+	if (rc == 0)
+		return ok();
+	if (rc == -ESTALE)
+		herr_set(&c->e, AMQP_NOT_FOUND, "requeue: queue '%s' has no message at %lld held by "
+			 "this session (acked, requeued or recovered already)", q->name,
+			 (long long)pos);
+	else
+		herr_set(&c->e, rc == -EUCLEAN || rc == -EFAULT || rc == -EAGAIN ? AMQP_PRECONDITION
+										   : AMQP_INTERNAL_ERROR,
+			 "requeue on queue '%s': %s", q->name, rc == -EFAULT ? "the queue is "
+			 "corrupt (its file was truncated)" : hbus_strerror(rc));
+	return NULL;
 }
 
 static json_t *op_cancel(struct op_ctx *c)
@@ -397,66 +429,6 @@ static json_t *op_import(struct op_ctx *c)
 	return ok();
 }
 
-static json_t *op_amqp_login(struct op_ctx *c)
-{
-	return vsession_login(c->d, c->s, c->req, c->op, &c->e);
-}
-
-static json_t *op_amqp_logout(struct op_ctx *c)
-{
-	if (!c->vs) {
-		herr_set(&c->e, AMQP_COMMAND_INVALID, "amqp_logout: field 'as' is required");
-		return NULL;
-	}
-	if (vsession_logout(c->d, c->s, c->vs->owner, &c->e))
-		return NULL;
-	c->vs = NULL;
-	return ok();
-}
-
-/* May the requester do this?  What a gateway asks before it acts on its
- * own (basic.publish needs write on the exchange, as in RabbitMQ). */
-static json_t *op_authorize(struct op_ctx *c)
-{
-	static const char *const kinds[] = { "configure", "write", "read" };
-	const char *kind, *x, *q;
-	unsigned k;
-
-	if (arg_str(c->req, "perm", &kind, NULL, c->op, &c->e) ||
-	    arg_str(c->req, "exchange", &x, "", c->op, &c->e) ||
-	    arg_str(c->req, "queue", &q, "", c->op, &c->e))
-		return NULL;
-	for (k = 0; k < 3 && strcmp(kind, kinds[k]); k++)
-		;
-	if (k == 3 || (json_object_get(c->req, "exchange") != NULL) ==
-		      (json_object_get(c->req, "queue") != NULL)) {
-		herr_set(&c->e, AMQP_COMMAND_INVALID, "authorize: give 'perm' (configure, write or "
-			 "read) and one of 'exchange' or 'queue'");
-		return NULL;
-	}
-	if (json_object_get(c->req, "exchange")) {
-		if (perm(c, (enum perm_kind)k, "exchange", x))
-			return NULL;
-		if (!model_exchange_exists(&c->d->model, x)) {
-			herr_set(&c->e, AMQP_NOT_FOUND, "no exchange '%s'", x);
-			return NULL;
-		}
-		return ok();
-	}
-	if (perm(c, (enum perm_kind)k, "queue", q))
-		return NULL;
-	if (!model_queue(&c->d->model, q)) {
-		herr_set(&c->e, AMQP_NOT_FOUND, "no queue '%s'", q);
-		return NULL;
-	}
-	return ok();
-}
-
-static json_t *op_gateway_report(struct op_ctx *c)
-{
-	return vsession_report(c->d, c->s, c->req, &c->e);
-}
-
 #define F_COMMON "op", "id", "as"
 
 static const char *const F_HELLO[] = { F_COMMON, "role", "version", "pid", "owner", NULL };
@@ -466,7 +438,7 @@ static const char *const F_DEL_X[] = { F_COMMON, "name", "if_unused", NULL };
 static const char *const F_DECL_Q[] = { F_COMMON, "name", "capacity", "slot_size", "overflow",
 					"ttl_ms", "dead_letter_exchange", "dead_letter_routing_key",
 					"durable", "exclusive", "auto_delete", "numa_node",
-					"latency", "passive", NULL };
+					"latency", "protected", "passive", NULL };
 static const char *const F_DEL_Q[] = { F_COMMON, "name", "if_unused", "if_empty", NULL };
 static const char *const F_PURGE[] = { F_COMMON, "name", NULL };
 static const char *const F_BIND[] = { F_COMMON, "source", "destination", "destination_type",
@@ -475,6 +447,7 @@ static const char *const F_OPEN[] = { F_COMMON, "qid", "name", "for", NULL };
 static const char *const F_CONSUME[] = { F_COMMON, "queue", "ack_mode", "prefetch", "exclusive",
 					 "consumer_tag", NULL };
 static const char *const F_CANCEL[] = { F_COMMON, "consumer_tag", NULL };
+static const char *const F_REQUEUE[] = { F_COMMON, "qid", "pos", NULL };
 static const char *const F_MAP[] = { F_COMMON, "addr", "port", "exchange", "key", NULL };
 static const char *const F_UNMAP[] = { F_COMMON, "addr", "port", NULL };
 static const char *const F_LIST[] = { F_COMMON, "what", NULL };
@@ -501,6 +474,7 @@ static const struct op {
 	{ "open_queue", op_open_queue, F_OPEN, true },
 	{ "consume", op_consume, F_CONSUME, true },
 	{ "cancel", op_cancel, F_CANCEL, true },
+	{ "requeue", op_requeue, F_REQUEUE, true },
 	{ "map_udp", op_map_udp, F_MAP, false },
 	{ "unmap_udp", op_map_udp, F_UNMAP, false },
 	{ "list", op_list, F_LIST, false },
@@ -535,10 +509,10 @@ static int resolve_as(struct op_ctx *c, const struct op *op)
 	return 0;
 }
 
-json_t *dispatch_request(struct hbusd *d, struct session *s, json_t *req, int *fd_out,
+json_t *dispatch_request(struct hbusd *d, struct session *s, json_t *req, int fds_out[2],
 			 bool *changed)
 {
-	struct op_ctx c = { .d = d, .s = s, .req = req, .fd = -1 };
+	struct op_ctx c = { .d = d, .s = s, .req = req, .fds = { -1, -1 } };
 	json_t *reply = NULL, *id = json_object_get(req, "id");
 	const struct op *op = NULL;
 	uint64_t v0 = d->model.version;
@@ -564,23 +538,24 @@ json_t *dispatch_request(struct hbusd *d, struct session *s, json_t *req, int *f
 			 "session %llu (user %s): refused %d: %s", (unsigned long long)s->id,
 			 s->peer.user, c.e.code, c.e.msg);
 		reply = reply_error(c.e.code, c.e.msg);
-		c.fd = -1;
+		c.fds[0] = c.fds[1] = -1;
 	}
 	*changed = d->model.version != v0;
 	if (reply && id)
 		json_object_set(reply, "id", id);
-	*fd_out = c.fd;
+	fds_out[0] = c.fds[0];
+	fds_out[1] = c.fds[1];
 	return reply;
 }
 
 json_t *dispatch_text(struct hbusd *d, struct session *s, const char *buf, size_t n,
-		      int *fd_out, bool *changed)
+		      int fds_out[2], bool *changed)
 {
 	json_error_t jerr;
 	json_t *req, *reply;
 	char msg[300];
 
-	*fd_out = -1;
+	fds_out[0] = fds_out[1] = -1;
 	*changed = false;
 	if (n == 0)
 		return reply_error(AMQP_SYNTAX_ERROR, "empty request");
@@ -601,7 +576,7 @@ json_t *dispatch_text(struct hbusd *d, struct session *s, const char *buf, size_
 		json_decref(req);
 		return reply_error(AMQP_SYNTAX_ERROR, "request must be a JSON object");
 	}
-	reply = dispatch_request(d, s, req, fd_out, changed);
+	reply = dispatch_request(d, s, req, fds_out, changed);
 	json_decref(req);
 	return reply;
 }

@@ -20,7 +20,7 @@ static const char usage_text[] =
 "  declare-queue NAME [--capacity N] [--slot-size B] [--overflow reject|drop-head]\n"
 "                [--ttl-ms N] [--dead-letter-exchange X] [--dead-letter-routing-key K]\n"
 "                [--durable] [--exclusive] [--auto-delete] [--numa-node N] [--latency]\n"
-"                [--passive]\n"
+"                [--protected] [--passive]\n"
 "  bind QUEUE EXCHANGE [KEY] [--header K=V ...] [--match all|any] [--exchange-dest]\n"
 "  unbind QUEUE EXCHANGE [KEY] [--header K=V ...] [--match all|any] [--exchange-dest]\n"
 "  delete-exchange NAME [--if-unused]\n"

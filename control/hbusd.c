@@ -8,6 +8,7 @@
 #include "server.h"
 #include "defs.h"
 #include "dirs.h"
+#include "fault_guard.h"
 #include "log.h"
 #include "route_layout.h"
 
@@ -253,6 +254,25 @@ static int open_routes(struct hbusd *d)
 	return rc;
 }
 
+/* Queue files truncated by a client: seen at once, their sizes restored
+ * (queue_fault.c).  Without the watch, the SIGBUS guard still catches
+ * what hbusd touches. */
+static void watch_queues(struct hbusd *d)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &d->ev_watch };
+	int fd = mq_watch_open(&d->model);
+
+	if (fd < 0 || epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+		HBUS_WARN("cannot watch %s for truncated queue files (%s): they are found when "
+			  "hbusd next touches them", d->bus_dir, strerror(fd < 0 ? -fd : errno));
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	d->ev_watch.kind = EV_WATCH;
+	d->watch_fd = fd;
+}
+
 static int open_bus(struct hbusd *d)
 {
 	struct herr e;
@@ -282,6 +302,7 @@ static int open_bus(struct hbusd *d)
 			  "cleanly)", (unsigned long long)atomic_load(&d->sb.sb->epoch),
 			  (int)d->sb.prev_pid);
 	model_init(&d->model, d->bus_dir, d->bus_fd, &d->o.lim);
+	watch_queues(d);
 	d->model.sb = &d->sb;
 	d->model.defs_path = d->o.defs_path;
 	d->model.self_owner = sb_alloc_owner(&d->sb, NULL, NULL);
@@ -457,6 +478,7 @@ static void run(struct hbusd *d)
 			case EV_SIGNAL:  on_signal(d); break;
 			case EV_TIMER:   on_timer(d); break;
 			case EV_ORPHAN:  orphan_dead(d, (struct orphan *)src); break;
+			case EV_WATCH:   mq_watch_event(&d->model, d->watch_fd); break;
 			default:         break; /* closed earlier in this batch */
 			}
 		}
@@ -477,7 +499,7 @@ int main(int argc, char **argv)
 	int ready_fd = -1, rc = 1;
 
 	d.lfd = d.sigfd = d.timerfd = d.epfd = d.pidfile_fd = d.routes_fd = d.spare_fd = -1;
-	d.run_fd = d.bus_fd = -1;
+	d.run_fd = d.bus_fd = d.watch_fd = -1;
 	if (parse_args(argc, argv, &d.o)) {
 		usage(stderr);
 		return 2;
@@ -489,6 +511,12 @@ int main(int argc, char **argv)
 	}
 	if (!d.o.foreground && daemonize(&d, &ready_fd))
 		return 1;
+	/* Before any queue is mapped: a client may truncate one under us. */
+	rc = fault_guard_install();
+	if (rc)
+		HBUS_WARN("cannot install the SIGBUS handler (%s): a truncated queue file will "
+			  "kill hbusd", strerror(-rc));
+	rc = 1;
 	raise_fd_limit(&d.o);
 	if (dirs_open_run(d.o.run_dir, perms_grants_others(&d.perms), &d.run_fd, &e)) {
 		HBUS_ERR("run dir: %s", e.msg);
@@ -531,6 +559,8 @@ out:
 			unlinkat(d.run_fd, strrchr(d.pid_path, '/') + 1, 0); /* still under our lock */
 		close(d.pidfile_fd);
 	}
+	if (d.watch_fd >= 0)
+		close(d.watch_fd);
 	if (d.bus_fd >= 0)
 		close(d.bus_fd);
 	if (d.run_fd >= 0)

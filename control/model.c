@@ -386,6 +386,11 @@ static int queue_equivalent(const struct mx_queue *q, const struct queue_args *a
 		what = label; \
 		snprintf(got, sizeof(got), "%s", a->field ? "true" : "false"); \
 		snprintf(have, sizeof(have), "%s", q->field ? "true" : "false"); }
+#define CMP_F(bit, label) \
+	if (!what && (q->cfg.flags & (bit)) != (a->cfg.flags & (bit))) { \
+		what = label; \
+		snprintf(got, sizeof(got), "%s", a->cfg.flags & (bit) ? "true" : "false"); \
+		snprintf(have, sizeof(have), "%s", q->cfg.flags & (bit) ? "true" : "false"); }
 #define CMP_S(field, label) \
 	if (!what && !str_eq(q->field, a->field)) { \
 		what = label; \
@@ -396,13 +401,15 @@ static int queue_equivalent(const struct mx_queue *q, const struct queue_args *a
 	CMP_U(overflow, "overflow")
 	CMP_U(ttl_ms, "ttl_ms")
 	CMP_U(numa_node, "numa_node")
-	CMP_U(flags, "latency")
+	CMP_F(HBUS_QUEUE_F_LATENCY, "latency")
+	CMP_F(HBUS_QUEUE_F_PROTECTED, "protected")
 	CMP_S(dlx, "dead_letter_exchange")
 	CMP_S(dlx_key, "dead_letter_routing_key")
 	CMP_B(durable, "durable")
 	CMP_B(exclusive, "exclusive")
 	CMP_B(auto_delete, "auto_delete")
 #undef CMP_U
+#undef CMP_F
 #undef CMP_B
 #undef CMP_S
 	if (!what)
@@ -542,9 +549,9 @@ int model_delete_queue(struct model *m, const char *name, uint32_t owner, bool i
 	if (if_empty) {
 		/* Counted from the slots themselves, not from counters that a
 		 * producer between its publish and its count makes lag. */
-		struct hbus_queue_census c = { 0 };
+		struct hbus_queue_census c;
 
-		hbus_queue_scan(q->h, &c);
+		mq_scan(q, &c);
 		if (c.ready + c.claimed + c.writing + c.removing)
 			return herr_set(e, AMQP_PRECONDITION, "queue '%s' not empty: %llu message(s) "
 					"ready, %llu held (if_empty)", name, (unsigned long long)c.ready,

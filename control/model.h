@@ -65,8 +65,13 @@ struct mx_queue {
 	bool exclusive_consumer;
 	uint32_t excl_owner; /* exclusive queues: owner id of the declaring session */
 	uint32_t consumers;
-	bool corrupt;        /* a walk over its ring found no end (-EUCLEAN): see mq_corrupt */
+	bool corrupt;        /* a walk over its ring found no end (-EUCLEAN), or its file was
+				truncated: see mq_corrupt */
 	int fd;              /* the queue file; what clients receive */
+	int data_fd;         /* a protected queue's data file, read-write: writers, hbusd */
+	int data_ro_fd;      /* the same, read-only: what readers receive (-1: not protected) */
+	uint64_t size, data_size; /* the files' sizes as made: a truncation is undone to them */
+	uint32_t resized;    /* times a client changed a file's size (restored each time) */
 	hbus_queue *h;       /* hbusd's own handle: purge, stats, recovery */
 };
 
@@ -217,10 +222,12 @@ bool model_publish_waiting(const struct model *m);
 int model_publish_retry(struct model *m);
 
 /* Queue files (model_queue.c).  mq_path: for messages; mq_name: the file's
- * name in the bus directory (what is opened, at m->bus_fd). */
+ * name in the bus directory (what is opened, at m->bus_fd); mq_data_name:
+ * a protected queue's data file. */
 #define MQ_NAME_MAX 24
 int mq_path(const struct model *m, uint32_t qid, char *buf, size_t cap);
 void mq_name(uint32_t qid, char name[MQ_NAME_MAX]);
+void mq_data_name(uint32_t qid, char name[MQ_NAME_MAX]);
 /* Bytes of shared memory a ring of this configuration takes. */
 uint64_t mq_ring_bytes(const struct hbus_queue_config *c);
 int mq_create(struct model *m, const struct queue_args *a, uint32_t owner, struct mx_queue **out,
@@ -229,13 +236,37 @@ int mq_create(struct model *m, const struct queue_args *a, uint32_t owner, struc
  * -EEXIST when the file's header says otherwise (it is then not used). */
 int mq_adopt(struct model *m, uint32_t qid, const struct queue_args *a, struct mx_queue **out);
 void mq_free(struct model *m, struct mx_queue *q, bool unlink_file);
-int mq_depth(const struct mx_queue *q, uint64_t *depth);
-uint64_t mq_unacked(const struct mx_queue *q);
+/* hbusd's reads of a ring (-EFAULT when its file faulted: see mq_guarded). */
+int mq_depth(struct mx_queue *q, uint64_t *depth);
+int mq_stats(struct mx_queue *q, struct hbus_queue_stats *s);
+int mq_scan(struct mx_queue *q, struct hbus_queue_census *c);
+uint64_t mq_unacked(struct mx_queue *q);
 void mq_corrupt(struct mx_queue *q, const char *during);
 int mq_purge(struct model *m, struct mx_queue *q, uint64_t *purged);
 /* 0 done, -EAGAIN pending, other negative: error (logged).  writers: the
  * owner's process has exited, recover its WRITING slots too. */
 int mq_recover(struct model *m, struct mx_queue *q, uint32_t owner);
+/* A reader of a protected queue asks hbusd to requeue the message at pos
+ * that it holds (hbus_queue_requeue_for): 0, -ESTALE not held by owner,
+ * -EAGAIN, -EUCLEAN corrupt, -EFAULT its file faulted. */
+int mq_requeue_for(struct mx_queue *q, uint32_t owner, uint64_t pos);
+
+/* queue_fault.c: a queue file truncated under hbusd (docs/SECURITY.md).
+ * mq_guarded runs fn(q->h, arg) under the SIGBUS guard: fn's result, or
+ * -EFAULT when q's file faulted (the queue is then marked corrupt and its
+ * files' sizes restored).  While q->h is NULL (being opened) any SIGBUS
+ * in the call counts as q's. */
+typedef int (*mq_fn)(hbus_queue *h, void *arg);
+int mq_guarded(struct mx_queue *q, const char *during, mq_fn fn, void *arg);
+/* Put q's files back to the sizes they were made with when someone
+ * changed them; 1 when one had shrunk (the queue is then marked corrupt:
+ * its messages are gone), 0 when none had, negative errno. */
+int mq_restore_size(struct mx_queue *q);
+/* Watch the bus directory for queue files changing size (inotify on
+ * m->bus_fd): the descriptor to poll, or negative errno.  mq_watch_event
+ * reads what came and restores what shrank. */
+int mq_watch_open(const struct model *m);
+void mq_watch_event(struct model *m, int fd);
 
 /* ---- shared by model*.c only */
 

@@ -4,7 +4,7 @@
 
 #include <string.h>
 
-json_t *report_queue(const struct model *m, const struct mx_queue *q)
+json_t *report_queue(const struct model *m, struct mx_queue *q)
 {
 	uint64_t depth = 0;
 	json_t *o;
@@ -21,6 +21,9 @@ json_t *report_queue(const struct model *m, const struct mx_queue *q)
 		      "messages", (json_int_t)depth, "consumers", (json_int_t)q->consumers);
 	if (o)
 		json_object_set_new(o, "latency", json_boolean(q->cfg.flags & HBUS_QUEUE_F_LATENCY));
+	if (o)
+		json_object_set_new(o, "protected",
+				    json_boolean(q->cfg.flags & HBUS_QUEUE_F_PROTECTED));
 	if (o && q->corrupt)
 		json_object_set_new(o, "corrupt", json_true());
 	if (o && q->dlx)
@@ -114,12 +117,12 @@ json_t *report_stat(struct hbusd *d)
 	unsigned i;
 
 	for (i = 0; qs && i < m->queues.n; i++) {
-		const struct mx_queue *q = m->queues.v[i];
+		struct mx_queue *q = m->queues.v[i];
 		struct hbus_queue_stats s;
 		uint64_t depth = 0;
 
-		if (hbus_queue_stats(q->h, &s))
-			continue;
+		if (mq_stats(q, &s))
+			memset(&s, 0, sizeof(s)); /* its file faulted: listed, marked corrupt */
 		mq_depth(q, &depth);
 		json_array_append_new(qs, json_pack(
 			"{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
@@ -144,6 +147,8 @@ json_t *report_stat(struct hbusd *d)
 			json_object_set_new(o, "handles", json_integer((json_int_t)s.handles));
 			if (q->corrupt)
 				json_object_set_new(o, "corrupt", json_true());
+			if (q->resized)
+				json_object_set_new(o, "resized", json_integer(q->resized));
 		}
 	}
 	/* The dataplanes' counters files (report_dataplane.c). */

@@ -50,11 +50,12 @@ static int64_t int_of(json_t *o, const char *k)
 	return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
 }
 
-/* Why queue file `name` is unusable, from its header alone (a truncated
- * file is never mapped: touching the missing part would be a SIGBUS).
- * Returns 1 when it never held anything (empty or an all-zero header), 2
- * when its file header looks sound, 0 otherwise. */
-static int diagnose(int dirfd, const char *name, char *why, size_t cap)
+/* Why queue file `name` (of kind HBUS_FILE_QUEUE or _QUEUE_DATA) is
+ * unusable, from its header alone (a truncated file is never mapped:
+ * touching the missing part would be a SIGBUS).  Returns 1 when it never
+ * held anything (empty or an all-zero header), 2 when its file header
+ * looks sound, 0 otherwise, -1 when there is no such file. */
+static int diagnose(int dirfd, const char *name, uint32_t kind, char *why, size_t cap)
 {
 	static const struct hbus_file_hdr zero;
 	struct hbus_file_hdr h;
@@ -65,7 +66,7 @@ static int diagnose(int dirfd, const char *name, char *why, size_t cap)
 	if (fd < 0) {
 		snprintf(why, cap, "%s", errno == ELOOP ? "a symbolic link, not a queue file"
 							 : strerror(errno));
-		return 0;
+		return errno == ENOENT ? -1 : 0;
 	}
 	n = fstat(fd, &st) == 0 ? pread(fd, &h, sizeof(h), 0) : -1;
 	close(fd);
@@ -80,8 +81,9 @@ static int diagnose(int dirfd, const char *name, char *why, size_t cap)
 	else if (h.magic != HBUS_FILE_MAGIC)
 		snprintf(why, cap, "bad magic 0x%016llx, not an hbus file",
 			 (unsigned long long)h.magic);
-	else if (h.kind != HBUS_FILE_QUEUE)
-		snprintf(why, cap, "an hbus file of kind %u, not a queue", h.kind);
+	else if (h.kind != kind)
+		snprintf(why, cap, "an hbus file of kind %u, not a queue%s", h.kind,
+			 kind == HBUS_FILE_QUEUE_DATA ? "'s data" : "");
 	else if (h.version != HBUS_QUEUE_LAYOUT_VERSION)
 		snprintf(why, cap, "queue layout version %u, this hbusd reads version %u",
 			 h.version, HBUS_QUEUE_LAYOUT_VERSION);
@@ -99,20 +101,18 @@ static bool untrusted(int rc)
 	return rc == -EPROTO || rc == -EPROTONOSUPPORT || rc == -ELOOP;
 }
 
-/* Take a queue file out of the way, in one log line.  name: the queue the
- * state file gave it, NULL for a stray.  reason: why, or NULL when the
- * file itself is unusable (diagnose says how). */
-static void set_aside(struct model *m, uint32_t qid, const char *name, const char *reason)
+/* Take file (of kind) out of the way, in one log line.  who: " (queue
+ * 'x')", or "".  reason: why, or NULL when the file itself is unusable
+ * (diagnose says how). */
+static void set_aside_file(struct model *m, const char *file, uint32_t kind, const char *who,
+			   const char *reason)
 {
-	char file[MQ_NAME_MAX], dest[64], why[160], who[300] = "";
+	char dest[64], why[160];
 	unsigned long long epoch = m->sb ? (unsigned long long)atomic_load(&m->sb->sb->epoch) : 0;
-	int sound;
+	int sound = diagnose(m->bus_fd, file, kind, why, sizeof(why));
 
-	mq_name(qid, file);
-	if (name)
-		snprintf(who, sizeof(who), " (queue '%s')", name);
-	sound = diagnose(m->bus_fd, file, why, sizeof(why));
-
+	if (sound < 0) /* gone already: moved with its pair */
+		return;
 	if (sound == 1) {
 		if (unlinkat(m->bus_fd, file, 0) == 0)
 			HBUS_WARN("%s%s: %s: removed", file, who, why);
@@ -136,6 +136,21 @@ static void set_aside(struct model *m, uint32_t qid, const char *name, const cha
 			  "it still takes shared memory)", file, who, why, dest);
 }
 
+/* Take a queue's file, and its data file if it has one, out of the way.
+ * name: the queue the state file gave it, NULL for a stray. */
+static void set_aside(struct model *m, uint32_t qid, const char *name, const char *reason)
+{
+	char file[MQ_NAME_MAX], who[300] = "";
+
+	if (name)
+		snprintf(who, sizeof(who), " (queue '%s')", name);
+	mq_name(qid, file);
+	set_aside_file(m, file, HBUS_FILE_QUEUE, who, reason);
+	mq_data_name(qid, file);
+	set_aside_file(m, file, HBUS_FILE_QUEUE_DATA, who,
+		       reason ? reason : "its queue file is unusable: moved with it");
+}
+
 static void restore_queue_from_state(struct model *m, json_t *o)
 {
 	struct queue_args a;
@@ -143,6 +158,8 @@ static void restore_queue_from_state(struct model *m, json_t *o)
 	struct herr e;
 	uint64_t depth = 0;
 	uint32_t qid = (uint32_t)int_of(o, "qid"), owner = (uint32_t)int_of(o, "owner");
+	char file[MQ_NAME_MAX];
+	bool prot;
 	int rc;
 
 	if (args_queue(o, &a, "state queue", &e) ||
@@ -151,6 +168,7 @@ static void restore_queue_from_state(struct model *m, json_t *o)
 		HBUS_WARN("state file: unusable queue entry skipped: %s", e.msg);
 		return;
 	}
+	prot = (a.cfg.flags & HBUS_QUEUE_F_PROTECTED) != 0;
 	rc = mq_adopt(m, qid, &a, &q);
 	if (rc == 0) {
 		if (vec_push(&m->queues, q)) {
@@ -164,11 +182,14 @@ static void restore_queue_from_state(struct model *m, json_t *o)
 			  (unsigned long long)depth, q->durable ? ", durable" : "");
 		return;
 	}
-	if (rc == -ENOENT)
-		HBUS_WARN("queue '%s': its file queue.%u is gone (shared memory was reset?)",
-			  a.name, qid);
+	mq_name(qid, file);
+	if (rc == -ENOENT && prot && faccessat(m->bus_fd, file, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+		set_aside(m, qid, a.name, "its data file is missing");
+	else if (rc == -ENOENT)
+		HBUS_WARN("queue '%s': its file %s is gone (shared memory was reset?)", a.name, file);
 	else if (untrusted(rc))
-		set_aside(m, qid, a.name, NULL);
+		set_aside(m, qid, a.name, prot ? "its two files do not agree (a data file made "
+				      "with another state file), or one is damaged" : NULL);
 	else if (rc == -EEXIST)
 		set_aside(m, qid, a.name, "its header disagrees with the state file (name or "
 					  "arguments: a client may have written it)");
@@ -350,16 +371,26 @@ static void set_aside_strays(struct model *m)
 		return;
 	}
 	while ((d = readdir(dir)) != NULL) {
+		const struct mx_queue *q;
 		unsigned long qid;
+		bool data;
 
 		if (strncmp(d->d_name, "queue.", 6) != 0)
 			continue;
 		qid = strtoul(d->d_name + 6, &end, 10);
-		if (*end || !qid || qid >= UINT32_MAX || model_queue_by_qid(m, (uint32_t)qid))
+		data = !strcmp(end, ".data");
+		if ((*end && !data) || end == d->d_name + 6 || !qid || qid >= UINT32_MAX)
+			continue;
+		q = model_queue_by_qid(m, (uint32_t)qid);
+		if (q && (!data || (q->cfg.flags & HBUS_QUEUE_F_PROTECTED)))
 			continue;
 		sb_note_qid(m->sb, (uint32_t)qid); /* never handed out again */
-		set_aside(m, (uint32_t)qid, NULL, "no state or definitions name it, and the name "
-			  "in its header is not to be believed");
+		if (q) /* a data file beside a queue that has none */
+			set_aside_file(m, d->d_name, HBUS_FILE_QUEUE_DATA, "", "a data file beside "
+				       "a queue that is not protected");
+		else
+			set_aside(m, (uint32_t)qid, NULL, "no state or definitions name it, and "
+				  "the name in its header is not to be believed");
 	}
 	closedir(dir);
 }

@@ -283,7 +283,7 @@ static int read_one(struct hbusd *d, struct session *s, char *buf)
 	json_t *reply;
 	bool fds = false, changed = false, said_hello = s->owner != 0;
 	ssize_t n;
-	int fd = -1;
+	int out[2] = { -1, -1 };
 
 	/* MSG_TRUNC: n is the size the peer sent, even past the buffer. */
 	n = recvmsg(s->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC);
@@ -301,12 +301,12 @@ static int read_one(struct hbusd *d, struct session *s, char *buf)
 		server_session_close(d, s, "peer closed");
 		return -1;
 	}
-	reply = dispatch_text(d, s, buf, (size_t)n, &fd, &changed);
+	reply = dispatch_text(d, s, buf, (size_t)n, out, &changed);
 	if (!said_hello && s->owner) {
 		d->n_prehello--;
-		return hello_done(d, s, reply, fd);
+		return hello_done(d, s, reply, out[0]);
 	}
-	if (server_queue_reply(d, s, reply, fd, -1, changed))
+	if (server_queue_reply(d, s, reply, out[0], out[1], changed))
 		return -1;
 	if (s->bye) {
 		server_session_close(d, s, "said bye");

@@ -33,7 +33,7 @@
 					       hbusd's uid may take */
 #define HBUSD_PROTOCOL_VERSION  1
 
-enum ev_kind { EV_LISTEN = 1, EV_SESSION, EV_SIGNAL, EV_TIMER, EV_ORPHAN };
+enum ev_kind { EV_LISTEN = 1, EV_SESSION, EV_SIGNAL, EV_TIMER, EV_ORPHAN, EV_WATCH };
 
 struct ev_src {
 	enum ev_kind kind;
@@ -128,9 +128,10 @@ struct hbusd {
 	int routes_fd;  /* read-only: what every hello passes */
 	int run_fd, bus_fd; /* the held, checked directories (dirs.h) */
 	int spare_fd;   /* /dev/null, given up to refuse a connection at EMFILE */
+	int watch_fd;   /* inotify on the bus directory: queue files changing size */
 	int timer_mode; /* 0 off, 1 slow (orphan polling), 2 fast (retries) */
 	bool stop;
-	struct ev_src ev_listen, ev_signal, ev_timer;
+	struct ev_src ev_listen, ev_signal, ev_timer, ev_watch;
 	struct model model;
 	struct perms perms;
 	struct superblock sb;
@@ -185,11 +186,12 @@ void server_expire_hello(struct hbusd *d);
 
 /*
  * dispatch.c: handle one parsed request.  Returns the reply (ok or error)
- * and *fd_out (a descriptor owned by the model, to be dup'ed, or -1).
+ * and fds_out (up to two descriptors owned by the model, to be dup'ed, in
+ * the order the reply passes them; -1 where none).
  * *changed is set when the request committed a topology change: its reply
  * must wait until that change is published.
  */
-json_t *dispatch_request(struct hbusd *d, struct session *s, json_t *req, int *fd_out,
+json_t *dispatch_request(struct hbusd *d, struct session *s, json_t *req, int fds_out[2],
 			 bool *changed);
 /* One request's bytes in, its reply out, as hbusd answers a message on its
  * socket (parse, validate, permissions, model) but without the socket: what
@@ -197,11 +199,11 @@ json_t *dispatch_request(struct hbusd *d, struct session *s, json_t *req, int *f
  * n may exceed what buf holds: a request over --max-request is refused
  * unread.  tests/fuzz/fuzz_request.c drives this directly. */
 json_t *dispatch_text(struct hbusd *d, struct session *s, const char *buf, size_t n,
-		      int *fd_out, bool *changed);
+		      int fds_out[2], bool *changed);
 json_t *reply_error(int code, const char *msg);
 
 /* report.c: list and stat replies. */
-json_t *report_queue(const struct model *m, const struct mx_queue *q);
+json_t *report_queue(const struct model *m, struct mx_queue *q);
 json_t *report_list(struct hbusd *d, const char *what, struct herr *e);
 json_t *report_stat(struct hbusd *d);
 /* report_dataplane.c: the dataplanes' counters files in bus_dir, as the

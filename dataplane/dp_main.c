@@ -32,6 +32,7 @@
 #include "dp_port.h"
 #include "dp_telemetry.h"
 #include "dp_worker.h"
+#include "fault_guard.h"
 #include "log.h"
 #include "shm_file.h"
 
@@ -286,6 +287,13 @@ int main(int argc, char **argv)
 	}
 	install_signals();
 	dp_block_sigio(); /* after EAL init: its service threads keep taking it */
+	/* A queue file a client truncates must not take the dataplane down:
+	 * its workers' enqueues run under the SIGBUS guard (dp_pipe.c).
+	 * After EAL init, which installs and restores a handler of its own
+	 * while it maps hugepages. */
+	if ((rc = fault_guard_install()) != 0)
+		HBUS_WARN("cannot install the SIGBUS handler (%s): a truncated queue file will "
+			  "stop the dataplane", strerror(-rc));
 	rc = setup(&dp);
 	if (rc) {
 		teardown(&dp);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "dp_pipe.h"
+#include "fault_guard.h"
 
 /* The per-burst accumulators and memo, kept on the stack. */
 struct burst {
@@ -94,7 +95,16 @@ static inline hbus_queue *src_queue(struct dp_pipe *p, uint32_t qid)
 
 /* ----------------------------------------------------------- staging */
 
-/* Enqueue one queue's staged messages; every one is delivered or counted. */
+static inline int queue_dead(const struct dp_pipe *p, uint32_t qid)
+{
+	for (unsigned i = 0; i < p->n_dead; i++)
+		if (p->dead[i] == qid)
+			return 1;
+	return 0;
+}
+
+/* Enqueue one queue's staged messages; every one is delivered or counted.
+ * s->sent says how many, should an enqueue fault (stage_flush_lists). */
 static void stage_flush_one(struct dp_pipe *p, struct burst *b, unsigned k)
 {
 	struct dp_stage *s = &p->stage;
@@ -102,12 +112,14 @@ static void stage_flush_one(struct dp_pipe *p, struct burst *b, unsigned k)
 	const struct hbus_out *out = s->out[k];
 	unsigned n = s->n[k], i = 0;
 
+	s->sent = 0;
 	while (i < n) {
 		int rc = hbus_queue_enqueue_burst(q, out + i, n - i);
 
 		if (rc > 0) {
 			b->delivered += (uint32_t)rc;
 			i += (unsigned)rc;
+			s->sent = i;
 			continue;
 		}
 		if (rc == -ENOBUFS)
@@ -116,22 +128,58 @@ static void stage_flush_one(struct dp_pipe *p, struct burst *b, unsigned k)
 			ctr_add(p, HBUS_DPC_DROP_OVERSIZE, 1);
 		else
 			ctr_add(p, HBUS_DPC_DROP_NO_QUEUE, 1); /* slot taken by recovery */
-		i++;
+		s->sent = ++i;
 	}
 	s->n[k] = 0;
 }
 
+/* List k's queue faulted in an enqueue: its file was truncated under us.
+ * What was not counted yet (the faulting call's messages included: they
+ * went into a ring that is gone) is a drop, and the queue is never touched
+ * again by this pipeline (the handle may be half-way through a claim). */
+static __attribute__((noinline, cold)) void stage_fault(struct dp_pipe *p, struct burst *b,
+							unsigned k)
+{
+	struct dp_stage *s = &p->stage;
+
+	ctr_add(p, HBUS_DPC_DROP_QUEUE_FAULT, s->n[k] - s->sent);
+	s->n[k] = 0;
+	if (b->q_memo == s->q[k])
+		b->q_memo = NULL;
+	if (p->n_dead < DP_DEAD_MAX && !queue_dead(p, s->qid[k]))
+		p->dead[p->n_dead++] = s->qid[k];
+}
+
+/* Flush lists k0..k1-1 under the SIGBUS guard (fault_guard.h): a jump
+ * back here means list k's queue faulted; the others are flushed all the
+ * same.  sigsetjmp without the mask: no syscall per burst. */
+static void stage_flush_lists(struct dp_pipe *p, struct burst *b, unsigned k0, unsigned k1)
+{
+	struct dp_stage *s = &p->stage;
+	struct fault_guard g;
+	volatile unsigned k = k0;
+
+	if (sigsetjmp(g.env, 0) != 0)
+		stage_fault(p, b, k++);
+	for (; k < k1; k++) {
+		fault_guard_arm(&g, s->q[k]);
+		stage_flush_one(p, b, k);
+	}
+	fault_guard_disarm();
+}
+
 static void stage_flush(struct dp_pipe *p, struct burst *b)
 {
-	for (unsigned k = 0; k < p->stage.nq; k++)
-		stage_flush_one(p, b, k);
+	if (p->stage.nq)
+		stage_flush_lists(p, b, 0, p->stage.nq);
 	p->stage.nq = 0;
 }
 
 /* Slow path of stage_slot: q is not the last queue used, or its list is
  * full.  Finds or opens q's list; a full stage or list is flushed first. */
 static __attribute__((noinline)) struct hbus_out *stage_slot_slow(struct dp_pipe *p,
-								  struct burst *b, hbus_queue *q)
+								  struct burst *b, hbus_queue *q,
+								  uint32_t qid)
 {
 	struct dp_stage *s = &p->stage;
 	unsigned k;
@@ -144,10 +192,11 @@ static __attribute__((noinline)) struct hbus_out *stage_slot_slow(struct dp_pipe
 			k = 0;
 		}
 		s->q[k] = q;
+		s->qid[k] = qid;
 		s->n[k] = 0;
 		s->nq = k + 1;
 	} else if (s->n[k] == DP_STAGE_DEPTH) {
-		stage_flush_one(p, b, k);
+		stage_flush_lists(p, b, k, k + 1);
 	}
 	s->last = k;
 	return &s->out[k][s->n[k]++];
@@ -155,14 +204,15 @@ static __attribute__((noinline)) struct hbus_out *stage_slot_slow(struct dp_pipe
 
 /* Where the next message for q goes.  Most bursts feed one queue, so the
  * last queue's list is tried before any search. */
-static inline struct hbus_out *stage_slot(struct dp_pipe *p, struct burst *b, hbus_queue *q)
+static inline struct hbus_out *stage_slot(struct dp_pipe *p, struct burst *b, hbus_queue *q,
+					  uint32_t qid)
 {
 	struct dp_stage *s = &p->stage;
 	unsigned k = s->last;
 
 	if (__builtin_expect(k < s->nq && s->q[k] == q && s->n[k] < DP_STAGE_DEPTH, 1))
 		return &s->out[k][s->n[k]++];
-	return stage_slot_slow(p, b, q);
+	return stage_slot_slow(p, b, q, qid);
 }
 
 /* The queue handle of qid.  The last handle found is remembered for the
@@ -174,6 +224,8 @@ static inline hbus_queue *burst_queue(struct dp_pipe *p, struct burst *b, uint32
 
 	if (__builtin_expect(b->q_memo != NULL && b->q_memo_qid == qid, 1))
 		return b->q_memo;
+	if (__builtin_expect(p->n_dead != 0, 0) && queue_dead(p, qid))
+		return NULL;
 	q = src_queue(p, qid);
 	if (q) {
 		b->q_memo = q;
@@ -193,7 +245,7 @@ deliver(struct dp_pipe *p, struct burst *b, const uint32_t *qids, int n, const v
 		hbus_queue *q = burst_queue(p, b, qids[i]);
 
 		if (__builtin_expect(q != NULL, 1)) {
-			struct hbus_out *o = stage_slot(p, b, q);
+			struct hbus_out *o = stage_slot(p, b, q, qids[i]);
 
 			o->body = body;
 			o->body_len = body_len;
@@ -202,7 +254,8 @@ deliver(struct dp_pipe *p, struct burst *b, const uint32_t *qids, int n, const v
 			o->meta = meta;
 			o->send_ts_ns = send_ts_ns;
 		} else {
-			ctr_add(p, HBUS_DPC_DROP_NO_QUEUE, 1);
+			ctr_add(p, queue_dead(p, qids[i]) ? HBUS_DPC_DROP_QUEUE_FAULT
+							   : HBUS_DPC_DROP_NO_QUEUE, 1);
 		}
 	}
 }

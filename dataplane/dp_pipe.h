@@ -17,6 +17,12 @@
  * (or when the stage fills), which amortises the queue's shared counters
  * and wake-up check.  No syscall, lock or allocation on this path, except
  * the router's documented slow paths (first use of a queue, a new table).
+ *
+ * A queue file someone truncated makes the enqueue fault (SIGBUS): with
+ * the process's handler installed (fault_guard_install, as hbus-dataplane
+ * does), each flush runs under a guard, and a faulting queue is dropped
+ * for this pipeline (its pairs counted as drop_queue_fault) while the
+ * others go on.  Without the handler the process dies, as before.
  */
 #ifndef HBUS_DP_PIPE_H
 #define HBUS_DP_PIPE_H
@@ -36,6 +42,7 @@
 /* Raw-mode metadata blocks built in one burst: at most one per frame, each
  * at most 4 + 255 + 255 bytes. */
 #define DP_META_ARENA       (DP_BURST_MAX * 516u)
+#define DP_DEAD_MAX         64u   /* faulted queues a pipeline remembers */
 #define DP_DEFAULT_HBUS_PORT 5900u
 
 /* One received frame, as the pipeline sees it. */
@@ -71,7 +78,9 @@ struct dp_route_src {
 struct dp_stage {
 	unsigned nq;
 	unsigned last;                /* list of the last message staged */
+	unsigned sent;                /* of the list being flushed: enqueued or counted */
 	hbus_queue *q[DP_STAGE_QUEUES];
+	uint32_t qid[DP_STAGE_QUEUES];
 	uint16_t n[DP_STAGE_QUEUES];
 	struct hbus_out out[DP_STAGE_QUEUES][DP_STAGE_DEPTH];
 	uint32_t arena_used;
@@ -89,6 +98,12 @@ struct dp_pipe {
 
 	_Atomic uint64_t *ctr;       /* this lcore's counters (hbus_dpc_lcore.c) */
 	struct dp_seq seq;
+
+	/* Queues whose file was truncated under us (a SIGBUS while enqueueing:
+	 * see stage_flush): never touched again, their pairs counted as
+	 * drop_queue_fault.  By qid: qids are never reused on a bus. */
+	uint32_t dead[DP_DEAD_MAX];
+	unsigned n_dead;
 
 	/* Per-burst state. */
 	const struct hbus_rtable *t;

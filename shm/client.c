@@ -121,7 +121,7 @@ static int request_text_locked(hbus_client *c, const char *text, json_t **reply,
 	return rc;
 }
 
-static int request_fds_locked(hbus_client *c, json_t *req, json_t **reply, int fds[2])
+int client_request_fds_locked(hbus_client *c, json_t *req, json_t **reply, int fds[2])
 {
 	char *text = json_dumps(req, JSON_COMPACT);
 	int rc;
@@ -136,7 +136,7 @@ static int request_fds_locked(hbus_client *c, json_t *req, json_t **reply, int f
 
 int client_request_locked(hbus_client *c, json_t *req, json_t **reply, int *fd)
 {
-	int fds[2], rc = request_fds_locked(c, req, reply, fds);
+	int fds[2], rc = client_request_fds_locked(c, req, reply, fds);
 
 	if (fd) {
 		*fd = fds[0];
@@ -152,6 +152,16 @@ int client_request(hbus_client *c, json_t *req, json_t **reply, int *fd)
 
 	pthread_mutex_lock(&c->lock);
 	rc = client_request_locked(c, req, reply, fd);
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+int client_request_fds(hbus_client *c, json_t *req, json_t **reply, int fds[2])
+{
+	int rc;
+
+	pthread_mutex_lock(&c->lock);
+	rc = client_request_fds_locked(c, req, reply, fds);
 	pthread_mutex_unlock(&c->lock);
 	return rc;
 }
@@ -250,7 +260,7 @@ static int hello_locked(hbus_client *c)
 	 * hold is void. */
 	if (old)
 		json_object_set_new(req, "owner", json_integer(old));
-	rc = request_fds_locked(c, req, &reply, fds);
+	rc = client_request_fds_locked(c, req, &reply, fds);
 	json_decref(req);
 	if (rc)
 		goto out;

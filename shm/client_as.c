@@ -37,7 +37,7 @@ int hbus_consume_open_as(hbus_client *c, const char *queue, const struct hbus_co
 	struct hbus_queue_opts qo;
 	struct client_consumer *cc;
 	json_t *req, *reply = NULL;
-	int rc, fd = -1;
+	int rc, fds[2] = { -1, -1 };
 
 	if (!c || !queue || !o || !out || strlen(queue) > HBUS_NAME_MAX ||
 	    o->ack_mode > HBUS_ACK_MANUAL || o->as > HBUS_OWNER_MAX ||
@@ -52,12 +52,13 @@ int hbus_consume_open_as(hbus_client *c, const char *queue, const struct hbus_co
 		return -ENOMEM;
 	}
 	cc->client = c;
+	cc->as = o->as;
 	cc->ack_mode = o->ack_mode;
 	cc->prefetch = o->prefetch;
 	pthread_mutex_lock(&c->lock);
-	rc = client_request_locked(c, req, &reply, &fd);
+	rc = client_request_fds_locked(c, req, &reply, fds);
 	json_decref(req);
-	if (rc == 0 && fd < 0) {
+	if (rc == 0 && fds[0] < 0) {
 		client_set_error_locked(c, 0, "reply without a queue descriptor");
 		rc = -EPROTO;
 	}
@@ -70,13 +71,13 @@ int hbus_consume_open_as(hbus_client *c, const char *queue, const struct hbus_co
 		qo = (struct hbus_queue_opts){
 			.owner = o->as ? o->as : atomic_load_explicit(&c->owner, memory_order_relaxed),
 			.ack_mode = o->ack_mode, .prefetch = o->prefetch };
-		rc = hbus_queue_open_fd(fd, &qo, &cc->q);
+		rc = consumer_open(cc, fds, &qo); /* closes fds */
 	}
-	if (fd >= 0)
-		close(fd);
+	for (int i = 0; rc && i < 2; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
 	json_decref(reply);
 	if (rc == 0) {
-		hbus_queue_set_dead_letter(cc->q, client_dead_letter, cc);
 		cc->next = c->as_handles;
 		c->as_handles = cc;
 	}

@@ -22,36 +22,81 @@ void consumer_free(struct client_consumer *cc)
 }
 
 /*
- * Send consume for cc on the current session; on success cc's tag and qid
- * are the new ones and *fd (when fd is not NULL) the queue's descriptor.
+ * A reader of a protected queue maps its messages read-only and cannot
+ * write the redelivered flag a requeue sets: it asks hbusd, which does it
+ * on the slot if this owner (or virtual session) holds it.  -ESTALE when
+ * hbusd says it does not.
  */
-static int consumer_register_locked(hbus_client *c, struct client_consumer *cc, int *fd)
+static int requeue_by_hbusd(void *ctx, hbus_queue *q, const struct hbus_msg *m)
+{
+	struct client_consumer *cc = ctx;
+	json_t *req, *reply = NULL;
+	int rc, code = 0;
+
+	(void)q;
+	req = json_pack("{s:s, s:I, s:I}", "op", "requeue", "qid", (json_int_t)cc->qid, "pos",
+			(json_int_t)m->pos);
+	if (req && cc->as)
+		json_object_set_new(req, "as", json_integer(cc->as));
+	rc = req ? client_request(cc->client, req, &reply, NULL) : -ENOMEM;
+	if (rc == -EREMOTEIO)
+		code = (int)json_integer_value(json_object_get(reply, "code"));
+	json_decref(req);
+	json_decref(reply);
+	return code == 404 ? -ESTALE : rc;
+}
+
+int consumer_open(struct client_consumer *cc, int fds[2], const struct hbus_queue_opts *o)
+{
+	int rc = fds[0] >= 0 ? hbus_queue_open_fds(fds[0], fds[1], o, &cc->q) : -EPROTO;
+	bool prot = fds[1] >= 0;
+
+	for (int i = 0; i < 2; i++)
+		if (fds[i] >= 0) {
+			close(fds[i]);
+			fds[i] = -1;
+		}
+	if (rc)
+		return rc;
+	hbus_queue_set_dead_letter(cc->q, client_dead_letter, cc);
+	if (prot)
+		hbus_queue_set_requeue(cc->q, requeue_by_hbusd, cc);
+	return 0;
+}
+
+/*
+ * Send consume for cc on the current session; on success cc's tag and qid
+ * are the new ones and fds (when not NULL) the queue's descriptors.
+ */
+static int consumer_register_locked(hbus_client *c, struct client_consumer *cc, int fds[2])
 {
 	json_t *req, *reply = NULL;
-	int rc, qfd = -1;
+	int rc, qfds[2] = { -1, -1 };
 
 	req = json_pack("{s:s, s:s, s:s, s:I, s:b}", "op", "consume", "queue", cc->queue,
 			"ack_mode", cc->ack_mode == HBUS_ACK_MANUAL ? "manual" : "auto",
 			"prefetch", (json_int_t)cc->prefetch, "exclusive", 0);
 	if (!req)
 		return -ENOMEM;
-	rc = client_request_locked(c, req, &reply, &qfd);
+	rc = client_request_fds_locked(c, req, &reply, qfds);
 	json_decref(req);
 	if (rc == 0) {
 		const char *tag = json_string_value(json_object_get(reply, "consumer_tag"));
 		free(cc->tag);
 		cc->tag = tag ? strdup(tag) : NULL;
 		cc->qid = (uint32_t)json_integer_value(json_object_get(reply, "qid"));
-		if (fd && qfd < 0) {
+		if (fds && qfds[0] < 0) {
 			client_set_error_locked(c, 0, "consume reply without a queue descriptor");
 			rc = -EPROTO;
 		}
 	}
 	json_decref(reply);
-	if (fd && rc == 0)
-		*fd = qfd;
-	else if (qfd >= 0)
-		close(qfd);
+	for (int i = 0; i < 2; i++) {
+		if (fds && rc == 0)
+			fds[i] = qfds[i];
+		else if (qfds[i] >= 0)
+			close(qfds[i]);
+	}
 	return rc;
 }
 
@@ -83,7 +128,7 @@ int hbus_consume_open(hbus_client *c, const char *queue, uint32_t ack_mode, uint
 {
 	struct hbus_queue_opts o = { .ack_mode = ack_mode, .prefetch = prefetch };
 	struct client_consumer *cc;
-	int rc, fd = -1;
+	int rc, fds[2];
 
 	if (!c || !queue || !out || strlen(queue) > HBUS_NAME_MAX || ack_mode > HBUS_ACK_MANUAL)
 		return -EINVAL;
@@ -97,15 +142,13 @@ int hbus_consume_open(hbus_client *c, const char *queue, uint32_t ack_mode, uint
 	cc->ack_mode = ack_mode;
 	cc->prefetch = prefetch;
 	pthread_mutex_lock(&c->lock);
-	rc = consumer_register_locked(c, cc, &fd);
+	rc = consumer_register_locked(c, cc, fds);
 	if (rc == 0) {
 		/* The owner of the session that answered (the lock is held). */
 		o.owner = atomic_load_explicit(&c->owner, memory_order_relaxed);
-		rc = hbus_queue_open_fd(fd, &o, &cc->q);
-		close(fd);
+		rc = consumer_open(cc, fds, &o);
 	}
 	if (rc == 0) {
-		hbus_queue_set_dead_letter(cc->q, client_dead_letter, cc);
 		cc->next = c->consumers;
 		c->consumers = cc;
 	}
@@ -136,10 +179,13 @@ int hbus_consume_close(hbus_client *c, hbus_queue *q)
 	}
 	*pp = cc->next;
 	/* What it still holds goes back now, as when an AMQP channel closes
-	 * (by this handle itself: no one else takes a live process's slots). */
+	 * (by this handle itself: no one else takes a live process's slots).
+	 * Unlocked: a protected queue's reader requeues through hbusd. */
+	pthread_mutex_unlock(&c->lock);
 	if (hbus_queue_release_held(cc->q, NULL) != 0)
 		HBUS_WARN("queue '%s': some unacked messages could not be given back now; they "
 			  "are requeued when this process exits", cc->queue);
+	pthread_mutex_lock(&c->lock);
 	/* A cancel that cannot reach hbusd is not an error: the dead session
 	 * already cancelled the consumer. */
 	if (cc->tag && (req = json_pack("{s:s, s:s}", "op", "cancel", "consumer_tag", cc->tag))) {

@@ -49,6 +49,7 @@ struct client_consumer {
 	char *queue;
 	char *tag;
 	uint32_t qid;
+	uint32_t as;        /* the virtual session it consumes for (client_as.c), 0: none */
 	uint32_t ack_mode, prefetch;
 	struct client_consumer *next;
 };
@@ -101,6 +102,9 @@ int hbus_connect_err(const struct hbus_client_opts *opts, hbus_client **out,
  * reply that is not a JSON object.
  */
 int client_request(hbus_client *c, json_t *req, json_t **reply, int *fd);
+/* The same with both descriptors a reply may carry (a protected queue's
+ * state file, then its data file), -1 where none came. */
+int client_request_fds(hbus_client *c, json_t *req, json_t **reply, int fds[2]);
 
 /*
  * Check the session without a request (one poll(), no blocking): when
@@ -122,6 +126,7 @@ int client_connect_retry(int fd, const struct sockaddr_un *addr);
 
 /* The same with c->lock held (inside the session code). */
 int client_request_locked(hbus_client *c, json_t *req, json_t **reply, int *fd);
+int client_request_fds_locked(hbus_client *c, json_t *req, json_t **reply, int fds[2]);
 void client_set_error_locked(hbus_client *c, int code, const char *msg);
 
 /* The bus directory hbusd named in the last hello (hbus-dataplane keeps its
@@ -139,6 +144,10 @@ void client_readers_put_locked(hbus_client *c, struct client_readers *cr);
 /* client_consume.c */
 void consumers_rejoin_locked(hbus_client *c, uint32_t new_owner);
 void consumer_free(struct client_consumer *cc);
+/* Open cc's handle from the descriptors of a consume / open_queue reply
+ * (closed here, and set to -1) and set its hooks: dead-lettering, and for a protected
+ * queue's reader requeues through hbusd (the op requeue, as cc->as). */
+int consumer_open(struct client_consumer *cc, int fds[2], const struct hbus_queue_opts *o);
 
 /* router.c: this thread's router for hbus_publish and dead-lettering,
  * created on first use. */

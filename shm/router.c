@@ -38,6 +38,7 @@ struct rqueue {
 	hbus_queue *q;
 	hbus_router *r;
 	uint32_t qid;
+	char name[HBUS_NAME_MAX + 1]; /* as the table named it when opened */
 };
 
 struct rslot {
@@ -158,7 +159,6 @@ static void router_resync(hbus_router *r)
 static void router_new_generation(hbus_router *r, const struct hbus_rtable *t)
 {
 	struct hbus_route_queue_info qi;
-	const char *name;
 	uint32_t i;
 
 	map_grow(r, hbus_route_qid_limit(t)); /* on failure the slow path grows it */
@@ -168,8 +168,11 @@ static void router_new_generation(hbus_router *r, const struct hbus_rtable *t)
 		s->retry_ns = 0;
 		if (!s->rq)
 			continue;
-		hbus_queue_name(s->rq->q, &name);
-		if (hbus_route_queue_info(t, i, &qi) != 0 || !qi.name || strcmp(qi.name, name) != 0)
+		/* The name the table gave when the handle was opened, not the
+		 * queue file's header: a client can write that, or truncate
+		 * the file (reading it would be a SIGBUS). */
+		if (hbus_route_queue_info(t, i, &qi) != 0 || !qi.name ||
+		    strcmp(qi.name, s->rq->name) != 0)
 			rqueue_close(s);
 	}
 }
@@ -215,11 +218,12 @@ static void router_dead_letter(void *ctx, hbus_queue *q, const struct hbus_msg *
 static __attribute__((noinline)) hbus_queue *router_open_queue(hbus_router *r, uint32_t qid)
 {
 	struct hbus_queue_opts o = { .owner = r->owner, .ack_mode = HBUS_ACK_AUTO };
+	struct hbus_route_queue_info qi;
 	struct rqueue *rq;
 	struct rslot *s;
 	json_t *req, *reply = NULL;
 	uint64_t now = hbus_now_ns();
-	int rc, fd = -1;
+	int rc, fds[2] = { -1, -1 };
 
 	if (map_grow(r, qid + 1) != 0)
 		return NULL;
@@ -228,13 +232,15 @@ static __attribute__((noinline)) hbus_queue *router_open_queue(hbus_router *r, u
 		return NULL;
 	rq = calloc(1, sizeof(*rq));
 	req = json_pack("{s:s, s:I, s:s}", "op", "open_queue", "qid", (json_int_t)qid, "for", "write");
-	rc = rq && req ? client_request(r->c, req, &reply, &fd) : -ENOMEM;
+	rc = rq && req ? client_request_fds(r->c, req, &reply, fds) : -ENOMEM;
 	json_decref(req);
 	json_decref(reply);
+	/* A protected queue comes with its data file, read-write. */
 	if (rc == 0)
-		rc = fd >= 0 ? hbus_queue_open_fd(fd, &o, &rq->q) : -EPROTO;
-	if (fd >= 0)
-		close(fd);
+		rc = fds[0] >= 0 ? hbus_queue_open_fds(fds[0], fds[1], &o, &rq->q) : -EPROTO;
+	for (int i = 0; i < 2; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
 	if (rc) {
 		free(rq);
 		s->retry_ns = now + OPEN_RETRY_NS;
@@ -242,6 +248,8 @@ static __attribute__((noinline)) hbus_queue *router_open_queue(hbus_router *r, u
 	}
 	rq->r = r;
 	rq->qid = qid;
+	if (r->t && hbus_route_queue_info(r->t, qid, &qi) == 0 && qi.name)
+		snprintf(rq->name, sizeof(rq->name), "%s", qi.name);
 	hbus_queue_set_dead_letter(rq->q, router_dead_letter, rq);
 	s->rq = rq;
 	return rq->q;

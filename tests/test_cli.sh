@@ -116,6 +116,19 @@ expect_exit 0 decl-q-lat h declare-queue qlat --latency --durable --slot-size 13
 expect_exit 1 decl-q-lat-diff h declare-queue qlat --durable --slot-size 1344
 grep -q "406.*latency" "$T/decl-q-lat-diff.err" ||
 	fail "redeclaring without --latency names latency: $(cat "$T/decl-q-lat-diff.err")"
+# A protected queue: its readers map the message bytes read-only (hbus
+# publish writes through the data file, hbus consume reads it read-only).
+expect_exit 0 decl-q-prot h declare-queue qprot --protected --durable --slot-size 256
+expect_exit 1 decl-q-prot-diff h declare-queue qprot --durable --slot-size 256
+grep -q "406 inequivalent arg 'protected'.*received 'false' but current is 'true'" \
+	"$T/decl-q-prot-diff.err" ||
+	fail "redeclaring without --protected names protected: $(cat "$T/decl-q-prot-diff.err")"
+expect_exit 0 decl-q-prot-list h list queues
+awk '$1 == "qprot" && $5 == "yes" { f = 1 } $1 == "qd" && $5 == "no" { g = 1 } END { exit !(f && g) }' \
+	"$T/decl-q-prot-list.out" || fail "list queues shows PROTECTED: $(cat "$T/decl-q-prot-list.out")"
+expect_exit 0 pub-prot h publish "" qprot --body "kept-bytes"
+expect_exit 0 con-prot h consume qprot --count 1 --timeout-ms 2000
+[ "$(cat "$T/con-prot.out")" = kept-bytes ] || fail "qprot gave '$(cat "$T/con-prot.out")'"
 expect_exit 0 bind-d h bind qd ex.d k1
 expect_exit 0 bind-f1 h bind qf1 ex.f
 expect_exit 0 bind-f2 h bind qf2 ex.f
@@ -294,12 +307,16 @@ first = len(first)
 print(f"received {len(got)} of 300, {first} by the consumer that streamed through the restart")
 EOF
 ok "hbusd kill -9 + restart while publishing and consuming: nothing lost"
+h list queues --json | jq -e '.[] | select(.name == "qprot") | .protected == true' >/dev/null ||
+	fail "qprot is not protected after the restart"
 
 # --------------------------------------------------- export / import
 expect_exit 0 export h export "$T/export.json"
 jq -e '.exchanges | map(.name) | index("ex.d")' "$T/export.json" >/dev/null || fail "export lacks ex.d"
 jq -e '.queues[] | select(.name == "qlat") | .latency == true' "$T/export.json" >/dev/null ||
 	fail "export lacks qlat's latency"
+jq -e '.queues[] | select(.name == "qprot") | .protected == true' "$T/export.json" >/dev/null ||
+	fail "export lacks qprot's protected"
 BUS2=cli2$$
 "$HBUSD" --foreground --bus $BUS2 --run-dir "$RUN" --shm-dir "$SHM" >>"$T/hbusd2.log" 2>&1 &
 HBUSD2_PID=$!

@@ -245,6 +245,40 @@ fi
 	ok "accounting: udp = frames + raw, msgs = routed, delivered ($dlv) = consumed" ||
 	fail "accounting: udp $dudp, delivered $dlv, consumed $got (see $T/after.json)"
 
+# ------------------------------------------ a queue file truncated under it
+# Any client holding a queue's descriptor can truncate its file; a process
+# then touching the pages that are gone gets SIGBUS.  The dataplane must
+# drop that queue (drop_queue_fault) and keep feeding the others; hbusd
+# puts the size back and marks the queue corrupt.  The file is truncated
+# over and over while traffic flows, so that the dataplane meets it
+# truncated (hbusd restores it within a turn of its loop).
+h declare-exchange tx fanout >/dev/null && h declare-queue qt1 --slot-size 256 >/dev/null &&
+h declare-queue qt2 --slot-size 256 >/dev/null && h bind qt1 tx >/dev/null &&
+h bind qt2 tx >/dev/null && h map-udp $DP_IP:7003 tx t >/dev/null || fail "truncation: topology"
+qt1=$SHM/hbus-$BUS/queue.$(h list queues --json |
+	python3 -c 'import json, sys; print([q["qid"] for q in json.load(sys.stdin) if q["name"] == "qt1"][0])')
+snap tr0
+python3 -c "import os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+end = time.time() + 1.5
+while time.time() < end:
+    os.ftruncate(fd, 4096)
+    time.sleep(0.0005)" "$qt1" &
+TRUNC=$!
+netns_exec $PY send --dst $DP_IP --port 7003 --kind raw --tag tr --count 2000 --rate 2000 >/dev/null ||
+	fail "truncation: sender"
+wait $TRUNC
+if kill -0 "$DP_PID" 2>/dev/null && consume_check qt2 tr 2000 tx t &&
+	wait_for 5 sh -c "'$HBUS' --bus $BUS --run-dir '$RUN' list queues --json | grep -q '\"corrupt\": true'"; then
+	snap tr1
+	ok "qt1's file truncated under the dataplane: it stayed up, qt2 got all 2000 messages intact," \
+		"hbusd marked qt1 corrupt ($(delta drop_queue_fault tr0 tr1) pairs dropped as drop_queue_fault)"
+else
+	fail "truncated queue: dataplane $(kill -0 "$DP_PID" 2>/dev/null && echo up || echo GONE)," \
+		"qt2 $(cat "$T/qt2.tr.check" 2>/dev/null); $(grep -v '^EAL' "$T/dp.log" | tail -3)"
+fi
+h delete-queue qt1 >/dev/null || fail "a corrupt queue can be deleted"
+
 # --------------------------------------------------- hbus stat, dataplanes
 # hbusd reads the counters file too: `hbus stat --json` must agree with the
 # file as dpstat.py (an independent reader of the layout) reads it, and its
@@ -270,13 +304,14 @@ assert d["port"]["port_kernel_drops"] == f["port"]["port_kernel_drops"]
 assert all(sum(l[k] for l in d["lcores"]) == t[k] for k in t), "lcores do not add up to totals"
 later = ("drop_multiseg drop_no_udpmap drop_no_table drop_frame_magic drop_frame_version "
          "drop_frame_length drop_record_length drop_bad_meta drop_no_exchange drop_no_route "
-         "drop_queue_full drop_oversize drop_no_queue").split()
+         "drop_queue_full drop_oversize drop_no_queue drop_queue_fault").split()
 parser = sum(v for k, v in t.items() if k.startswith("drop_") and k not in later)
 assert t["rx_pkts"] == t["udp_pkts"] + t["arp_requests"] + t["igmp_queries"] + parser + t["drop_multiseg"], t
 assert t["udp_pkts"] == (t["hbus_frames"] + t["raw_dgrams"] + t["drop_no_udpmap"] + t["drop_no_table"]
                          + t["drop_frame_magic"] + t["drop_frame_version"] + t["drop_frame_length"]), t
 assert t["msgs"] == t["routed"] + t["drop_no_exchange"] + t["drop_no_route"] + t["drop_bad_meta"], t
-assert t["enqueues"] == t["delivered"] + t["drop_queue_full"] + t["drop_oversize"] + t["drop_no_queue"], t
+assert t["enqueues"] == (t["delivered"] + t["drop_queue_full"] + t["drop_oversize"] + t["drop_no_queue"]
+                         + t["drop_queue_fault"]), t
 assert t["delivered"] >= want_delivered, (t["delivered"], want_delivered)
 assert "rates" in d and all(l["drops"] == sum(v for k, v in l.items() if k.startswith("drop_"))
                             for l in d["lcores"])

@@ -9,9 +9,12 @@
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "dp_localbus.h"
 #include "dp_pipe.h"
+#include "fault_guard.h"
 #include "pkt_build.h"
 #include "route.h"
 #include "testutil.h"
@@ -111,7 +114,8 @@ static void check_identities(void)
 	cr_assert_eq(C(HBUS_DPC_MSGS), C(HBUS_DPC_ROUTED) + C(HBUS_DPC_DROP_NO_EXCHANGE) +
 		     C(HBUS_DPC_DROP_NO_ROUTE) + C(HBUS_DPC_DROP_BAD_META));
 	cr_assert_eq(C(HBUS_DPC_ENQUEUES), C(HBUS_DPC_DELIVERED) + C(HBUS_DPC_DROP_QUEUE_FULL) +
-		     C(HBUS_DPC_DROP_OVERSIZE) + C(HBUS_DPC_DROP_NO_QUEUE));
+		     C(HBUS_DPC_DROP_OVERSIZE) + C(HBUS_DPC_DROP_NO_QUEUE) +
+		     C(HBUS_DPC_DROP_QUEUE_FAULT));
 }
 
 static struct hbus_udp_spec spec_to(uint32_t dst, uint16_t dport)
@@ -524,4 +528,35 @@ Test(dp_pipe, queue_without_a_handle_is_drop_no_queue)
 	cr_assert_eq(C(HBUS_DPC_ENQUEUES), 4);
 	cr_assert_eq(C(HBUS_DPC_DELIVERED), 2);
 	check_identities();
+}
+
+/* A queue file truncated under the pipeline (any client holding its
+ * descriptor can): the enqueue faults, the queue is dropped for good, each
+ * of its pairs counted as drop_queue_fault, and every message still
+ * reaches the other queue it was routed to, in order. */
+Test(dp_pipe, truncated_queue_is_dropped_and_the_others_fed)
+{
+	uint32_t ids[64];
+	struct stat st;
+	char body[16];
+	unsigned i;
+
+	cr_assert_eq(fault_guard_install(), 0);
+	cr_assert_eq(fstat(bus.qfd[QA], &st), 0);
+	add_raw(GROUP, 7001, "id:0", 4); /* fanout: qa and qc */
+	run();
+	cr_assert_eq(ftruncate(bus.qfd[QA], 4096), 0);
+	for (i = 1; i <= 40; i++) /* two bursts: the first faults, the second knows */
+		add_raw(GROUP, 7001, body, (size_t)snprintf(body, sizeof(body), "id:%u", i));
+	run();
+	cr_assert_eq(drain(2, ids, 64, "fan", "any"), 41);
+	for (i = 0; i <= 40; i++)
+		cr_assert_eq(ids[i], i);
+	cr_assert_eq(C(HBUS_DPC_DROP_QUEUE_FAULT), 40);
+	cr_assert_eq(C(HBUS_DPC_DELIVERED), 2 + 40);
+	cr_assert_eq(C(HBUS_DPC_BURSTS), 3);
+	check_identities();
+	/* Back to its size (zeros) for the teardown, which closes qa's
+	 * handles: hbusd does the same when it sees a truncation. */
+	cr_assert_eq(ftruncate(bus.qfd[QA], st.st_size), 0);
 }

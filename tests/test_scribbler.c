@@ -2,8 +2,9 @@
  * test_scribbler.c - the bluntest hostile client (docs/SECURITY.md): with a
  * narrow grant, it takes every descriptor hbusd will hand it (the routes
  * file and its reader block at hello, a queue it may read, a consumer on
- * it, a queue of its own it may write), maps each one writable wherever
- * the kernel lets it, fills every byte with random data, asks for the
+ * it, a consumer on a protected queue, a queue of its own it may write),
+ * maps each one writable wherever the kernel lets it (not a protected
+ * queue's data file), fills every byte with random data, asks for the
  * purges its grant allows and disconnects.  Then again after hbusd
  * restarts.  Each time: hbusd answers root within 2 s, and root's message
  * through an exchange reaches the queue the scribbler has no grant on,
@@ -59,9 +60,19 @@ static int fd_of(int s, const char *fmt, const char *a, const char *b, const cha
 	return fd;
 }
 
+/* A consumer of a protected queue: both of its descriptors. */
+static void consume_protected(int s, int pf[2])
+{
+	static const char req[] = "{\"op\":\"consume\",\"queue\":\"pub.p\"}";
+
+	pf[0] = pf[1] = -1;
+	if (hb_send_raw(s, req, sizeof(req) - 1) == 0)
+		json_decref(hb_recv_fds(s, pf, 2));
+}
+
 static void scribble(const struct hb_env *e, void *arg, int out)
 {
-	int fds[2], s = at_hello(e, fds), q_read, q_own, q_cons = -1;
+	int fds[2], s = at_hello(e, fds), q_read, q_own, q_cons = -1, pf[2];
 	json_t *r;
 
 	(void)arg;
@@ -72,16 +83,22 @@ static void scribble(const struct hb_env *e, void *arg, int out)
 	q_read = fd_of(s, "{s:s, s:s, s:s}", "open_queue", "pub.q", "read");
 	r = hb_call(s, &q_cons, "{s:s, s:s}", "op", "consume", "queue", "pub.q");
 	json_decref(r);
+	consume_protected(s, pf);
 	scribble_fd(out, "routes", fds[0]);
 	scribble_fd(out, "reader block", fds[1]);
 	scribble_fd(out, "own queue", q_own);
 	scribble_fd(out, "read queue", q_read);
 	scribble_fd(out, "consumer", q_cons);
+	scribble_fd(out, "protected state", pf[0]);
+	scribble_fd(out, "protected data", pf[1]);
 	r = hb_call(s, NULL, "{s:s, s:s}", "op", "purge_queue", "name", "pub.q");
 	at_say(out, "purge pub.q: %d", hb_code(r));
 	json_decref(r);
 	r = hb_call(s, NULL, "{s:s, s:s}", "op", "purge_queue", "name", "alice.own");
 	at_say(out, "purge alice.own: %d", hb_code(r));
+	json_decref(r);
+	r = hb_call(s, NULL, "{s:s, s:s}", "op", "purge_queue", "name", "pub.p");
+	at_say(out, "purge pub.p: %d", hb_code(r));
 	json_decref(r);
 	close(s); /* disconnect: hbusd recovers what the owner held */
 }
@@ -100,8 +117,12 @@ static void run_scribbler(void)
 	cr_assert(strstr(out, "own queue: scribbled"), "%s", out);
 	cr_assert(strstr(out, "read queue: scribbled"), "%s", out);
 	cr_assert(strstr(out, "consumer: scribbled"), "%s", out);
+	/* A protected queue: its state words, not its messages. */
+	cr_assert(strstr(out, "protected state: scribbled"), "%s", out);
+	cr_assert(strstr(out, "protected data: not writable (Permission denied)"), "%s", out);
 	/* A purge of a scribbled ring is answered: done, or "corrupt". */
 	cr_assert(strstr(out, "purge pub.q: 0") || strstr(out, "purge pub.q: 406"), "%s", out);
+	cr_assert(strstr(out, "purge pub.p: 0") || strstr(out, "purge pub.p: 406"), "%s", out);
 }
 
 Test(scribbler, random_bytes_in_every_writable_descriptor)
@@ -112,8 +133,12 @@ Test(scribbler, random_bytes_in_every_writable_descriptor)
 	at_start(&env, &user, NULL);
 	fd = hb_session(&env, NULL);
 	OK(hb_call(fd, NULL, "{s:s, s:s, s:b}", "op", "declare_queue", "name", "pub.q", "durable", 1));
+	OK(hb_call(fd, NULL, "{s:s, s:s, s:b, s:b}", "op", "declare_queue", "name", "pub.p",
+		   "durable", 1, "protected", 1));
 	OK(hb_call(fd, NULL, "{s:s, s:s, s:s, s:s}", "op", "bind", "source", "vault.x",
 		   "destination", "pub.q", "key", "pub"));
+	OK(hb_call(fd, NULL, "{s:s, s:s, s:s, s:s}", "op", "bind", "source", "vault.x",
+		   "destination", "pub.p", "key", "pub"));
 	close(fd);
 	for (i = 0; i < 3; i++)
 		at_root_delivers(&env, 100 + i); /* traffic on the bus before */

@@ -320,6 +320,45 @@ def case_nack_requeue_redelivered():
     c.close()
 
 
+def case_protected_queue_nack_requeue():
+    """On a protected queue (x-hbus-protected) consumers map the bytes read-only and their
+    nack(requeue) goes through hbusd: the messages come back redelivered, byte for byte."""
+    c = conn()
+    ch = c.channel()
+    ch.queue_declare('protq', arguments={'x-hbus-protected': True, 'x-hbus-slot-size': 512})
+    ch.queue_purge('protq')
+    sent = publish_n(ch, '', 'protq', 4, size=300)
+    tags = []
+    for _ in range(2):  # basic.get: the handle of an open_queue for read
+        m, p, b = ch.basic_get('protq')
+        assert m and not m.redelivered and sha(b) == sent[p.message_id], m
+        tags.append(m.delivery_tag)
+    ch.basic_nack(tags[-1], multiple=True, requeue=True)
+    got, redelivered, nacked = [], 0, False
+    ch.basic_qos(prefetch_count=4)
+    for m, p, b in ch.consume('protq', inactivity_timeout=5):  # basic.consume: a consumer
+        assert m is not None, 'got %d of 4' % len(got)
+        if not m.redelivered and not nacked:
+            ch.basic_nack(m.delivery_tag, requeue=True)  # through hbusd again
+            nacked = True
+            continue
+        redelivered += m.redelivered
+        got.append((p.message_id, sha(b), p, m))
+        ch.basic_ack(m.delivery_tag)
+        if len(got) == 4:
+            break
+    ch.cancel()
+    check(got, sent)
+    assert nacked and redelivered == 3, redelivered
+    assert ch.basic_get('protq')[0] is None
+    try:  # it is protected: declaring it without the argument is another queue
+        ch.queue_declare('protq', arguments={'x-hbus-slot-size': 512})
+        raise AssertionError('redeclared without x-hbus-protected')
+    except pika.exceptions.ChannelClosedByBroker as e:
+        assert e.reply_code == 406 and 'protected' in e.reply_text, e
+    c.close()
+
+
 def case_basic_get_empty_and_recover():
     """basic.get on an empty queue is get-empty; basic.recover requeues unacked."""
     c = conn()

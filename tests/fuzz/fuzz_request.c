@@ -33,13 +33,13 @@ static void one_request(struct session *s, const char *buf, size_t n)
 	char *before = fz_state_text(), *after;
 	bool changed = false;
 	json_t *reply;
-	int fd = -1;
+	int fds[2] = { -1, -1 };
 
-	reply = dispatch_text(&fz.d, s, buf, n, &fd, &changed);
+	reply = dispatch_text(&fz.d, s, buf, n, fds, &changed);
 	CHECK(reply);
 	fz_check_reply(reply);
 	if (!json_is_true(json_object_get(reply, "ok"))) {
-		CHECK(fd == -1 && !changed);
+		CHECK(fds[0] == -1 && fds[1] == -1 && !changed);
 		after = fz_state_text();
 		if (strcmp(before, after)) {
 			fprintf(stderr, "refused request changed the bus:\n%s\n--- before\n%s\n"
@@ -49,10 +49,16 @@ static void one_request(struct session *s, const char *buf, size_t n)
 		}
 		free(after);
 	}
-	/* A descriptor goes only with hello (routes), open_queue, consume. */
-	if (fd >= 0)
-		CHECK(fd == fz.d.routes_fd || model_queue_by_qid(&fz.d.model,
-			(uint32_t)json_integer_value(json_object_get(reply, "qid"))) != NULL);
+	/* A descriptor goes only with hello (routes), open_queue, consume;
+	 * a second one only with a protected queue (its data file). */
+	if (fds[0] >= 0) {
+		struct mx_queue *q = model_queue_by_qid(&fz.d.model,
+			(uint32_t)json_integer_value(json_object_get(reply, "qid")));
+
+		CHECK(fds[0] == fz.d.routes_fd || (q && fds[0] == q->fd));
+		CHECK(fds[1] < 0 || (q && (fds[1] == q->data_fd || fds[1] == q->data_ro_fd) &&
+				     (q->cfg.flags & HBUS_QUEUE_F_PROTECTED)));
+	}
 	json_decref(reply);
 	free(before);
 	fz_check_model(true);

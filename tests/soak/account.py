@@ -33,7 +33,8 @@ BURST_FRAMES = 32  # DP_BURST_MAX (dataplane/dp_pipe.h): the most a dying datapl
 # the soak routes to exactly one queue, so (message, queue) pair drops are
 # message drops too.
 DP_MSG_DROPS = ("drop_bad_meta", "drop_no_exchange", "drop_no_route", "drop_record_length",
-                "drop_queue_full", "drop_oversize", "drop_no_queue")
+                "drop_queue_full", "drop_oversize", "drop_no_queue",
+                "drop_queue_fault")
 
 
 def load_json(path):
