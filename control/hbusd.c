@@ -253,6 +253,11 @@ static int open_routes(struct hbusd *d)
 	return rc;
 }
 
+static bool owner_held_cb(void *ctx, uint32_t owner)
+{
+	return owner_held(ctx, owner);
+}
+
 static int open_bus(struct hbusd *d)
 {
 	struct herr e;
@@ -293,6 +298,9 @@ static int open_bus(struct hbusd *d)
 		return -1;
 	}
 	adopt_sessions(d);
+	/* Grants of owners the superblock no longer names: nothing of them
+	 * runs (docs/CONTROL.md, "Exclusive handles"). */
+	grants_sweep(&d->model, owner_held_cb, d);
 	sb_sweep(d);
 	if (model_commit(&d->model, &e)) {
 		HBUS_ERR("cannot publish the restored topology: %s", e.msg);

@@ -272,6 +272,9 @@ static int hello_locked(hbus_client *c)
 	/* Resumed: hbusd kept our consumers and slots as they were. */
 	if ((uint32_t)owner != old)
 		consumers_rejoin_locked(c, (uint32_t)owner);
+	/* Exclusive producers ask again with every new session, resumed or
+	 * not: one hbusd no longer grants drops to the CAS path. */
+	producers_rejoin_locked(c);
 	/* Release: a router that sees the new generation sees the new owner
 	 * and routes mapping. */
 	atomic_fetch_add_explicit(&c->session_gen, 1, memory_order_release);
@@ -433,6 +436,9 @@ int hbus_close(hbus_client *c)
 		c->as_handles = cc->next;
 		consumer_free(cc);
 	}
+	pthread_mutex_lock(&c->lock);
+	producers_free_locked(c);
+	pthread_mutex_unlock(&c->lock);
 	/* Nothing of the session is mapped any more: say so, so hbusd keeps
 	 * nothing for it while this process lives on (no reply needed: hbusd
 	 * reads what was sent before the close).  Then closing the session

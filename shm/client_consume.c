@@ -23,16 +23,21 @@ void consumer_free(struct client_consumer *cc)
 
 /*
  * Send consume for cc on the current session; on success cc's tag and qid
- * are the new ones and *fd (when fd is not NULL) the queue's descriptor.
+ * are the new ones, *fast says whether hbusd lets it claim without a CAS
+ * (an exclusive consumer: "exclusive_fast") and *fd (when fd is not NULL)
+ * is the queue's descriptor.
  */
-static int consumer_register_locked(hbus_client *c, struct client_consumer *cc, int *fd)
+static int consumer_register_locked(hbus_client *c, struct client_consumer *cc, int *fd,
+				    bool *fast)
 {
 	json_t *req, *reply = NULL;
 	int rc, qfd = -1;
 
+	*fast = false;
 	req = json_pack("{s:s, s:s, s:s, s:I, s:b}", "op", "consume", "queue", cc->queue,
 			"ack_mode", cc->ack_mode == HBUS_ACK_MANUAL ? "manual" : "auto",
-			"prefetch", (json_int_t)cc->prefetch, "exclusive", 0);
+			"prefetch", (json_int_t)cc->prefetch,
+			"exclusive", (cc->flags & HBUS_CONSUME_EXCLUSIVE) != 0);
 	if (!req)
 		return -ENOMEM;
 	rc = client_request_locked(c, req, &reply, &qfd);
@@ -42,6 +47,8 @@ static int consumer_register_locked(hbus_client *c, struct client_consumer *cc, 
 		free(cc->tag);
 		cc->tag = tag ? strdup(tag) : NULL;
 		cc->qid = (uint32_t)json_integer_value(json_object_get(reply, "qid"));
+		*fast = (cc->flags & HBUS_CONSUME_EXCLUSIVE) &&
+			json_is_true(json_object_get(reply, "exclusive_fast"));
 		if (fd && qfd < 0) {
 			client_set_error_locked(c, 0, "consume reply without a queue descriptor");
 			rc = -EPROTO;
@@ -67,25 +74,42 @@ static int consumer_register_locked(hbus_client *c, struct client_consumer *cc, 
 void consumers_rejoin_locked(hbus_client *c, uint32_t new_owner)
 {
 	struct client_consumer *cc;
+	bool fast;
 
 	(void)new_owner;
 	for (cc = c->consumers; cc; cc = cc->next) {
-		int rc = consumer_register_locked(c, cc, NULL);
+		int rc = consumer_register_locked(c, cc, NULL, &fast);
 
 		if (rc)
 			HBUS_WARN("consumer of queue '%s' not registered again: %s", cc->queue,
 				  rc == -EREMOTEIO ? c->err_msg : hbus_strerror(rc));
+		/* An only consumer hbusd no longer says may claim without a
+		 * CAS claims by CAS from now on (the handle's own thread sees
+		 * it at its next claim). */
+		if (!fast && q_sc(cc->q)) {
+			queue_drop_exclusive(cc->q);
+			HBUS_WARN("consumer of queue '%s': no longer its only consumer for hbusd; it "
+				  "claims by CAS from now on", cc->queue);
+		}
 	}
 }
 
 int hbus_consume_open(hbus_client *c, const char *queue, uint32_t ack_mode, uint32_t prefetch,
 		      hbus_queue **out)
 {
+	return hbus_consume_open_ex(c, queue, ack_mode, prefetch, 0, out);
+}
+
+int hbus_consume_open_ex(hbus_client *c, const char *queue, uint32_t ack_mode,
+			 uint32_t prefetch, uint32_t flags, hbus_queue **out)
+{
 	struct hbus_queue_opts o = { .ack_mode = ack_mode, .prefetch = prefetch };
 	struct client_consumer *cc;
+	bool fast = false;
 	int rc, fd = -1;
 
-	if (!c || !queue || !out || strlen(queue) > HBUS_NAME_MAX || ack_mode > HBUS_ACK_MANUAL)
+	if (!c || !queue || !out || strlen(queue) > HBUS_NAME_MAX || ack_mode > HBUS_ACK_MANUAL ||
+	    (flags & ~HBUS_CONSUME_EXCLUSIVE))
 		return -EINVAL;
 	*out = NULL;
 	cc = calloc(1, sizeof(*cc));
@@ -96,11 +120,13 @@ int hbus_consume_open(hbus_client *c, const char *queue, uint32_t ack_mode, uint
 	cc->client = c;
 	cc->ack_mode = ack_mode;
 	cc->prefetch = prefetch;
+	cc->flags = flags;
 	pthread_mutex_lock(&c->lock);
-	rc = consumer_register_locked(c, cc, &fd);
+	rc = consumer_register_locked(c, cc, &fd, &fast);
 	if (rc == 0) {
 		/* The owner of the session that answered (the lock is held). */
 		o.owner = atomic_load_explicit(&c->owner, memory_order_relaxed);
+		o.flags = fast ? HBUS_CONSUME_EXCLUSIVE : 0;
 		rc = hbus_queue_open_fd(fd, &o, &cc->q);
 		close(fd);
 	}

@@ -183,7 +183,7 @@ static int claim_head(struct hbus_queue *q, uint64_t *pos, uint64_t *now, int pu
 			 * claim undone. */
 			target = journal(q, JR_CLAIM, h, QC_DELIVERED, 1);
 			CRASHPOINT(CLAIM_JOURNAL);
-			if (q->sc) {
+			if (q_sc(q)) {
 				/* The only consumer: no one else claims or removes
 				 * a READY message (hbusd grants no other consumer,
 				 * refuses to purge, and drop-head queues take the
