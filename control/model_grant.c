@@ -120,12 +120,10 @@ int grant_open(struct model *m, struct mx_queue *q, uint32_t owner, bool write, 
 				q->name, q->xp_owner);
 	/* The same owner's other write handles (its routers, its dead
 	 * letters) would claim by CAS beside its exclusive handle's plain
-	 * claims: the client library keeps them apart, and hbusd sends the
-	 * file for writing to that owner only for its exclusive handle. */
-	if (q->xp_owner == owner && !exclusive)
-		return herr_set(e, AMQP_RESOURCE_LOCKED, "this session holds the exclusive producer "
-				"grant of queue '%s': its exclusive handle is the queue's only writer",
-				q->name);
+	 * claims, but hbusd cannot tell one owner's handles apart, nor know
+	 * when one closes: the client library keeps them apart
+	 * (shm/client_produce.c), for as long as the exclusive handle is
+	 * open.  The grant itself lasts as long as the process. */
 	if (exclusive && !q->xp_owner && (other = set_other(&q->writers, owner)) != 0)
 		return herr_set(e, AMQP_RESOURCE_LOCKED, "queue '%s' has another writer (owner %u, "
 				"until its process exits): an exclusive producer must be the only one",

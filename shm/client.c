@@ -269,11 +269,10 @@ static int hello_locked(hbus_client *c)
 	dir = json_string_value(json_object_get(reply, "bus_dir"));
 	snprintf(c->bus_dir, sizeof(c->bus_dir), "%s", dir && strlen(dir) < sizeof(c->bus_dir) ? dir : "");
 	atomic_store_explicit(&c->owner, (uint32_t)owner, memory_order_relaxed);
-	/* Resumed: hbusd kept our consumers and slots as they were. */
-	if ((uint32_t)owner != old)
-		consumers_rejoin_locked(c, (uint32_t)owner);
-	/* Exclusive producers ask again with every new session, resumed or
-	 * not: one hbusd no longer grants drops to the CAS path. */
+	/* Resumed: hbusd kept our consumers and slots as they were; the
+	 * exclusive ones check that it still holds their queues for them,
+	 * and exclusive producers ask for their grants again. */
+	consumers_rejoin_locked(c, (uint32_t)owner == old);
 	producers_rejoin_locked(c);
 	/* Release: a router that sees the new generation sees the new owner
 	 * and routes mapping. */

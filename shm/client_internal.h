@@ -158,7 +158,7 @@ struct client_readers *client_readers_locked(hbus_client *c);
 void client_readers_put_locked(hbus_client *c, struct client_readers *cr);
 
 /* client_consume.c */
-void consumers_rejoin_locked(hbus_client *c, uint32_t new_owner);
+void consumers_rejoin_locked(hbus_client *c, bool resumed);
 void consumer_free(struct client_consumer *cc);
 
 /* client_produce.c.  take: count a write handle of this client on qid
