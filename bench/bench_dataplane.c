@@ -4,7 +4,7 @@
  *
  *   hbus-bench dataplane [--seconds S] [--rounds R] [--mode raw|hbus]
  *                        [--msgs-per-frame K] [--payload B] [--cpus A,B] [--json]
- *                        [--verbose] [--route-only]
+ *                        [--verbose] [--route-only] [--exclusive]
  *
  * A net_pcap port replays a pcap we generate (small UDP frames) from
  * memory at the rate the lcore can take (infinite_rx).  Each round runs two
@@ -60,6 +60,7 @@ struct bd_opts {
 	int hbus_mode;
 	int cpu_rx, cpu_cons;
 	int json, verbose, route_only;
+	int exclusive; /* the lcore is the queue's exclusive producer (--exclusive-producer) */
 };
 
 struct bd_consumer {
@@ -78,7 +79,7 @@ static void bd_usage(FILE *f)
 {
 	fprintf(f, "usage: hbus-bench dataplane [--seconds S] [--rounds R] [--mode raw|hbus]\n"
 		   "                            [--msgs-per-frame K] [--payload B] [--cpus A,B] [--json]\n"
-		   "                            [--verbose] [--route-only]\n"
+		   "                            [--verbose] [--route-only] [--exclusive]\n"
 		   "  --seconds S         each phase of each round (default 2, fractions allowed)\n"
 		   "  --rounds R          pmd_only / hbus alternations (default 3)\n"
 		   "  --mode raw|hbus     raw UDP routed by a udpmap (default), or hbus frames\n"
@@ -88,6 +89,8 @@ static void bd_usage(FILE *f)
 		   "  --verbose           print the pipeline's counters and the port's (stderr)\n"
 		   "  --route-only        diagnosis: parse + route, no enqueue (no queue handle:\n"
 		   "                      every pair counted as drop_no_queue); hbus_mpps = frames routed\n"
+		   "  --exclusive         the lcore is the queue's exclusive producer, as hbus-dataplane\n"
+		   "                      --exclusive-producer (no claim CAS); the consumer stays shared\n"
 		   "       hbus-bench dataplane e2e ...  (UDP -> consumer latency, see scripts/bench-e2e)\n");
 }
 
@@ -98,7 +101,7 @@ static int bd_parse(int argc, char **argv, struct bd_opts *o)
 		{ "mode", required_argument, NULL, 'm' }, { "msgs-per-frame", required_argument, NULL, 'k' },
 		{ "payload", required_argument, NULL, 'p' }, { "cpus", required_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, 'j' }, { "verbose", no_argument, NULL, 'v' },
-		{ "route-only", no_argument, NULL, 'o' },
+		{ "route-only", no_argument, NULL, 'o' }, { "exclusive", no_argument, NULL, 'x' },
 		{ "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	uint64_t v;
@@ -146,6 +149,9 @@ static int bd_parse(int argc, char **argv, struct bd_opts *o)
 			break;
 		case 'o':
 			o->route_only = 1;
+			break;
+		case 'x':
+			o->exclusive = 1;
 			break;
 		case 'h':
 			bd_usage(stdout);
@@ -346,7 +352,8 @@ static int bd_setup(struct bd_run *r)
 	rc = dp_port_setup(&r->port, 0, 1, 1024, 512, 16384);
 	if (rc)
 		return rc;
-	rc = dp_localbus_open(&r->bus, "/dev/shm", &in, &qc);
+	rc = dp_localbus_open_ex(&r->bus, "/dev/shm", &in, &qc,
+				 r->o.exclusive ? HBUS_PRODUCE_EXCLUSIVE : 0);
 	if (rc)
 		return rc;
 	rc = dp_localbus_consumer(&r->bus, 0, 2, HBUS_ACK_AUTO, &r->cons.q);
@@ -392,8 +399,9 @@ static void bd_report(struct bd_run *r)
 
 	if (!o->json) {
 		printf("dataplane: %s frames of %u bytes (%u message%s each), net_pcap infinite_rx, "
-		       "cpu %d, consumer cpu %d\n", o->hbus_mode ? "hbus" : "raw UDP", r->frame_len,
-		       o->msgs_per_frame, o->msgs_per_frame == 1 ? "" : "s", o->cpu_rx, o->cpu_cons);
+		       "cpu %d, consumer cpu %d%s\n", o->hbus_mode ? "hbus" : "raw UDP", r->frame_len,
+		       o->msgs_per_frame, o->msgs_per_frame == 1 ? "" : "s", o->cpu_rx, o->cpu_cons,
+		       o->exclusive ? ", exclusive producer" : "");
 		printf("%-6s %12s %12s %8s %12s\n", "round", "pmd Mpps", "hbus Mpps", "ratio", "queue full");
 		for (i = 0; i < o->rounds; i++)
 			printf("%-6u %12.2f %12.2f %8.3f %12llu\n", i, r->rounds[i].pmd_mpps,
@@ -415,6 +423,7 @@ static void bd_report(struct bd_run *r)
 	bench_json_dbl(&j, "msgs_mpps", MED(msgs_mpps));
 	bench_json_str(&j, "mode", o->hbus_mode ? "hbus" : "raw");
 	bench_json_u64(&j, "route_only", (uint64_t)o->route_only);
+	bench_json_u64(&j, "exclusive", (uint64_t)o->exclusive);
 	bench_json_u64(&j, "msgs_per_frame", o->msgs_per_frame);
 	bench_json_u64(&j, "frame_len", r->frame_len);
 	bench_json_dbl(&j, "seconds", o->seconds);

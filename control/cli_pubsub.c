@@ -200,7 +200,7 @@ int cmd_consume(struct cli *cli, int argc, char **argv)
 	uint64_t count = 0, got = 0, idle_since, next_check = 0;
 	uint32_t prefetch = 0, ack_delay = 0;
 	int32_t timeout_ms = -1;
-	int ack = 0, as_json = 0, busy_poll = 0, rc, status = CLI_OK;
+	int ack = 0, as_json = 0, busy_poll = 0, exclusive = 0, rc, status = CLI_OK;
 	const char *pos[1];
 	char what[300];
 	hbus_queue *q;
@@ -213,6 +213,7 @@ int cmd_consume(struct cli *cli, int argc, char **argv)
 		{ "--ack-delay-ms", OPT_U32, &ack_delay, NULL, NULL },
 		{ "--json", OPT_FLAG, &as_json, NULL, NULL },
 		{ "--busy-poll", OPT_FLAG, &busy_poll, NULL, NULL },
+		{ "--exclusive", OPT_FLAG, &exclusive, NULL, NULL },
 		{ NULL, 0, NULL, NULL, NULL },
 	};
 
@@ -223,8 +224,8 @@ int cmd_consume(struct cli *cli, int argc, char **argv)
 	snprintf(what, sizeof(what), "consume '%s'", pos[0]);
 	if (!cli_client(cli))
 		return CLI_FAIL;
-	rc = hbus_consume_open(cli->client, pos[0], ack ? HBUS_ACK_MANUAL : HBUS_ACK_AUTO,
-			       prefetch, &q);
+	rc = hbus_consume_open_ex(cli->client, pos[0], ack ? HBUS_ACK_MANUAL : HBUS_ACK_AUTO,
+				  prefetch, exclusive ? HBUS_CONSUME_EXCLUSIVE : 0, &q);
 	if (rc)
 		return cli_fail(cli, what, rc);
 	install_stop_handlers();

@@ -56,6 +56,7 @@ static json_t *render_queue(const struct mx_queue *q, enum defs_mode mode)
 		json_object_set_new(o, "exclusive", json_boolean(q->exclusive));
 		json_object_set_new(o, "owner", json_integer(q->excl_owner));
 		json_object_set_new(o, "had_consumer", json_boolean(q->had_consumer));
+		grants_render(q, o);
 	}
 	return o;
 }

@@ -248,10 +248,13 @@ static json_t *op_open_queue(struct op_ctx *c)
 	struct mx_queue *q;
 	const char *name, *mode;
 	int64_t qid;
+	bool exclusive;
+	json_t *r;
 
 	if (arg_int(c->req, "qid", &qid, 0, false, 1, UINT32_MAX - 1, c->op, &c->e) ||
 	    arg_str(c->req, "name", &name, "", c->op, &c->e) ||
-	    arg_str(c->req, "for", &mode, NULL, c->op, &c->e))
+	    arg_str(c->req, "for", &mode, NULL, c->op, &c->e) ||
+	    arg_bool(c->req, "exclusive", &exclusive, false, c->op, &c->e))
 		return NULL;
 	if (strcmp(mode, "write") && strcmp(mode, "read")) {
 		herr_set(&c->e, AMQP_COMMAND_INVALID, "open_queue: 'for' is '%s', not 'write' or 'read'",
@@ -280,9 +283,18 @@ static json_t *op_open_queue(struct op_ctx *c)
 	if ((!q->exclusive || c->vs || !vsession_find(c->s, q->excl_owner)) &&
 	    model_queue_access(m, q, c->owner, &c->e))
 		return NULL;
-	if (perm(c, mode[0] == 'w' ? PERM_WRITE : PERM_READ, "queue", q->name))
+	if (exclusive && mode[0] != 'w') {
+		herr_set(&c->e, AMQP_COMMAND_INVALID, "open_queue: 'exclusive' is for 'write' (an "
+			 "exclusive consumer registers with consume)");
 		return NULL;
-	return queue_fd_reply(c, q, NULL, mode[0] == 'w');
+	}
+	if (perm(c, mode[0] == 'w' ? PERM_WRITE : PERM_READ, "queue", q->name) ||
+	    grant_open(m, q, c->owner, mode[0] == 'w', exclusive, &c->e))
+		return NULL;
+	r = queue_fd_reply(c, q, NULL, mode[0] == 'w');
+	if (r && exclusive)
+		json_object_set_new(r, "exclusive", json_true());
+	return r;
 }
 
 static json_t *op_consume(struct op_ctx *c)
@@ -292,6 +304,7 @@ static json_t *op_consume(struct op_ctx *c)
 	int64_t prefetch;
 	bool exclusive;
 	uint32_t ack;
+	json_t *r;
 
 	if (arg_str(c->req, "queue", &queue, NULL, c->op, &c->e) ||
 	    arg_str(c->req, "ack_mode", &mode, "auto", c->op, &c->e) ||
@@ -312,7 +325,10 @@ static json_t *op_consume(struct op_ctx *c)
 	    model_consume(&c->d->model, queue, c->owner, ack, (uint32_t)prefetch, exclusive, tag,
 			  &cons, &c->e))
 		return NULL;
-	return queue_fd_reply(c, cons->q, cons->tag, false);
+	r = queue_fd_reply(c, cons->q, cons->tag, false);
+	if (r)
+		json_object_set_new(r, "exclusive_fast", json_boolean(cons->fast));
+	return r;
 }
 
 /* A reader of a protected queue cannot write a message's redelivered
@@ -443,7 +459,7 @@ static const char *const F_DEL_Q[] = { F_COMMON, "name", "if_unused", "if_empty"
 static const char *const F_PURGE[] = { F_COMMON, "name", NULL };
 static const char *const F_BIND[] = { F_COMMON, "source", "destination", "destination_type",
 				      "key", "headers", "match", NULL };
-static const char *const F_OPEN[] = { F_COMMON, "qid", "name", "for", NULL };
+static const char *const F_OPEN[] = { F_COMMON, "qid", "name", "for", "exclusive", NULL };
 static const char *const F_CONSUME[] = { F_COMMON, "queue", "ack_mode", "prefetch", "exclusive",
 					 "consumer_tag", NULL };
 static const char *const F_CANCEL[] = { F_COMMON, "consumer_tag", NULL };

@@ -31,6 +31,7 @@ static const char usage_text[] =
 "messages:\n"
 "  publish EXCHANGE KEY [--header K=V ...] [--body TEXT]   (else one message per stdin line)\n"
 "  consume QUEUE [--count N] [--timeout-ms T] [--ack] [--prefetch N] [--ack-delay-ms D] [--json] [--busy-poll]\n"
+"          [--exclusive]\n"
 "  send ADDR:PORT EXCHANGE KEY [--body TEXT] [--header K=V ...] [--stream ID] [--batch N]\n"
 "       [--rate MSGS_PER_S] [--count N] [--first-seq N] [--max-frame BYTES]\n"
 "inspection:\n"

@@ -273,6 +273,11 @@ static void watch_queues(struct hbusd *d)
 	d->watch_fd = fd;
 }
 
+static bool owner_held_cb(void *ctx, uint32_t owner)
+{
+	return owner_held(ctx, owner);
+}
+
 static int open_bus(struct hbusd *d)
 {
 	struct herr e;
@@ -314,6 +319,9 @@ static int open_bus(struct hbusd *d)
 		return -1;
 	}
 	adopt_sessions(d);
+	/* Grants of owners the superblock no longer names: nothing of them
+	 * runs (docs/CONTROL.md, "Exclusive handles"). */
+	grants_sweep(&d->model, owner_held_cb, d);
 	sb_sweep(d);
 	if (model_commit(&d->model, &e)) {
 		HBUS_ERR("cannot publish the restored topology: %s", e.msg);

@@ -573,7 +573,7 @@ int model_purge_queue(struct model *m, const char *name, uint32_t owner, uint64_
 
 	if (!q)
 		return herr_set(e, AMQP_NOT_FOUND, "no queue '%s'", name);
-	if (model_queue_access(m, q, owner, e))
+	if (model_queue_access(m, q, owner, e) || grant_purge_check(q, e))
 		return -1;
 	if (q->corrupt)
 		return herr_set(e, AMQP_PRECONDITION, "queue '%s' is corrupt: delete and declare it "

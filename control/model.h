@@ -55,6 +55,13 @@ struct mx_exchange {
 	char *alternate;  /* NULL: none */
 };
 
+/* Owners holding a grant on a queue until their processes exit
+ * (model_grant.c). */
+struct ownerset {
+	uint32_t *v;
+	unsigned n, cap;
+};
+
 struct mx_queue {
 	char *name;
 	uint32_t qid;
@@ -65,6 +72,13 @@ struct mx_queue {
 	bool exclusive_consumer;
 	uint32_t excl_owner; /* exclusive queues: owner id of the declaring session */
 	uint32_t consumers;
+	/* Grants that outlive sessions, until the owner's process exits
+	 * (model_grant.c; docs/CONTROL.md, "Exclusive handles"). */
+	struct ownerset writers; /* owners sent the file for writing */
+	struct ownerset readers; /* owners that may claim without being consumers now */
+	uint32_t xp_owner;   /* the exclusive producer, 0: none */
+	uint32_t xc_owner;   /* the exclusive consumer claiming without a CAS, 0: none */
+	char *xc_tag;        /* its consumer tag when it was granted */
 	bool corrupt;        /* a walk over its ring found no end (-EUCLEAN), or its file was
 				truncated: see mq_corrupt */
 	int fd;              /* the queue file; what clients receive */
@@ -90,6 +104,7 @@ struct mx_consumer {
 	struct mx_queue *q;
 	uint32_t ack_mode, prefetch;
 	bool exclusive;
+	bool fast;           /* exclusive, and may claim without a CAS (model_grant.c) */
 };
 
 struct mx_udpmap {
@@ -289,7 +304,35 @@ int model_commit_or_undo(struct model *m, struct herr *e, void (*undo)(struct mo
  * definitions file that cannot be written is logged and rewritten at the
  * next change. */
 void model_commit_removal(struct model *m);
-/* Write the state file only (consumer changes: no routing change). */
-void model_save_state(struct model *m);
+/* Write the state file only (consumer changes: no routing change): 0, or
+ * the error (logged). */
+int model_save_state(struct model *m);
+
+/* ---- grants (model_grant.c): the exclusive producer and consumer */
+
+/* open_queue: may owner be sent q's file for writing (exclusive: as its
+ * only producer) or reading?  Records the grant. */
+int grant_open(struct model *m, struct mx_queue *q, uint32_t owner, bool write, bool exclusive,
+	       struct herr *e);
+/* consume, purge: 405 while another owner's consumer claims without a CAS. */
+int grant_consume_check(const struct mx_queue *q, uint32_t owner, bool exclusive,
+			struct herr *e);
+int grant_purge_check(const struct mx_queue *q, struct herr *e);
+/* An exclusive consumer registers: may it claim without a CAS?  If so it
+ * holds the queue's lock until it cancels or its process exits. */
+bool grant_consume_fast(struct model *m, struct mx_queue *q, uint32_t owner, const char *tag);
+void grant_consumer_cancelled(struct mx_queue *q, uint32_t owner);
+/* A consumer's session closed while its process runs: true when q's grants
+ * changed. */
+bool grant_consumer_left(struct mx_queue *q, uint32_t owner);
+/* owner's process has exited: every grant it held goes.  True when any did. */
+bool grants_owner_exited(struct model *m, uint32_t owner);
+/* At start: drop grants of owners nothing holds (held(ctx, owner) false). */
+void grants_sweep(struct model *m, bool (*held)(void *ctx, uint32_t owner), void *ctx);
+void grants_free(struct mx_queue *q);
+/* The state file's copy of q's grants (jansson objects). */
+struct json_t;
+void grants_render(const struct mx_queue *q, struct json_t *o);
+void grants_restore(struct mx_queue *q, struct json_t *o);
 
 #endif

@@ -275,7 +275,7 @@ int model_consume(struct model *m, const char *queue, uint32_t owner, uint32_t a
 
 	if (!q)
 		return herr_set(e, AMQP_NOT_FOUND, "no queue '%s'", queue);
-	if (model_queue_access(m, q, owner, e))
+	if (model_queue_access(m, q, owner, e) || grant_consume_check(q, owner, exclusive, e))
 		return -1;
 	if (q->exclusive_consumer || (exclusive && q->consumers))
 		return herr_set(e, AMQP_RESOURCE_LOCKED,
@@ -309,6 +309,7 @@ int model_consume(struct model *m, const char *queue, uint32_t owner, uint32_t a
 	c->ack_mode = ack_mode;
 	c->prefetch = prefetch;
 	c->exclusive = exclusive;
+	c->fast = exclusive && grant_consume_fast(m, q, owner, c->tag);
 	q->consumers++;
 	q->had_consumer = true;
 	q->exclusive_consumer = exclusive;
@@ -337,6 +338,8 @@ int model_cancel(struct model *m, const char *tag, uint32_t owner, struct herr *
 	if (!c || c->owner != owner)
 		return herr_set(e, AMQP_NOT_FOUND, "no consumer '%s' in this session", tag);
 	q = c->q;
+	if (c->fast)
+		grant_consumer_cancelled(q, owner);
 	model_remove_consumer_at(m, at);
 	if (maybe_autodelete_queue(m, q))
 		model_commit_removal(m);
@@ -383,8 +386,10 @@ unsigned model_owner_gone(struct model *m, uint32_t owner, const uint32_t *qids,
 	}
 	/* An owner whose process has exited reads no table any more; one
 	 * that still runs keeps its reader block until it exits (readers.h). */
-	if (exited)
+	if (exited) {
 		readers_drop_owner(&m->readers, owner);
+		consumers_changed = grants_owner_exited(m, owner);
+	}
 
 	i = 0;
 	while (i < m->consumers.n) {
@@ -395,6 +400,9 @@ unsigned model_owner_gone(struct model *m, uint32_t owner, const uint32_t *qids,
 			continue;
 		}
 		q = c->q;
+		/* A process that runs on may still claim with its handle. */
+		if (!exited)
+			grant_consumer_left(q, owner);
 		model_remove_consumer_at(m, i);
 		consumers_changed = true;
 		if (maybe_autodelete_queue(m, q)) {

@@ -237,20 +237,21 @@ int model_publish_retry(struct model *m)
 	return rc;
 }
 
-void model_save_state(struct model *m)
+int model_save_state(struct model *m)
 {
 	char *text = defs_render_text(m, DEFS_STATE);
 	int rc;
 
 	if (!text) {
 		HBUS_ERR("out of memory rendering the state file");
-		return;
+		return -ENOMEM;
 	}
 	rc = state_write(m->bus_fd, text);
 	if (rc)
 		HBUS_WARN("cannot write %s/topology.json: %s (a restarted hbusd adopts only "
 			  "durable topology and queue files)", m->bus_dir, hbus_strerror(rc));
 	free(text);
+	return rc;
 }
 
 /* Is a recovery of owner pending (on queue qid, or on any when any_qid)? */

@@ -312,6 +312,7 @@ void mq_free(struct model *m, struct mx_queue *q, bool unlink_file)
 	free(q->name);
 	free(q->dlx);
 	free(q->dlx_key);
+	grants_free(q);
 	free(q);
 }
 

@@ -63,9 +63,16 @@ json_t *report_list(struct hbusd *d, const char *what, struct herr *e)
 			json_array_append_new(items, defs_render_exchange(m->exchanges.v[i], DEFS_EXPORT));
 	} else if (!strcmp(what, "queues")) {
 		for (i = 0; i < m->queues.n; i++) {
-			it = report_queue(m, m->queues.v[i]);
+			struct mx_queue *q = m->queues.v[i];
+
+			it = report_queue(m, q);
 			if (it)
 				json_object_del(it, "ok");
+			/* Who holds it exclusively (docs/CONTROL.md, "Exclusive handles"). */
+			if (it && q->xp_owner)
+				json_object_set_new(it, "exclusive_producer", json_integer(q->xp_owner));
+			if (it && q->xc_owner)
+				json_object_set_new(it, "exclusive_consumer", json_integer(q->xc_owner));
 			json_array_append_new(items, it);
 		}
 	} else if (!strcmp(what, "bindings")) {
@@ -75,11 +82,12 @@ json_t *report_list(struct hbusd *d, const char *what, struct herr *e)
 		for (i = 0; i < m->consumers.n; i++) {
 			const struct mx_consumer *c = m->consumers.v[i];
 			json_array_append_new(items, json_pack(
-				"{s:s, s:s, s:I, s:I, s:i, s:s, s:I, s:b}", "consumer_tag", c->tag,
+				"{s:s, s:s, s:I, s:I, s:i, s:s, s:I, s:b, s:b}", "consumer_tag", c->tag,
 				"queue", c->q->name, "qid", (json_int_t)c->q->qid,
 				"owner", (json_int_t)c->owner, "pid", (int)owner_pid(d, c->owner),
 				"ack_mode", c->ack_mode == HBUS_ACK_MANUAL ? "manual" : "auto",
-				"prefetch", (json_int_t)c->prefetch, "exclusive", c->exclusive));
+				"prefetch", (json_int_t)c->prefetch, "exclusive", c->exclusive,
+				"exclusive_fast", c->fast));
 		}
 	} else if (!strcmp(what, "udpmaps")) {
 		for (i = 0; i < m->udpmaps.n; i++)

@@ -177,6 +177,7 @@ static void restore_queue_from_state(struct model *m, json_t *o)
 		}
 		q->excl_owner = q->exclusive ? owner : 0;
 		q->had_consumer = json_is_true(json_object_get(o, "had_consumer"));
+		grants_restore(q, o);
 		mq_depth(q, &depth);
 		HBUS_INFO("adopted queue '%s' (qid %u) with %llu message(s)%s", q->name, qid,
 			  (unsigned long long)depth, q->durable ? ", durable" : "");

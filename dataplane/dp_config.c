@@ -18,6 +18,10 @@ void dp_config_usage(const char *prog)
 	       "  --hbus-port UDP     destination port of hbus-format frames (default %u);\n"
 	       "                      other UDP ports are raw datagrams routed by `hbus map-udp`\n"
 	       "  --idle spin|backoff worker idle strategy (default spin)\n"
+	       "  --exclusive-producer each worker is the only producer of the queues it feeds\n"
+	       "                      (no claim CAS); a queue another writer holds is not fed\n"
+	       "                      by that worker (drop_queue_locked): for workers feeding\n"
+	       "                      disjoint queues\n"
 	       "  --igmp 2|3          IGMP version of our reports (default: 3, 2 after a v1/v2 query)\n"
 	       "  --run-dir DIR       hbusd socket directory (default $HBUS_RUN_DIR or /run/hbus)\n"
 	       "  --shm-dir DIR       shared-memory base (hbusd --shm-dir; default hugetlbfs or /dev/shm)\n"
@@ -102,6 +106,10 @@ int dp_config_parse(int argc, char **argv, struct dp_config *c, char *err, size_
 		if (!strcmp(opt, "--help") || !strcmp(opt, "-h")) {
 			dp_config_usage(argv[0]);
 			return 1;
+		}
+		if (!strcmp(opt, "--exclusive-producer")) { /* a flag: no value */
+			c->exclusive_producer = 1;
+			continue;
 		}
 		if (strncmp(opt, "--", 2) != 0)
 			return fail(err, cap, "unexpected argument '%s' (see --help)", opt);

@@ -21,6 +21,7 @@ struct dp_config {
 	uint16_t port_id;      /* --port N: DPDK port, default 0 */
 	uint16_t hbus_port;    /* --hbus-port UDP: hbus frames, default 5900 */
 	int idle;              /* --idle spin|backoff, default spin */
+	int exclusive_producer; /* --exclusive-producer: workers ask for exclusive write grants */
 	int igmp_version;      /* --igmp 2|3: reports we send (0 = follow the querier, v3 default) */
 	const char *run_dir;   /* --run-dir DIR: hbusd socket dir (NULL = library default) */
 	const char *shm_dir;   /* --shm-dir DIR: base of the bus dir for the counters file */

@@ -34,6 +34,7 @@ static const char *const dpc_names[HBUS_DPC__COUNT - HBUS_DPC_RX_PKTS] = {
 	[HBUS_DPC_DROP_OVERSIZE - HBUS_DPC_RX_PKTS]       = "drop_oversize",
 	[HBUS_DPC_DROP_NO_QUEUE - HBUS_DPC_RX_PKTS]       = "drop_no_queue",
 	[HBUS_DPC_DROP_QUEUE_FAULT - HBUS_DPC_RX_PKTS]    = "drop_queue_fault",
+	[HBUS_DPC_DROP_QUEUE_LOCKED - HBUS_DPC_RX_PKTS]   = "drop_queue_locked",
 	[HBUS_DPC_SEQ_GAPS - HBUS_DPC_RX_PKTS]            = "seq_gaps",
 	[HBUS_DPC_SEQ_DUPS - HBUS_DPC_RX_PKTS]            = "seq_dups",
 	[HBUS_DPC_SEQ_RESETS - HBUS_DPC_RX_PKTS]          = "seq_resets",

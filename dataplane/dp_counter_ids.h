@@ -10,7 +10,7 @@
  *              + drop_frame_magic + drop_frame_version + drop_frame_length
  *   msgs     = routed + drop_no_exchange + drop_no_route + drop_bad_meta
  *   enqueues = delivered + drop_queue_full + drop_oversize + drop_no_queue
- *              + drop_queue_fault
+ *              + drop_queue_fault + drop_queue_locked
  * where msgs counts the messages of valid hbus frames plus raw datagrams,
  * and enqueues counts (message, queue) pairs.  drop_record_length counts the
  * messages a frame announced but lost to a record running past the frame.
@@ -57,6 +57,7 @@ enum hbus_dpc_id {
 	HBUS_DPC_DROP_OVERSIZE,      /* message larger than the queue's slot */
 	HBUS_DPC_DROP_NO_QUEUE,      /* queue handle not available (gone, or not opened yet) */
 	HBUS_DPC_DROP_QUEUE_FAULT,   /* queue file truncated under us (SIGBUS): dropped for good */
+	HBUS_DPC_DROP_QUEUE_LOCKED,  /* --exclusive-producer: another writer holds the queue */
 	HBUS_DPC_SEQ_GAPS,           /* messages missing, all streams */
 	HBUS_DPC_SEQ_DUPS,           /* duplicate or reordered messages, all streams */
 	HBUS_DPC_SEQ_RESETS,         /* streams that restarted from a far lower sequence */

@@ -36,7 +36,14 @@ int dp_localbus_publish(struct dp_localbus *b, const struct hbus_rc_input *in)
 int dp_localbus_open(struct dp_localbus *b, const char *dir, const struct hbus_rc_input *in,
 		     const struct hbus_queue_config *cfg)
 {
-	struct hbus_queue_opts po = { .owner = DP_LOCALBUS_PRODUCER, .ack_mode = HBUS_ACK_AUTO };
+	return dp_localbus_open_ex(b, dir, in, cfg, 0);
+}
+
+int dp_localbus_open_ex(struct dp_localbus *b, const char *dir, const struct hbus_rc_input *in,
+			const struct hbus_queue_config *cfg, uint32_t producer_flags)
+{
+	struct hbus_queue_opts po = { .owner = DP_LOCALBUS_PRODUCER, .ack_mode = HBUS_ACK_AUTO,
+				      .flags = producer_flags };
 	char path[512];
 	uint32_t limit = 0;
 	unsigned i;

@@ -34,6 +34,12 @@ struct dp_localbus {
  */
 int dp_localbus_open(struct dp_localbus *b, const char *dir, const struct hbus_rc_input *in,
 		     const struct hbus_queue_config *cfg);
+/* The same with the producer handles opened with producer_flags
+ * (HBUS_PRODUCE_EXCLUSIVE: no hbusd grants it here; the one lcore using
+ * them is every queue's only producer, as hbus-dataplane
+ * --exclusive-producer). */
+int dp_localbus_open_ex(struct dp_localbus *b, const char *dir, const struct hbus_rc_input *in,
+			const struct hbus_queue_config *cfg, uint32_t producer_flags);
 /* Compile and publish a new table (queues must already exist). */
 int dp_localbus_publish(struct dp_localbus *b, const struct hbus_rc_input *in);
 /* A consumer handle on queue qid. */

@@ -100,6 +100,7 @@ static int workers_create(struct dataplane *dp)
 		w->txq = (uint16_t)i;
 		w->has_txq = i < dp->port.n_txq;
 		w->idle_mode = dp->cfg.idle;
+		w->router_flags = dp->cfg.exclusive_producer ? HBUS_PRODUCE_EXCLUSIVE : 0;
 		memcpy(w->link.mac, dp->port.mac.addr_bytes, 6);
 		w->link.ip = dp->cfg.ip;
 		w->queries = dp->queries;
@@ -310,8 +311,9 @@ int main(int argc, char **argv)
 		rte_eal_remote_launch(dp_worker_loop, dp.workers[i++], lcore);
 	}
 	HBUS_INFO("hbus-dataplane running: bus '%s', %s, hbus frames on UDP %u, %u worker(s), "
-		  "idle %s", dp.cfg.bus, dp.cfg.ip_str, dp.cfg.hbus_port, dp.n_workers,
-		  dp.cfg.idle == DP_IDLE_SPIN ? "spin" : "backoff");
+		  "idle %s%s", dp.cfg.bus, dp.cfg.ip_str, dp.cfg.hbus_port, dp.n_workers,
+		  dp.cfg.idle == DP_IDLE_SPIN ? "spin" : "backoff",
+		  dp.cfg.exclusive_producer ? ", each worker the exclusive producer of its queues" : "");
 
 	/* The main lcore only does control work (session, multicast, stats):
 	 * a 5 ms period keeps it off the CPU the workers' neighbours need. */

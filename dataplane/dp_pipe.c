@@ -93,6 +93,14 @@ static inline hbus_queue *src_queue(struct dp_pipe *p, uint32_t qid)
 	return qid < p->src.qtab_len ? p->src.qtab[qid] : NULL;
 }
 
+/* No handle for qid because another writer holds the queue exclusively
+ * (or this lcore asked to be its only producer and another writer is
+ * there): hbus-dataplane --exclusive-producer. */
+static inline int src_refused(const struct dp_pipe *p, uint32_t qid)
+{
+	return p->src.router && hbus_router_queue_error(p->src.router, qid) == -EBUSY;
+}
+
 /* ----------------------------------------------------------- staging */
 
 static inline int queue_dead(const struct dp_pipe *p, uint32_t qid)
@@ -254,7 +262,8 @@ deliver(struct dp_pipe *p, struct burst *b, const uint32_t *qids, int n, const v
 			o->meta = meta;
 			o->send_ts_ns = send_ts_ns;
 		} else {
-			ctr_add(p, queue_dead(p, qids[i]) ? HBUS_DPC_DROP_QUEUE_FAULT
+			ctr_add(p, queue_dead(p, qids[i])  ? HBUS_DPC_DROP_QUEUE_FAULT
+				 : src_refused(p, qids[i]) ? HBUS_DPC_DROP_QUEUE_LOCKED
 							   : HBUS_DPC_DROP_NO_QUEUE, 1);
 		}
 	}

@@ -145,6 +145,8 @@ static void worker_try_router(struct dp_worker *w)
 	if (!c || now < w->router_retry)
 		return;
 	rc = hbus_router_open(c, &w->router);
+	if (rc == 0 && (rc = hbus_router_set_flags(w->router, w->router_flags)) != 0)
+		hbus_router_close(w->router);
 	if (rc) {
 		w->router = NULL;
 		w->router_retry = now + rte_get_timer_hz();

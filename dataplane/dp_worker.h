@@ -42,6 +42,7 @@ struct dp_worker {
 	uint16_t port_id, rxq, txq;
 	int has_txq;
 	int idle_mode;                 /* enum dp_idle_mode */
+	uint32_t router_flags;         /* HBUS_PRODUCE_EXCLUSIVE: --exclusive-producer */
 	struct hbus_build_link link;   /* our MAC and IP: source of ARP replies */
 	struct rte_ring *queries;      /* -> main */
 	struct rte_ring *tx_ring;      /* <- main, NULL except on the worker that sends for main */

@@ -279,9 +279,11 @@ static int hello_locked(hbus_client *c)
 	dir = json_string_value(json_object_get(reply, "bus_dir"));
 	snprintf(c->bus_dir, sizeof(c->bus_dir), "%s", dir && strlen(dir) < sizeof(c->bus_dir) ? dir : "");
 	atomic_store_explicit(&c->owner, (uint32_t)owner, memory_order_relaxed);
-	/* Resumed: hbusd kept our consumers and slots as they were. */
-	if ((uint32_t)owner != old)
-		consumers_rejoin_locked(c, (uint32_t)owner);
+	/* Resumed: hbusd kept our consumers and slots as they were; the
+	 * exclusive ones check that it still holds their queues for them,
+	 * and exclusive producers ask for their grants again. */
+	consumers_rejoin_locked(c, (uint32_t)owner == old);
+	producers_rejoin_locked(c);
 	/* Release: a router that sees the new generation sees the new owner
 	 * and routes mapping. */
 	atomic_fetch_add_explicit(&c->session_gen, 1, memory_order_release);
@@ -443,6 +445,9 @@ int hbus_close(hbus_client *c)
 		c->as_handles = cc->next;
 		consumer_free(cc);
 	}
+	pthread_mutex_lock(&c->lock);
+	producers_free_locked(c);
+	pthread_mutex_unlock(&c->lock);
 	/* Nothing of the session is mapped any more: say so, so hbusd keeps
 	 * nothing for it while this process lives on (no reply needed: hbusd
 	 * reads what was sent before the close).  Then closing the session

@@ -68,9 +68,15 @@ int hbus_consume_open_as(hbus_client *c, const char *queue, const struct hbus_co
 		cc->qid = (uint32_t)json_integer_value(json_object_get(reply, "qid"));
 		if (tag && tag_out && tag_cap)
 			snprintf(tag_out, tag_cap, "%s", tag);
+		/* An exclusive consumer hbusd lets claim without a CAS
+		 * (docs/CONTROL.md, "Exclusive handles"). */
+		bool fast = o->exclusive && !o->get_only &&
+			    json_is_true(json_object_get(reply, "exclusive_fast"));
+
 		qo = (struct hbus_queue_opts){
 			.owner = o->as ? o->as : atomic_load_explicit(&c->owner, memory_order_relaxed),
-			.ack_mode = o->ack_mode, .prefetch = o->prefetch };
+			.ack_mode = o->ack_mode, .prefetch = o->prefetch,
+			.flags = fast ? HBUS_CONSUME_EXCLUSIVE : 0 };
 		rc = consumer_open(cc, fds, &qo); /* closes fds */
 	}
 	for (int i = 0; rc && i < 2; i++)

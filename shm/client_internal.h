@@ -51,7 +51,26 @@ struct client_consumer {
 	uint32_t qid;
 	uint32_t as;        /* the virtual session it consumes for (client_as.c), 0: none */
 	uint32_t ack_mode, prefetch;
+	uint32_t flags;        /* HBUS_CONSUME_EXCLUSIVE: registered exclusive */
 	struct client_consumer *next;
+};
+
+/* A producer handle from hbus_produce_open (client_produce.c). */
+struct client_producer {
+	hbus_queue *q;
+	uint32_t qid;
+	bool exclusive;
+	struct client_producer *next;
+};
+
+/* This client's write handles on one queue (client_produce.c): hbusd
+ * cannot tell one owner's handles apart, so the client keeps an exclusive
+ * producer its process's only writer on the queue. */
+struct client_writer {
+	uint32_t qid;
+	unsigned shared;      /* open write handles claiming by CAS (routers) */
+	hbus_queue *excl;     /* the exclusive producer handle, NULL: none */
+	struct client_writer *next;
 };
 
 struct hbus_client {
@@ -74,6 +93,8 @@ struct hbus_client {
 	char err_msg[256];
 	struct client_consumer *consumers; /* (L) */
 	struct client_consumer *as_handles; /* (L) hbus_consume_open_as */
+	struct client_producer *producers; /* (L) hbus_produce_open */
+	struct client_writer *writers;    /* (L) write handles per queue */
 	hbus_router *routers;             /* (L) every open router */
 	pthread_key_t tls;                /* this thread's router for hbus_publish */
 	/* Publish outcome counters (per client, all threads). */
@@ -142,12 +163,26 @@ struct client_readers *client_readers_locked(hbus_client *c);
 void client_readers_put_locked(hbus_client *c, struct client_readers *cr);
 
 /* client_consume.c */
-void consumers_rejoin_locked(hbus_client *c, uint32_t new_owner);
+void consumers_rejoin_locked(hbus_client *c, bool resumed);
 void consumer_free(struct client_consumer *cc);
 /* Open cc's handle from the descriptors of a consume / open_queue reply
  * (closed here, and set to -1) and set its hooks: dead-lettering, and for a protected
  * queue's reader requeues through hbusd (the op requeue, as cc->as). */
 int consumer_open(struct client_consumer *cc, int fds[2], const struct hbus_queue_opts *o);
+
+/* client_produce.c.  take: count a write handle of this client on qid
+ * (excl: the exclusive producer handle, NULL: a shared one); -EBUSY (error
+ * 405 set) when it would claim beside an exclusive one.  put: the handle
+ * closes.  open_write: open_queue for write (exclusive: as its only
+ * producer) and the handle, counted; -EBUSY refused here, -EREMOTEIO by
+ * hbusd.  rejoin: a new session asks for every exclusive grant again; a
+ * handle refused drops to the CAS path. */
+int client_writer_take_locked(hbus_client *c, uint32_t qid, hbus_queue *excl);
+void client_writer_put_locked(hbus_client *c, uint32_t qid, hbus_queue *excl);
+int client_open_write_locked(hbus_client *c, uint32_t qid, uint32_t owner, bool exclusive,
+			     hbus_queue **out);
+void producers_rejoin_locked(hbus_client *c);
+void producers_free_locked(hbus_client *c);
 
 /* router.c: this thread's router for hbus_publish and dead-lettering,
  * created on first use. */

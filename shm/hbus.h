@@ -413,10 +413,35 @@ int hbus_publish(hbus_client *c, const char *exchange, const char *key,
 		 const void *body, uint32_t body_len);
 
 /* Register as a consumer of queue and get a handle on it (owner = the
- * session's owner id). */
+ * session's owner id).  hbus_consume_open is hbus_consume_open_ex with
+ * flags 0. */
 int hbus_consume_open(hbus_client *c, const char *queue, uint32_t ack_mode, uint32_t prefetch,
 		      hbus_queue **out);
+/* flags: HBUS_CONSUME_EXCLUSIVE registers as the queue's only consumer
+ * (AMQP's exclusive consume): -EREMOTEIO with hbus_client_error 405 when
+ * the queue has consumers, or another process's exclusive consumer.  The
+ * handle claims without a CAS when hbusd says it may ("exclusive_fast":
+ * not a drop-head queue, no message claimed or being removed by anyone,
+ * no other reader): docs/CONTROL.md, "Exclusive handles".  While it is
+ * registered, and while its process lives after its session closed, no
+ * one else consumes, reads or purges the queue. */
+int hbus_consume_open_ex(hbus_client *c, const char *queue, uint32_t ack_mode,
+			 uint32_t prefetch, uint32_t flags, hbus_queue **out);
 int hbus_consume_close(hbus_client *c, hbus_queue *q);
+
+/* A producer handle on queue, for hbus_queue_enqueue* (owner = the
+ * session's owner id; one thread at a time, as every handle).  flags:
+ * HBUS_PRODUCE_EXCLUSIVE asks hbusd to make it the queue's only producer,
+ * claiming without a CAS: granted only when no other process holds the
+ * queue for writing, and then every other process's write open of it is
+ * refused until this process exits (the grant outlives the handle);
+ * within this process the handle must be the queue's only write handle
+ * (routers and dead-lettering of this client are refused on it).
+ * Refused: -EREMOTEIO with hbus_client_error 405.  On a new session the
+ * grant is asked for again; a handle hbusd no longer grants it to claims
+ * by CAS from then on. */
+int hbus_produce_open(hbus_client *c, const char *queue, uint32_t flags, hbus_queue **out);
+int hbus_produce_close(hbus_client *c, hbus_queue *q);
 
 /* A router is per-thread routing state: a reader slot on the routes file
  * and the thread's qid -> queue handle map.  Per burst: begin (pick the
@@ -429,6 +454,16 @@ const struct hbus_rtable *hbus_router_begin(hbus_router *r);
  * path, once per queue).  NULL when the queue is gone or not permitted. */
 hbus_queue *hbus_router_queue(hbus_router *r, uint32_t qid);
 void hbus_router_end(hbus_router *r);
+/* HBUS_PRODUCE_EXCLUSIVE: the router opens the queues it has not opened
+ * yet as their exclusive producer (hbus_produce_open), for a thread that is
+ * the only writer of every queue it feeds (hbus-dataplane
+ * --exclusive-producer, lcores feeding disjoint queues).  0 or -EINVAL. */
+int hbus_router_set_flags(hbus_router *r, uint32_t flags);
+/* Why hbus_router_queue(r, qid) last returned NULL: -EBUSY when an
+ * exclusive producer holds the queue, or this router asked to be one and
+ * another writer holds it (405); -ENOENT when the queue is gone; another
+ * negative errno; 0 when it returned a handle or was never asked. */
+int hbus_router_queue_error(const hbus_router *r, uint32_t qid);
 
 /* -------------------------------------- gateways: acting for other users */
 /*

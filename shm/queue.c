@@ -78,9 +78,9 @@ int hbus_queue_open_fds(int fd, int data_fd, const struct hbus_queue_opts *opts,
 		q->prefetch = opts->prefetch ? opts->prefetch : (uint32_t)q->mask + 1;
 		/* On a drop-head queue producers remove from the head: the only
 		 * consumer still claims by CAS there. */
-		q->sc = (opts->flags & HBUS_CONSUME_EXCLUSIVE) &&
-			q->overflow != HBUS_OVERFLOW_DROP_HEAD;
-		q->sp = (opts->flags & HBUS_PRODUCE_EXCLUSIVE) && !q->read_only;
+		atomic_init(&q->sc, (opts->flags & HBUS_CONSUME_EXCLUSIVE) &&
+				    q->overflow != HBUS_OVERFLOW_DROP_HEAD);
+		atomic_init(&q->sp, (opts->flags & HBUS_PRODUCE_EXCLUSIVE) && !q->read_only);
 		q->next_tail = atomic_load_explicit(&q->hdr->tail, RELAXED);
 		q->next_head = atomic_load_explicit(&q->hdr->head, RELAXED);
 		q->rewinds_seen = atomic_load_explicit(&q->hdr->head_gen, ACQUIRE);

@@ -184,7 +184,7 @@ static int claim_head(struct hbus_queue *q, uint64_t *pos, uint64_t *now, int pu
 			 * claim undone. */
 			target = journal(q, JR_CLAIM, h, QC_DELIVERED, 1);
 			CRASHPOINT(CLAIM_JOURNAL);
-			if (q->sc) {
+			if (q_sc(q)) {
 				/* The only consumer: no one else claims or removes
 				 * a READY message (hbusd grants no other consumer,
 				 * refuses to purge, and drop-head queues take the
@@ -274,7 +274,7 @@ static int claim_own(struct hbus_queue *q, struct hbus_msg *m)
 		prefetch_ready_message(q, slot_at(q, h));
 	target = journal(q, JR_CLAIM, h, QC_DELIVERED, 1);
 	CRASHPOINT(CLAIM_JOURNAL);
-	if (q->sc)
+	if (q_sc(q))
 		atomic_store_explicit(slot_state(q, h), slot_word(lap, q->holder, held), RELAXED);
 	else if (!slot_cas(q, h, &w, slot_word(lap, q->holder, held), ACQUIRE))
 		return -1;

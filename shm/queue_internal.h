@@ -48,8 +48,12 @@ struct hbus_queue {
 	uint64_t next_head;     /* consumer: the position after its last claim */
 	uint64_t rewinds_seen;  /* consumer: hdr->head_gen when next_head was set */
 	uint64_t head_pub;      /* consumer: where it last found nothing (and published) */
-	int sc;                 /* the only consumer (HBUS_CONSUME_EXCLUSIVE, not drop-head) */
-	int sp;                 /* the only producer (HBUS_PRODUCE_EXCLUSIVE) */
+	/* The only consumer (HBUS_CONSUME_EXCLUSIVE, not drop-head), the only
+	 * producer (HBUS_PRODUCE_EXCLUSIVE).  Atomic (read relaxed: a plain
+	 * load) because another thread may clear them: the client library,
+	 * when hbusd no longer grants them (queue_drop_exclusive). */
+	_Atomic int sc;
+	_Atomic int sp;
 	uint64_t sp_free;       /* the only producer: positions below were FREE at their lap */
 	int demote;             /* HBUS_QUEUE_F_LATENCY */
 	/* This handle last found the ring full.  Set, a producer looks at the
@@ -65,6 +69,26 @@ struct hbus_queue {
 	struct hbus_map map, data_map;
 	int fd, data_fd;
 };
+
+static inline int q_sc(const struct hbus_queue *q)
+{
+	return atomic_load_explicit(&q->sc, memory_order_relaxed);
+}
+
+static inline int q_sp(const struct hbus_queue *q)
+{
+	return atomic_load_explicit(&q->sp, memory_order_relaxed);
+}
+
+/* hbusd no longer grants this handle's exclusivity (the client library
+ * learns it on a new session): from its next claim on, the handle claims
+ * by CAS like the others.  Any thread may call it; a burst under way
+ * finishes as it started (each of its steps is safe either way). */
+static inline void queue_drop_exclusive(struct hbus_queue *q)
+{
+	atomic_store_explicit(&q->sc, 0, memory_order_relaxed);
+	atomic_store_explicit(&q->sp, 0, memory_order_relaxed);
+}
 
 /* queue_file.c: map the queue's file(s) onto q, every layout field checked
  * and copied; and undo it. */
@@ -354,7 +378,7 @@ static inline uint64_t head_start(struct hbus_queue *q)
 static inline void tail_claimed(struct hbus_queue *q, uint64_t t, unsigned k, int walked)
 {
 	q->next_tail = t + k;
-	if (q->sp)
+	if (q_sp(q))
 		atomic_store_explicit(&q->hdr->tail, t + k, RELAXED);
 	else
 		cursor_publish(&q->hdr->tail, t + k, walked ? 1 : CURSOR_PUBLISH_BUSY);

@@ -64,7 +64,7 @@ int queue_claim_tail(struct hbus_queue *q, uint64_t *pos, uint64_t *blocked)
 		}
 		/* Full: we wait anyway, tell the others how far we got. */
 		q->next_tail = t;
-		if (!q->sp)
+		if (!q_sp(q))
 			cursor_publish(&q->hdr->tail, t, 1);
 		*pos = t;
 		if (blocked)
@@ -408,10 +408,11 @@ int hbus_queue_enqueue_burst(hbus_queue *q, const struct hbus_out *m, unsigned n
 {
 	unsigned i = 0, runs = 0;
 	uint64_t pos;
-	int rc = 0;
+	int rc = 0, sp;
 
 	if (!q || (!m && n))
 		return -EINVAL;
+	sp = q_sp(q); /* once per burst (queue_drop_exclusive) */
 	if (q->read_only)
 		return -EPERM; /* a consumer of a protected queue */
 	if (!q->full_hint) {
@@ -422,13 +423,13 @@ int hbus_queue_enqueue_burst(hbus_queue *q, const struct hbus_out *m, unsigned n
 	while (i < n) {
 		unsigned k = count_valid(q, m + i, n - i);
 
-		if (k && q->sp && (k = claim_run_sp(q, k, &pos)) != 0) {
+		if (k && sp && (k = claim_run_sp(q, k, &pos)) != 0) {
 			publish_run_sp(q, pos, m + i, k);
 			i += k;
 			runs++;
 			continue;
 		}
-		if (k && !q->sp && (k = claim_run(q, k, &pos)) != 0) {
+		if (k && !sp && (k = claim_run(q, k, &pos)) != 0) {
 			publish_run(q, pos, m + i, k);
 			i += k;
 			runs++;
@@ -454,7 +455,7 @@ int hbus_queue_enqueue(hbus_queue *q, const struct hbus_out *m)
 {
 	int rc;
 
-	if (q && m && q->sp && !q->ttl_ns && out_valid(m) && out_fits(q, m) &&
+	if (q && m && q_sp(q) && !q->ttl_ns && out_valid(m) && out_fits(q, m) &&
 	    sp_room(q, q->next_tail, 1)) {
 		publish_one_sp(q, q->next_tail, m);
 		/* READY by a plain store: order it before the sleepers load

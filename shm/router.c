@@ -39,11 +39,14 @@ struct rqueue {
 	hbus_router *r;
 	uint32_t qid;
 	char name[HBUS_NAME_MAX + 1]; /* as the table named it when opened */
+	bool excl;         /* opened as the queue's exclusive producer */
 };
 
 struct rslot {
 	struct rqueue *rq;
 	uint64_t retry_ns; /* open refused: not again before this time */
+	int err;           /* why the last open failed (hbus_router_queue_error) */
+	bool locked_said;  /* a refusal for exclusivity was logged */
 };
 
 struct hbus_router {
@@ -55,6 +58,7 @@ struct hbus_router {
 	uint64_t session_gen;       /* the session our slot and handles belong to */
 	uint64_t rejoin_ns;         /* SESSION_STALE: next time to ask for a session */
 	uint32_t owner;
+	uint32_t flags;             /* HBUS_PRODUCE_EXCLUSIVE: open queues exclusive */
 	const struct hbus_rtable *t;
 	uint64_t gen;
 	int have_gen;
@@ -66,9 +70,12 @@ struct hbus_router {
 	hbus_router *next;
 };
 
-static void rqueue_close(struct rslot *s)
+static void rqueue_close(hbus_router *r, struct rslot *s)
 {
 	if (s->rq) {
+		pthread_mutex_lock(&r->c->lock);
+		client_writer_put_locked(r->c, s->rq->qid, s->rq->excl ? s->rq->q : NULL);
+		pthread_mutex_unlock(&r->c->lock);
 		hbus_queue_close(s->rq->q);
 		free(s->rq);
 		s->rq = NULL;
@@ -173,7 +180,7 @@ static void router_new_generation(hbus_router *r, const struct hbus_rtable *t)
 		 * the file (reading it would be a SIGBUS). */
 		if (hbus_route_queue_info(t, i, &qi) != 0 || !qi.name ||
 		    strcmp(qi.name, s->rq->name) != 0)
-			rqueue_close(s);
+			rqueue_close(r, s);
 	}
 }
 
@@ -214,16 +221,18 @@ void hbus_router_end(hbus_router *r)
 static void router_dead_letter(void *ctx, hbus_queue *q, const struct hbus_msg *m,
 			       enum hbus_dead_reason why);
 
-/* Slow path: ask hbusd for the queue's descriptor, once. */
+/* Slow path: ask hbusd for the queue's descriptor, once (a refusal is
+ * retried after OPEN_RETRY_NS).  An exclusive producer's handle is counted
+ * with the client's other write handles (client_produce.c). */
 static __attribute__((noinline)) hbus_queue *router_open_queue(hbus_router *r, uint32_t qid)
 {
-	struct hbus_queue_opts o = { .owner = r->owner, .ack_mode = HBUS_ACK_AUTO };
+	bool excl = r->flags & HBUS_PRODUCE_EXCLUSIVE;
+	hbus_client *c = r->c;
 	struct hbus_route_queue_info qi;
 	struct rqueue *rq;
 	struct rslot *s;
-	json_t *req, *reply = NULL;
 	uint64_t now = hbus_now_ns();
-	int rc, fds[2] = { -1, -1 };
+	int rc;
 
 	if (map_grow(r, qid + 1) != 0)
 		return NULL;
@@ -231,16 +240,16 @@ static __attribute__((noinline)) hbus_queue *router_open_queue(hbus_router *r, u
 	if (now < s->retry_ns)
 		return NULL;
 	rq = calloc(1, sizeof(*rq));
-	req = json_pack("{s:s, s:I, s:s}", "op", "open_queue", "qid", (json_int_t)qid, "for", "write");
-	rc = rq && req ? client_request_fds(r->c, req, &reply, fds) : -ENOMEM;
-	json_decref(req);
-	json_decref(reply);
-	/* A protected queue comes with its data file, read-write. */
-	if (rc == 0)
-		rc = fds[0] >= 0 ? hbus_queue_open_fds(fds[0], fds[1], &o, &rq->q) : -EPROTO;
-	for (int i = 0; i < 2; i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
+	pthread_mutex_lock(&c->lock);
+	rc = rq ? client_open_write_locked(c, qid, r->owner, excl, &rq->q) : -ENOMEM;
+	if (rc == -EREMOTEIO && (c->err_code == 405 || c->err_code == 404))
+		rc = c->err_code == 405 ? -EBUSY : -ENOENT;
+	if (rc == -EBUSY && !s->locked_said) {
+		s->locked_said = true; /* once: it is retried every OPEN_RETRY_NS */
+		HBUS_WARN("router: queue qid %u not fed by this thread: %s", qid, c->err_msg);
+	}
+	pthread_mutex_unlock(&c->lock);
+	s->err = rc;
 	if (rc) {
 		free(rq);
 		s->retry_ns = now + OPEN_RETRY_NS;
@@ -250,9 +259,25 @@ static __attribute__((noinline)) hbus_queue *router_open_queue(hbus_router *r, u
 	rq->qid = qid;
 	if (r->t && hbus_route_queue_info(r->t, qid, &qi) == 0 && qi.name)
 		snprintf(rq->name, sizeof(rq->name), "%s", qi.name);
+	rq->excl = excl;
 	hbus_queue_set_dead_letter(rq->q, router_dead_letter, rq);
 	s->rq = rq;
 	return rq->q;
+}
+
+int hbus_router_set_flags(hbus_router *r, uint32_t flags)
+{
+	if (!r || (flags & ~HBUS_PRODUCE_EXCLUSIVE))
+		return -EINVAL;
+	r->flags = flags;
+	return 0;
+}
+
+int hbus_router_queue_error(const hbus_router *r, uint32_t qid)
+{
+	if (!r)
+		return -EINVAL;
+	return qid < r->map_len && !r->map[qid].rq ? r->map[qid].err : 0;
 }
 
 hbus_queue *hbus_router_queue(hbus_router *r, uint32_t qid)
@@ -546,7 +571,7 @@ int hbus_router_close(hbus_router *r)
 	if (pthread_getspecific(c->tls) == r)
 		pthread_setspecific(c->tls, NULL);
 	for (i = 0; i < r->map_len; i++)
-		rqueue_close(&r->map[i]);
+		rqueue_close(r, &r->map[i]);
 	free(r->map);
 	free(r->meta_buf);
 	free(r->dl_meta_buf);

@@ -470,3 +470,23 @@ const char *hb_log_text(const struct hb_env *e)
 	fclose(f);
 	return buf;
 }
+
+void hb_wait_log(const struct hb_env *e, const char *needle, unsigned count)
+{
+	unsigned spins = 0;
+
+	for (;;) {
+		const char *p = hb_log_text(e);
+		unsigned n = 0;
+
+		while ((p = strstr(p, needle)) != NULL) {
+			n++;
+			p++;
+		}
+		if (n >= count)
+			return;
+		cr_assert_lt(spins, 2000, "hbusd never logged '%s' %u time(s):\n%s", needle, count,
+			     hb_log_text(e));
+		hb_backoff(&spins);
+	}
+}

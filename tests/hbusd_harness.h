@@ -77,6 +77,8 @@ int64_t hb_int(const json_t *reply, const char *key);
 void hb_backoff(unsigned *spins);
 /* hbusd's log (e->log) so far, NUL-terminated, in a static buffer (64 KiB). */
 const char *hb_log_text(const struct hb_env *e);
+/* Wait (generously) until hbusd's log holds needle count times; asserts. */
+void hb_wait_log(const struct hb_env *e, const char *needle, unsigned count);
 /* Open descriptors of process pid (from /proc/PID/fd). */
 unsigned hb_fd_count(pid_t pid);
 /* SIGKILL and reap pids[0..*n), newest first; *n becomes 0. */

@@ -235,17 +235,11 @@ expect_exit 0 ack-6 h consume qd --ack --count 100 --timeout-ms 500
 [ "$(wc -l <"$T/ack-4.out")" -eq 4 ] || fail "--count 4 printed $(wc -l <"$T/ack-4.out")"
 ok "--ack with --count"
 
-# ------------------------------------------- consumer killed mid-stream
-seq 1 40 | sed 's/^/kill-/' >"$T/kill-sent"
-h publish ex.d k1 <"$T/kill-sent"
-"${HB[@]}" consume qd --ack --prefetch 1 --ack-delay-ms 100 --json >"$T/kill-1.out" 2>"$T/kill-1.err" &
-CPID=$!
-PIDS+=($CPID)
-wait_for 10 sh -c "[ \$(wc -l <'$T/kill-1.out') -ge 5 ]" || fail "consumer did not start"
-kill -9 $CPID
-wait $CPID 2>/dev/null
-expect_exit 0 kill-2 h consume qd --ack --json --timeout-ms 1000
-python3 - "$T/kill-sent" "$T/kill-1.out" "$T/kill-2.out" <<'EOF' || fail "redelivery after kill -9"
+# check_redelivered SENT FIRST SECOND: what SENT lists was consumed by
+# FIRST (killed -9) and SECOND (--json lines), none lost, every repeat
+# flagged redelivered, and something came back flagged.
+check_redelivered() {
+	python3 - "$@" <<'EOF'
 import json, sys
 sent = [l.rstrip("\n") for l in open(sys.argv[1])]
 first = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
@@ -263,7 +257,47 @@ redelivered = [m["body"] for m in second if m["redelivered"]]
 assert redelivered, "the unacked message of the killed consumer came back flagged"
 print(f"first {len(first)} second {len(second)} redelivered {redelivered}")
 EOF
+}
+
+# ------------------------------------------- consumer killed mid-stream
+seq 1 40 | sed 's/^/kill-/' >"$T/kill-sent"
+h publish ex.d k1 <"$T/kill-sent"
+"${HB[@]}" consume qd --ack --prefetch 1 --ack-delay-ms 100 --json >"$T/kill-1.out" 2>"$T/kill-1.err" &
+CPID=$!
+PIDS+=($CPID)
+wait_for 10 sh -c "[ \$(wc -l <'$T/kill-1.out') -ge 5 ]" || fail "consumer did not start"
+kill -9 $CPID
+wait $CPID 2>/dev/null
+expect_exit 0 kill-2 h consume qd --ack --json --timeout-ms 1000
+check_redelivered "$T/kill-sent" "$T/kill-1.out" "$T/kill-2.out" || fail "redelivery after kill -9"
 ok "unacked messages of a kill -9'd consumer are redelivered (redelivered=true)"
+
+# ------------------------------------------------- exclusive consumer
+expect_exit 0 decl-qx h declare-queue qx --capacity 64 --slot-size 128
+seq 1 20 | sed 's/^/x-/' >"$T/x-sent"
+h publish "" qx <"$T/x-sent"
+"${HB[@]}" consume qx --exclusive --ack --prefetch 1 --ack-delay-ms 100 --json >"$T/x-1.out" 2>"$T/x-1.err" &
+CPID=$!
+PIDS+=($CPID)
+wait_for 10 sh -c "[ \$(wc -l <'$T/x-1.out') -ge 3 ]" || fail "exclusive consumer did not start"
+expect_exit 1 x-second h consume qx --timeout-ms 100
+grep -q "405.*exclusive consumer" "$T/x-second.err" || fail "a second consumer: $(cat "$T/x-second.err")"
+expect_exit 1 x-purge h purge qx
+grep -q "405.*purge is refused" "$T/x-purge.err" || fail "purge beside it: $(cat "$T/x-purge.err")"
+expect_exit 0 x-list h list consumers --json
+jq -e 'map(select(.queue == "qx" and .exclusive and .exclusive_fast)) | length == 1' \
+	"$T/x-list.out" >/dev/null || fail "list consumers: qx's consumer is not exclusive_fast"
+kill -9 $CPID
+wait $CPID 2>/dev/null
+# hbusd recovers it once it sees the process gone: until then, 405.
+tries=0
+until h consume qx --exclusive --ack --json --timeout-ms 1000 >"$T/x-2.out" 2>"$T/x-2.err"; do
+	grep -q 405 "$T/x-2.err" && [ $((++tries)) -lt 100 ] ||
+		{ fail "consume --exclusive after the kill: $(cat "$T/x-2.err")"; break; }
+	sleep 0.1
+done
+check_redelivered "$T/x-sent" "$T/x-1.out" "$T/x-2.out" || fail "redelivery after kill -9 (exclusive)"
+ok "consume --exclusive: others refused (405), kill -9 redelivers flagged"
 
 # ------------------------------------ hbusd kill -9 mid publish stream
 mkfifo "$T/fifo"

@@ -254,7 +254,7 @@ fi
 # truncated (hbusd restores it within a turn of its loop).
 h declare-exchange tx fanout >/dev/null && h declare-queue qt1 --slot-size 256 >/dev/null &&
 h declare-queue qt2 --slot-size 256 >/dev/null && h bind qt1 tx >/dev/null &&
-h bind qt2 tx >/dev/null && h map-udp $DP_IP:7003 tx t >/dev/null || fail "truncation: topology"
+h bind qt2 tx >/dev/null && h map-udp $DP_IP:7004 tx t >/dev/null || fail "truncation: topology"
 qt1=$SHM/hbus-$BUS/queue.$(h list queues --json |
 	python3 -c 'import json, sys; print([q["qid"] for q in json.load(sys.stdin) if q["name"] == "qt1"][0])')
 snap tr0
@@ -265,7 +265,7 @@ while time.time() < end:
     os.ftruncate(fd, 4096)
     time.sleep(0.0005)" "$qt1" &
 TRUNC=$!
-netns_exec $PY send --dst $DP_IP --port 7003 --kind raw --tag tr --count 2000 --rate 2000 >/dev/null ||
+netns_exec $PY send --dst $DP_IP --port 7004 --kind raw --tag tr --count 2000 --rate 2000 >/dev/null ||
 	fail "truncation: sender"
 wait $TRUNC
 if kill -0 "$DP_PID" 2>/dev/null && consume_check qt2 tr 2000 tx t &&
@@ -304,14 +304,14 @@ assert d["port"]["port_kernel_drops"] == f["port"]["port_kernel_drops"]
 assert all(sum(l[k] for l in d["lcores"]) == t[k] for k in t), "lcores do not add up to totals"
 later = ("drop_multiseg drop_no_udpmap drop_no_table drop_frame_magic drop_frame_version "
          "drop_frame_length drop_record_length drop_bad_meta drop_no_exchange drop_no_route "
-         "drop_queue_full drop_oversize drop_no_queue drop_queue_fault").split()
+         "drop_queue_full drop_oversize drop_no_queue drop_queue_fault drop_queue_locked").split()
 parser = sum(v for k, v in t.items() if k.startswith("drop_") and k not in later)
 assert t["rx_pkts"] == t["udp_pkts"] + t["arp_requests"] + t["igmp_queries"] + parser + t["drop_multiseg"], t
 assert t["udp_pkts"] == (t["hbus_frames"] + t["raw_dgrams"] + t["drop_no_udpmap"] + t["drop_no_table"]
                          + t["drop_frame_magic"] + t["drop_frame_version"] + t["drop_frame_length"]), t
 assert t["msgs"] == t["routed"] + t["drop_no_exchange"] + t["drop_no_route"] + t["drop_bad_meta"], t
 assert t["enqueues"] == (t["delivered"] + t["drop_queue_full"] + t["drop_oversize"] + t["drop_no_queue"]
-                         + t["drop_queue_fault"]), t
+                         + t["drop_queue_fault"] + t["drop_queue_locked"]), t
 assert t["delivered"] >= want_delivered, (t["delivered"], want_delivered)
 assert "rates" in d and all(l["drops"] == sum(v for k, v in l.items() if k.startswith("drop_"))
                             for l in d["lcores"])

@@ -115,7 +115,7 @@ static void check_identities(void)
 		     C(HBUS_DPC_DROP_NO_ROUTE) + C(HBUS_DPC_DROP_BAD_META));
 	cr_assert_eq(C(HBUS_DPC_ENQUEUES), C(HBUS_DPC_DELIVERED) + C(HBUS_DPC_DROP_QUEUE_FULL) +
 		     C(HBUS_DPC_DROP_OVERSIZE) + C(HBUS_DPC_DROP_NO_QUEUE) +
-		     C(HBUS_DPC_DROP_QUEUE_FAULT));
+		     C(HBUS_DPC_DROP_QUEUE_FAULT) + C(HBUS_DPC_DROP_QUEUE_LOCKED));
 }
 
 static struct hbus_udp_spec spec_to(uint32_t dst, uint16_t dport)

@@ -152,7 +152,7 @@ static void check_identities(json_t *c)
 			     num(c, "drop_no_route") + num(c, "drop_bad_meta"));
 	cr_assert_eq(num(c, "enqueues"), num(c, "delivered") + num(c, "drop_queue_full") +
 			     num(c, "drop_oversize") + num(c, "drop_no_queue") +
-			     num(c, "drop_queue_fault"));
+			     num(c, "drop_queue_fault") + num(c, "drop_queue_locked"));
 }
 
 Test(stat_dp, no_dataplane_no_entries)

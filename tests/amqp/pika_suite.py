@@ -430,6 +430,53 @@ def case_exclusive_queue_is_connection_scoped():
     b.close()
 
 
+def case_exclusive_consumer():
+    """basic.consume exclusive: 405 beside other consumers; while it consumes, 405 for another
+    consumer, basic.get and purge (it claims without a CAS); every message once."""
+    a = conn()
+    b = conn()
+    ach = a.channel()
+    ach.queue_declare('xq')
+    ach.queue_purge('xq')
+    bch = b.channel()
+    shared = bch.basic_consume('xq', lambda *x: None)
+    try:
+        ach.basic_consume('xq', lambda *x: None, exclusive=True)
+        raise AssertionError('an exclusive consumer beside another consumer')
+    except pika.exceptions.ChannelClosedByBroker as e:
+        assert e.reply_code == 405, e
+    bch.basic_cancel(shared)
+    ach = a.channel()
+    ach.basic_qos(prefetch_count=10)
+    sent = publish_n(ach, '', 'xq', 100)
+    got = []
+
+    def on_msg(ch, m, p, b):
+        got.append((p.message_id, sha(b)))
+        ch.basic_ack(m.delivery_tag)
+    tag = ach.basic_consume('xq', on_msg, exclusive=True)
+    for what, op in (('basic.consume', lambda ch: ch.basic_consume('xq', lambda *x: None)),
+                     ('basic.get', lambda ch: ch.basic_get('xq')),
+                     ('queue.purge', lambda ch: ch.queue_purge('xq'))):
+        try:
+            op(b.channel())
+            raise AssertionError('%s beside the exclusive consumer' % what)
+        except pika.exceptions.ChannelClosedByBroker as e:
+            assert e.reply_code == 405, (what, e)
+    deadline = time.time() + 20
+    while len(got) < 100 and time.time() < deadline:
+        a.process_data_events(time_limit=0.1)
+    check(got, sent)
+    ach.basic_cancel(tag)
+    # cancelled: the queue is everyone's again
+    bch = b.channel()
+    bch.queue_purge('xq')
+    sent = publish_n(bch, '', 'xq', 3, start=200)
+    check(drain(bch, 'xq', 3), sent)
+    a.close()
+    b.close()
+
+
 def case_large_messages_many_frames():
     """Bodies larger than frame_max arrive whole (several body frames)."""
     c = pika.BlockingConnection(pika.ConnectionParameters(

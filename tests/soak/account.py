@@ -34,7 +34,7 @@ BURST_FRAMES = 32  # DP_BURST_MAX (dataplane/dp_pipe.h): the most a dying datapl
 # message drops too.
 DP_MSG_DROPS = ("drop_bad_meta", "drop_no_exchange", "drop_no_route", "drop_record_length",
                 "drop_queue_full", "drop_oversize", "drop_no_queue",
-                "drop_queue_fault")
+                "drop_queue_fault", "drop_queue_locked")
 
 
 def load_json(path):

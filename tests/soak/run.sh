@@ -49,8 +49,8 @@
 #                 heartbeats make the tail visible
 #     dp_drops  = drop_bad_meta + drop_no_exchange + drop_no_route +
 #                 drop_record_length + drop_queue_full + drop_oversize +
-#                 drop_no_queue + drop_queue_fault (each message routes to
-#                 one queue)
+#                 drop_no_queue + drop_queue_fault + drop_queue_locked
+#                 (each message routes to one queue)
 #     K         = messages of a dying dataplane's last burst that were
 #                 enqueued or counted but not yet committed, so its
 #                 successor counts them again as a gap:
