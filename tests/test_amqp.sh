@@ -138,6 +138,33 @@ else
 	bad stat-and-prometheus
 fi
 
+stage "--threads 2"
+# The gateway with two event loops (one listening socket each, the kernel
+# spreading connections): pika's suite again, and four publishers and four
+# consumers at once on their own queues (eight connections, so both loops
+# serve some, and a consumer's loop is often not its publisher's).
+kill "$GW_PID"; wait "$GW_PID" 2>/dev/null; GW_PID=
+if gw_start --threads 2 && grep -q "2 thread(s)" "$AMQP_DIR/gw.log"; then
+	if timeout 300 $PY "$here/amqp/pika_suite.py" "$P"; then ok threads-pika-suite; else bad threads-pika-suite; fi
+	pids=()
+	for i in 1 2 3 4; do
+		$HBUS declare-queue "thr.$i" --capacity 1024 >/dev/null
+		timeout 60 "$RMQ" "$P" consume "thr.$i" 500 ack >"$AMQP_DIR/thr.$i.txt" & pids+=($!)
+	done
+	for i in 1 2 3 4; do timeout 60 "$RMQ" "$P" publish "thr.$i" 500 & pids+=($!); done
+	rc=0
+	for p in "${pids[@]}"; do wait "$p" || rc=1; done
+	n=0
+	for i in 1 2 3 4; do n=$((n + $(cut -d' ' -f1 "$AMQP_DIR/thr.$i.txt" | sort -u | wc -l))); done
+	if [ "$rc" = 0 ] && [ "$n" = 2000 ]; then
+		ok threads-parallel-clients
+	else
+		bad "threads-parallel-clients (exit $rc, $n of 2000 distinct ids, checksums checked by rmq_client)"
+	fi
+else
+	bad "gateway with --threads 2 did not start"
+fi
+
 stage "sanitizers"
 # A clean stop; in the ASan build the gateway's leak and error reports
 # land in its log: none may be there.

@@ -113,7 +113,8 @@ static void touch_other_mapping(void)
 
 static void unguarded_fault(void)
 {
-	ftruncate(fd, 0);
+	if (ftruncate(fd, 0) != 0)
+		_exit(2);
 	hbus_queue_stats(q, &(struct hbus_queue_stats){ 0 });
 	_exit(3);
 }
