@@ -12,15 +12,17 @@
  * consuming go on.  The next control request (or hbus_client_check) opens
  * a new session, and hello asks for the old owner id back: a restarted
  * hbusd that kept it for this process (an "orphan" it knew from its state
- * file) resumes it, and nothing changes for us.  Otherwise (the session
- * ended while hbusd lived on and recovered it, or hbusd lost its state)
- * the session has a new owner id: routers move their producer handles to
- * it at their next burst; consumers are registered again and their
- * handles move to it at once, and whatever they held unacked under the
- * old id is given back (redelivered, flagged) - hbusd has already done so
- * for what it saw, this catches the rest - so an ack for such a message
- * returns -ESTALE.  That is AMQP's rule: a delivery tag dies with its
- * channel.
+ * file) resumes it, and nothing changes for us.  Otherwise (hbusd lost
+ * its state) the session has a new owner id.  Every handle keeps the owner
+ * id it was opened with for life: its records and the slots it holds name
+ * that id, and moving a handle under a thread using it would race with it.
+ * Routers open new producer handles under the new id at their next burst;
+ * consumers are registered again (client_consume.c), an exclusive one
+ * dropping to CAS claims unless hbusd grants it again.  What the old id
+ * holds is recovered by hbusd when this process exits, if hbusd knows the
+ * id; a protected queue's reader asks hbusd to requeue as its session, so
+ * under a new id its nack(requeue) is -ESTALE and the message waits for
+ * that recovery (docs/CLI.md, "When hbusd goes away").
  */
 #include "client_internal.h"
 #include "queue_internal.h"
