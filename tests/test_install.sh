@@ -64,6 +64,8 @@ DOCDIR=$DATADIR/doc/hbus
 LIB=$D$LIBDIR
 HAVE_DP=0
 [ -x "$B/dataplane/hbus-dataplane" ] && HAVE_DP=1
+HAVE_AMQP=0
+[ -x "$B/amqp/hbus-amqp" ] && HAVE_AMQP=1
 
 # ------------------------------------------------------------ 1. files
 missing=()
@@ -75,6 +77,8 @@ want=("$BINDIR/hbus" "$BINDIR/hbus-bench" "$SBINDIR/hbusd" "$INCLUDEDIR/hbus.h"
 for ex in publisher consumer responder requester; do want+=("$DOCDIR/examples/$ex.c"); done
 [ "$HAVE_DP" = 1 ] && want+=("$SBINDIR/hbus-dataplane" "$MANDIR/man8/hbus-dataplane.8"
 	"$DOCDIR/examples/dataplane.env")
+[ "$HAVE_AMQP" = 1 ] && want+=("$SBINDIR/hbus-amqp" "$MANDIR/man8/hbus-amqp.8"
+	"$DOCDIR/examples/amqp.env")
 for f in "${want[@]}"; do [ -f "$D$f" ] || missing+=("$f"); done
 UNITS=$(cd "$D" && find . -name 'hbusd@.service' | sed 's|^\.||')
 SYSUSERS=$(cd "$D" && find . -path '*sysusers.d/hbus.conf' | sed 's|^\.||')
@@ -82,6 +86,7 @@ SYSUSERS=$(cd "$D" && find . -path '*sysusers.d/hbus.conf' | sed 's|^\.||')
 [ -n "$SYSUSERS" ] || missing+=("sysusers.d/hbus.conf")
 UNITDIR=$(dirname "${UNITS:-/x/x}")
 [ "$HAVE_DP" = 1 ] && [ ! -f "$D$UNITDIR/hbus-dataplane@.service" ] && missing+=("hbus-dataplane@.service")
+[ "$HAVE_AMQP" = 1 ] && [ ! -f "$D$UNITDIR/hbus-amqp@.service" ] && missing+=("hbus-amqp@.service")
 if [ ${#missing[@]} -eq 0 ] && [ "$(readlink "$LIB/libhbus.so.0")" = "libhbus.so.$VERSION" ] &&
 	[ "$(readlink "$LIB/libhbus.so")" = libhbus.so.0 ]; then
 	ok "installed: programs, libhbus.so.$VERSION (+ .so.0, .so), libhbus.a, hbus.h, hbus.pc, man pages, units in $UNITDIR, sysusers, docs, examples"
@@ -263,6 +268,7 @@ bench_help=$(for m in $("$D$BINDIR/hbus-bench" --help | awk '/^  [a-z]/ { print 
 checks=("hbus.1|$("$D$BINDIR/hbus" --help 2>&1)" "hbusd.8|$("$D$SBINDIR/hbusd" --help 2>&1)"
 	"hbus-bench.1|$bench_help")
 [ "$HAVE_DP" = 1 ] && checks+=("hbus-dataplane.8|$("$D$SBINDIR/hbus-dataplane" --help 2>&1)")
+[ "$HAVE_AMQP" = 1 ] && checks+=("hbus-amqp.8|$("$D$SBINDIR/hbus-amqp" --help 2>&1)")
 for c in "${checks[@]}"; do
 	page=${c%%|*}
 	m=$(man_has "$M/man${page##*.}/$page" "${c#*|}")
