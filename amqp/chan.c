@@ -1,10 +1,12 @@
 /*
  * chan.c - channel methods: channel open/close/flow, exchange and queue
  * methods (each one request to hbusd, made as the connection's AMQP user),
- * basic.qos / consume / cancel / get / ack / nack / reject / recover and
- * confirm.select.  Publishing is chan_publish.c, deliveries deliver.c.
+ * basic.qos / ack / nack / reject / recover and confirm.select.
+ * basic.consume / cancel / get are chan_consume.c, publishing
+ * chan_publish.c, deliveries deliver.c.
  */
 #include "chan_args.h"
+#include "chan_internal.h"
 #include "frame.h"
 #include "log.h"
 
@@ -13,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void put(struct chan *ch, amqp_method_number_t id, void *m)
+void chan_put(struct chan *ch, amqp_method_number_t id, void *m)
 {
 	if (frame_put_method(&ch->c->out, ch->id, id, m) == 0)
 		gw_count(GC_FRAMES_OUT, 1);
@@ -50,14 +52,14 @@ void chan_exception(struct chan *ch, int code, amqp_method_number_t cause, const
 	va_end(ap);
 	gw_count(GC_CHAN_EXCEPTIONS, 1);
 	m.reply_text = amqp_cstring_bytes(text);
-	put(ch, AMQP_CHANNEL_CLOSE_METHOD, &m);
+	chan_put(ch, AMQP_CHANNEL_CLOSE_METHOD, &m);
 	chan_release(ch);
 	ch->state = CH_CLOSING;
 }
 
 /* hbusd refused: a channel exception with its code, or a connection
  * exception for the codes the spec makes hard errors. */
-static void refused(struct chan *ch, struct ctl_req *r)
+void chan_refused(struct chan *ch, struct ctl_req *r)
 {
 	int code = r->code ? r->code : AMQP_INTERNAL_ERROR;
 
@@ -178,7 +180,7 @@ static void call_done(struct conn *c, struct ctl_req *r)
 		rep = NULL;
 	}
 	if (r->rc) {
-		refused(ch, r);
+		chan_refused(ch, r);
 		goto out;
 	}
 	/* consumer_cancel_notify: consumers here of a queue deleted here
@@ -190,22 +192,22 @@ static void call_done(struct conn *c, struct ctl_req *r)
 	switch (r->method) {
 	case AMQP_EXCHANGE_DECLARE_METHOD: {
 		amqp_exchange_declare_ok_t m = { 0 };
-		put(ch, AMQP_EXCHANGE_DECLARE_OK_METHOD, &m);
+		chan_put(ch, AMQP_EXCHANGE_DECLARE_OK_METHOD, &m);
 		break;
 	}
 	case AMQP_EXCHANGE_DELETE_METHOD: {
 		amqp_exchange_delete_ok_t m = { 0 };
-		put(ch, AMQP_EXCHANGE_DELETE_OK_METHOD, &m);
+		chan_put(ch, AMQP_EXCHANGE_DELETE_OK_METHOD, &m);
 		break;
 	}
 	case AMQP_EXCHANGE_BIND_METHOD: {
 		amqp_exchange_bind_ok_t m = { 0 };
-		put(ch, AMQP_EXCHANGE_BIND_OK_METHOD, &m);
+		chan_put(ch, AMQP_EXCHANGE_BIND_OK_METHOD, &m);
 		break;
 	}
 	case AMQP_EXCHANGE_UNBIND_METHOD: {
 		amqp_exchange_unbind_ok_t m = { 0 };
-		put(ch, AMQP_EXCHANGE_UNBIND_OK_METHOD, &m);
+		chan_put(ch, AMQP_EXCHANGE_UNBIND_OK_METHOD, &m);
 		break;
 	}
 	case AMQP_QUEUE_DECLARE_METHOD: {
@@ -213,27 +215,27 @@ static void call_done(struct conn *c, struct ctl_req *r)
 		amqp_queue_declare_ok_t m = { .queue = amqp_cstring_bytes(name ? name : ""),
 					      .message_count = (uint32_t)jint(rep, "messages"),
 					      .consumer_count = (uint32_t)jint(rep, "consumers") };
-		put(ch, AMQP_QUEUE_DECLARE_OK_METHOD, &m);
+		chan_put(ch, AMQP_QUEUE_DECLARE_OK_METHOD, &m);
 		break;
 	}
 	case AMQP_QUEUE_BIND_METHOD: {
 		amqp_queue_bind_ok_t m = { 0 };
-		put(ch, AMQP_QUEUE_BIND_OK_METHOD, &m);
+		chan_put(ch, AMQP_QUEUE_BIND_OK_METHOD, &m);
 		break;
 	}
 	case AMQP_QUEUE_UNBIND_METHOD: {
 		amqp_queue_unbind_ok_t m = { 0 };
-		put(ch, AMQP_QUEUE_UNBIND_OK_METHOD, &m);
+		chan_put(ch, AMQP_QUEUE_UNBIND_OK_METHOD, &m);
 		break;
 	}
 	case AMQP_QUEUE_PURGE_METHOD: {
 		amqp_queue_purge_ok_t m = { .message_count = (uint32_t)jint(rep, "purged") };
-		put(ch, AMQP_QUEUE_PURGE_OK_METHOD, &m);
+		chan_put(ch, AMQP_QUEUE_PURGE_OK_METHOD, &m);
 		break;
 	}
 	case AMQP_QUEUE_DELETE_METHOD: {
 		amqp_queue_delete_ok_t m = { .message_count = (uint32_t)jint(rep, "messages") };
-		put(ch, AMQP_QUEUE_DELETE_OK_METHOD, &m);
+		chan_put(ch, AMQP_QUEUE_DELETE_OK_METHOD, &m);
 		break;
 	}
 	default:
@@ -247,22 +249,6 @@ out:
 }
 
 /* A short string of a method as a C string: false when it holds a NUL. */
-static bool cstr(amqp_bytes_t b, char *out, size_t cap)
-{
-	if (b.len >= cap || memchr(b.bytes, 0, b.len))
-		return false;
-	memcpy(out, b.bytes, b.len);
-	out[b.len] = 0;
-	return true;
-}
-
-#define NAME(b, out, id)                                                                    \
-	if (!cstr((b), (out), sizeof(out))) {                                               \
-		chan_exception(ch, AMQP_PRECONDITION_FAILED, (id), "PRECONDITION_FAILED - "  \
-			       "a name holds a NUL byte");                                    \
-		return 0;                                                                    \
-	}
-
 static int exchange_declare(struct chan *ch, const amqp_exchange_declare_t *m)
 {
 	char name[256], type[64];
@@ -270,7 +256,7 @@ static int exchange_declare(struct chan *ch, const amqp_exchange_declare_t *m)
 	json_t *j;
 
 	NAME(m->exchange, name, AMQP_EXCHANGE_DECLARE_METHOD);
-	if (!cstr(m->type, type, sizeof(type)))
+	if (!chan_cstr(m->type, type, sizeof(type)))
 		type[0] = 0;
 	if (!(j = ctl_json(ch->c, "declare_exchange")))
 		return -1;
@@ -308,7 +294,7 @@ static int bind(struct chan *ch, amqp_method_number_t id, amqp_bytes_t src, amqp
 
 	if (!j)
 		return -1;
-	if (!cstr(src, s, sizeof(s)) || !cstr(dst, d, sizeof(d)) || !cstr(key, k, sizeof(k))) {
+	if (!chan_cstr(src, s, sizeof(s)) || !chan_cstr(dst, d, sizeof(d)) || !chan_cstr(key, k, sizeof(k))) {
 		json_decref(j);
 		chan_exception(ch, AMQP_PRECONDITION_FAILED, id, "PRECONDITION_FAILED - a name "
 			       "holds a NUL byte");
@@ -397,142 +383,6 @@ static int queue_simple(struct chan *ch, amqp_method_number_t id, const char *op
 	return 0;
 }
 
-/* ------------------------------------------------------------ consuming */
-
-static struct consumer *consumer_new(struct chan *ch, const char *queue, bool get_only, bool no_ack)
-{
-	struct consumer *k = calloc(1, sizeof(*k));
-
-	if (!k)
-		return NULL;
-	k->ch = ch;
-	snprintf(k->queue, sizeof(k->queue), "%s", queue);
-	k->get_only = get_only;
-	k->no_ack = no_ack;
-	return k;
-}
-
-static void open_done(struct conn *c, struct ctl_req *r)
-{
-	struct chan *ch = conn_chan(c, r->channel);
-	struct consumer *k = r->arg;
-
-	if (!ch || ch->state != CH_OPEN || r->rc) {
-		if (ch && ch->state == CH_OPEN && r->rc)
-			refused(ch, r);
-		if (r->q) { /* opened for a channel that has gone */
-			struct ctl_req *x = ctl_new(CTL_CLOSE_HANDLE);
-			if (x) {
-				x->q = r->q;
-				ctl_submit_detached(x);
-			}
-		}
-		free(k);
-		return;
-	}
-	k->q = r->q;
-	k->next = ch->consumers;
-	ch->consumers = k;
-	if (k->get_only) {
-		deliver_get(ch, k);
-		return;
-	}
-	snprintf(k->tag, sizeof(k->tag), "%s", r->tag);
-	gw_gauge(&gw_stats.consumers, 1);
-	if (!r->nowait) {
-		amqp_basic_consume_ok_t m = { .consumer_tag = amqp_cstring_bytes(k->tag) };
-		put(ch, AMQP_BASIC_CONSUME_OK_METHOD, &m);
-	}
-}
-
-static int open_handle(struct chan *ch, struct consumer *k, amqp_method_number_t id,
-		       const char *tag, bool nowait)
-{
-	struct ctl_req *r = ctl_new(CTL_OPEN);
-
-	if (!r) {
-		free(k);
-		return -1;
-	}
-	snprintf(r->queue, sizeof(r->queue), "%s", k->queue);
-	r->as = (struct hbus_consume_as){ .as = ch->c->vs,
-					  .ack_mode = k->no_ack ? HBUS_ACK_AUTO : HBUS_ACK_MANUAL,
-					  .exclusive = k->exclusive, .get_only = k->get_only,
-					  .tag = NULL };
-	if (tag && tag[0]) {
-		snprintf(r->tag, sizeof(r->tag), "%s", tag);
-		r->as.tag = r->tag;
-	}
-	r->channel = ch->id;
-	r->method = id;
-	r->nowait = nowait;
-	r->arg = k;
-	r->done = open_done;
-	ctl_submit(ch->c, r, true);
-	return 0;
-}
-
-static int basic_consume(struct chan *ch, const amqp_basic_consume_t *m)
-{
-	char queue[256], tag[256];
-	struct consumer *k;
-
-	NAME(m->queue, queue, AMQP_BASIC_CONSUME_METHOD);
-	NAME(m->consumer_tag, tag, AMQP_BASIC_CONSUME_METHOD);
-	k = consumer_new(ch, queue, false, m->no_ack);
-	if (!k)
-		return -1;
-	k->exclusive = m->exclusive;
-	k->prefetch = ch->consumer_prefetch;
-	return open_handle(ch, k, AMQP_BASIC_CONSUME_METHOD, tag, m->nowait);
-}
-
-static int basic_cancel(struct chan *ch, const amqp_basic_cancel_t *m)
-{
-	amqp_basic_cancel_ok_t ok = { .consumer_tag = m->consumer_tag };
-	struct consumer **pp, *k;
-	struct ctl_req *r;
-
-	for (pp = &ch->consumers; (k = *pp); pp = &k->next)
-		if (!k->get_only && strlen(k->tag) == m->consumer_tag.len &&
-		    !memcmp(k->tag, m->consumer_tag.bytes, m->consumer_tag.len))
-			break;
-	if (k && !k->cancelled) {
-		k->cancelled = true;
-		r = ctl_new(CTL_CALL);
-		if (r && (r->req = ctl_json(ch->c, "cancel"))) {
-			json_object_set_new(r->req, "consumer_tag", json_string(k->tag));
-			ctl_submit_detached(r);
-		} else {
-			ctl_free(r);
-		}
-		consumer_settled(k); /* freed now if it holds nothing */
-	}
-	/* Unknown tags are fine, as in RabbitMQ. */
-	if (!m->nowait)
-		put(ch, AMQP_BASIC_CANCEL_OK_METHOD, &ok);
-	return 0;
-}
-
-static int basic_get(struct chan *ch, const amqp_basic_get_t *m)
-{
-	char queue[256];
-	struct consumer *k;
-
-	NAME(m->queue, queue, AMQP_BASIC_GET_METHOD);
-	for (k = ch->consumers; k; k = k->next)
-		if (k->get_only && k->no_ack == (bool)m->no_ack && !strcmp(k->queue, queue))
-			break;
-	if (k) {
-		deliver_get(ch, k);
-		return 0;
-	}
-	k = consumer_new(ch, queue, true, m->no_ack);
-	if (!k)
-		return -1;
-	return open_handle(ch, k, AMQP_BASIC_GET_METHOD, NULL, false);
-}
-
 /* ------------------------------------------------------------- dispatch */
 
 int chan_method(struct chan *ch, amqp_method_number_t id, void *m)
@@ -548,13 +398,13 @@ int chan_method(struct chan *ch, amqp_method_number_t id, void *m)
 		}
 		chan_reset(ch);
 		ch->state = CH_OPEN;
-		put(ch, AMQP_CHANNEL_OPEN_OK_METHOD, &ok);
+		chan_put(ch, AMQP_CHANNEL_OPEN_OK_METHOD, &ok);
 		return 0;
 	}
 	if (id == AMQP_CHANNEL_CLOSE_METHOD) {
 		amqp_channel_close_ok_t ok = { 0 };
 		chan_release(ch);
-		put(ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+		chan_put(ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
 		chan_reset(ch);
 		return 0;
 	}
@@ -582,7 +432,7 @@ int chan_method(struct chan *ch, amqp_method_number_t id, void *m)
 	case AMQP_CHANNEL_FLOW_METHOD: {
 		amqp_channel_flow_ok_t ok = { .active = ((amqp_channel_flow_t *)m)->active };
 		ch->flow = ok.active;
-		put(ch, AMQP_CHANNEL_FLOW_OK_METHOD, &ok);
+		chan_put(ch, AMQP_CHANNEL_FLOW_OK_METHOD, &ok);
 		return 0;
 	}
 	case AMQP_EXCHANGE_DECLARE_METHOD:
@@ -632,17 +482,17 @@ int chan_method(struct chan *ch, amqp_method_number_t id, void *m)
 			ch->prefetch = q->prefetch_count;
 		else
 			ch->consumer_prefetch = q->prefetch_count;
-		put(ch, AMQP_BASIC_QOS_OK_METHOD, &ok);
+		chan_put(ch, AMQP_BASIC_QOS_OK_METHOD, &ok);
 		return 0;
 	}
 	case AMQP_BASIC_CONSUME_METHOD:
-		return basic_consume(ch, m);
+		return chan_basic_consume(ch, m);
 	case AMQP_BASIC_CANCEL_METHOD:
-		return basic_cancel(ch, m);
+		return chan_basic_cancel(ch, m);
 	case AMQP_BASIC_PUBLISH_METHOD:
 		return chan_publish_method(ch, m);
 	case AMQP_BASIC_GET_METHOD:
-		return basic_get(ch, m);
+		return chan_basic_get(ch, m);
 	case AMQP_BASIC_ACK_METHOD: {
 		amqp_basic_ack_t *a = m;
 		return deliver_ack(ch, a->delivery_tag, a->multiple, SETTLE_ACK);
@@ -667,7 +517,7 @@ int chan_method(struct chan *ch, amqp_method_number_t id, void *m)
 		}
 		deliver_recover(ch);
 		if (id == AMQP_BASIC_RECOVER_METHOD)
-			put(ch, AMQP_BASIC_RECOVER_OK_METHOD, &ok);
+			chan_put(ch, AMQP_BASIC_RECOVER_OK_METHOD, &ok);
 		return 0;
 	}
 	case AMQP_CONFIRM_SELECT_METHOD: {
@@ -677,12 +527,12 @@ int chan_method(struct chan *ch, amqp_method_number_t id, void *m)
 			ch->pub_seq = 1;
 		}
 		if (!((amqp_confirm_select_t *)m)->nowait)
-			put(ch, AMQP_CONFIRM_SELECT_OK_METHOD, &ok);
+			chan_put(ch, AMQP_CONFIRM_SELECT_OK_METHOD, &ok);
 		return 0;
 	}
 	case AMQP_ACCESS_REQUEST_METHOD: {
 		amqp_access_request_ok_t ok = { .ticket = 1 };
-		put(ch, AMQP_ACCESS_REQUEST_OK_METHOD, &ok);
+		chan_put(ch, AMQP_ACCESS_REQUEST_OK_METHOD, &ok);
 		return 0;
 	}
 	default:

@@ -12,7 +12,8 @@
  * header added on the way (dead-lettering's x-first-death-*, ...) that it
  * does not have; else properties rebuilt from the readable headers, so a
  * local publisher's "content-type" or "message-id" header reaches pika as
- * the property.
+ * the property.  A dead-lettered message also gets RabbitMQ's "x-death"
+ * array, built from hbus's x-last-death-* headers.
  */
 #include "gw.h"
 
@@ -174,6 +175,58 @@ static bool set_prop(amqp_basic_properties_t *p, const struct pdef *d, const str
 	return true;
 }
 
+static const struct hbus_header *header_named(const struct hbus_meta *m, const char *name)
+{
+	size_t len = strlen(name);
+
+	for (unsigned i = 0; i < m->header_count; i++)
+		if (m->headers[i].name_len == len && !memcmp(m->headers[i].name, name, len))
+			return &m->headers[i];
+	return NULL;
+}
+
+static amqp_field_value_t utf8(const char *s, size_t len)
+{
+	return (amqp_field_value_t){ .kind = AMQP_FIELD_KIND_UTF8,
+				     .value.bytes = { .len = len, .bytes = (void *)s } };
+}
+
+/*
+ * RabbitMQ's "x-death" for a dead-lettered message, from the string headers
+ * hbus's dead-lettering sets (x-last-death-{reason,queue,exchange}): an
+ * array of one table {reason, queue, exchange, count 1, routing-keys}.
+ * Clients parse the array (amqp091-go's tests do); hbus keeps one death,
+ * the last, so count is 1.  false: not dead-lettered, or out of memory.
+ */
+static bool x_death(const struct hbus_meta *m, amqp_pool_t *pool, amqp_table_entry_t *out)
+{
+	const struct hbus_header *reason = header_named(m, "x-last-death-reason"),
+				 *queue = header_named(m, "x-last-death-queue"),
+				 *exch = header_named(m, "x-last-death-exchange");
+	amqp_table_entry_t *e = amqp_pool_alloc(pool, 5 * sizeof(*e));
+	amqp_field_value_t *death = amqp_pool_alloc(pool, sizeof(*death)),
+			   *key = amqp_pool_alloc(pool, sizeof(*key));
+
+	if (!reason || !queue || !exch || !e || !death || !key)
+		return false;
+	*key = utf8(m->routing_key, m->routing_key_len);
+	e[0] = (amqp_table_entry_t){ amqp_cstring_bytes("reason"),
+				     utf8(reason->value, reason->value_len) };
+	e[1] = (amqp_table_entry_t){ amqp_cstring_bytes("queue"), utf8(queue->value, queue->value_len) };
+	e[2] = (amqp_table_entry_t){ amqp_cstring_bytes("exchange"), utf8(exch->value, exch->value_len) };
+	e[3] = (amqp_table_entry_t){ amqp_cstring_bytes("count"),
+				     { .kind = AMQP_FIELD_KIND_I64, .value.i64 = 1 } };
+	e[4] = (amqp_table_entry_t){ amqp_cstring_bytes("routing-keys"),
+				     { .kind = AMQP_FIELD_KIND_ARRAY,
+				       .value.array = { .num_entries = 1, .entries = key } } };
+	*death = (amqp_field_value_t){ .kind = AMQP_FIELD_KIND_TABLE,
+				       .value.table = { .num_entries = 5, .entries = e } };
+	*out = (amqp_table_entry_t){ amqp_cstring_bytes("x-death"),
+				     { .kind = AMQP_FIELD_KIND_ARRAY,
+				       .value.array = { .num_entries = 1, .entries = death } } };
+	return true;
+}
+
 int props_from_meta(const uint8_t *meta, size_t meta_len, amqp_pool_t *pool, uint8_t *buf,
 		    size_t cap)
 {
@@ -207,7 +260,8 @@ int props_from_meta(const uint8_t *meta, size_t meta_len, amqp_pool_t *pool, uin
 	}
 	/* Headers not already said: properties (when rebuilding), and table
 	 * entries the blob lacks. */
-	ents = amqp_pool_alloc(pool, sizeof(*ents) * (m.header_count + (size_t)p->headers.num_entries));
+	ents = amqp_pool_alloc(pool, sizeof(*ents) *
+				     (m.header_count + 1 + (size_t)p->headers.num_entries));
 	if (!ents)
 		return -1;
 	n0 = (p->_flags & AMQP_BASIC_HEADERS_FLAG) ? p->headers.num_entries : 0;
@@ -232,6 +286,10 @@ int props_from_meta(const uint8_t *meta, size_t meta_len, amqp_pool_t *pool, uin
 								       .bytes = (void *)h->value };
 		n_extra++;
 	}
+	if (!table_has(&(amqp_table_t){ .num_entries = n0 + (int)n_extra, .entries = ents },
+		       "x-death", 7) &&
+	    x_death(&m, pool, &ents[n0 + n_extra]))
+		n_extra++;
 	if (n0 + n_extra) {
 		p->_flags |= AMQP_BASIC_HEADERS_FLAG;
 		p->headers.num_entries = n0 + (int)n_extra;

@@ -94,7 +94,9 @@ struct hbus_queue_opts {
  * Exclusive handles: the queue's only consumer, or its only producer, as
  * hbusd granted (AMQP's exclusive consume; Aeron's ExclusivePublication;
  * rte_ring's single-producer / single-consumer modes).  With no one to
- * compete with, they take no locked instruction per message:
+ * compete with, they claim without a CAS (the consumer takes no locked
+ * instruction per message; the producer one fence per publish call, for
+ * the futex handshake with sleeping consumers):
  *   HBUS_CONSUME_EXCLUSIVE  claims a message with a plain store, moves the
  *                           head with a plain store (not on a drop-head
  *                           queue, where producers remove from the head);

@@ -16,8 +16,7 @@ fi
 # name|reason
 SKIP="TestIntegrationConsumeFlow|RabbitMQ answers channel.flow(false) with 540 and the test reads that error unchecked; hbus supports flow, so the test panics on a nil error
 TestIntegrationTxCommit|transactions (tx.select/commit): not in hbus, publisher confirms are
-TestIntegrationTxRollback|transactions (tx.select/rollback): not in hbus, publisher confirms are
-TestDeclareArgsRejectToDeadLetterQueue|expects RabbitMQ's x-death header (an array of tables); hbus dead-lettering adds x-first-death-* and x-last-death-* headers"
+TestIntegrationTxRollback|transactions (tx.select/rollback): not in hbus, publisher confirms are"
 t0=$(date +%s)
 # Bodies up to 7 KiB (TestCorruptedMessageIssue7, 1024 of them) and 11 KiB (BigBody):
 # queues with room for them, as a deployment would choose.

@@ -609,3 +609,60 @@ Test(exclusive, handles_keep_claiming_without_a_cas_only_while_hbusd_grants_it)
 	hbus_close(c);
 	close(fd);
 }
+
+/* Both exclusivities on a protected queue: the only producer writes its
+ * data file without a CAS, the only consumer maps it read-only (it cannot
+ * produce) and claims without a CAS; its nack(requeue) goes through hbusd
+ * (it cannot write the redelivered flag), and a killed only consumer's
+ * messages come back flagged, ids and checksums intact. */
+Test(exclusive, a_protected_queue_with_both_sides_exclusive)
+{
+	int fd = hb_session(&env, NULL), in;
+	hbus_client *c = client();
+	hbus_queue *cons;
+	struct tu_payload p;
+	struct hbus_msg m;
+	uint16_t flags;
+	unsigned spins = 0;
+	pid_t x;
+	int rc;
+
+	OK(hb_call(fd, NULL, "{s:s, s:s, s:i, s:i, s:b}", "op", "declare_queue", "name", "pq",
+		   "capacity", 64, "slot_size", 128, "protected", 1));
+	x = spawn_producer("pq", true, 32, &in); /* exits 2 unless its handle has no CAS */
+	cr_assert_gt(read_report(in), 0);
+	kill_kid(x);
+	cr_assert_eq(hbus_consume_open_ex(c, "pq", HBUS_ACK_MANUAL, 0, HBUS_CONSUME_EXCLUSIVE, &cons),
+		     0);
+	cr_assert(q_sc(cons), "the only consumer claims without a CAS");
+	cr_assert_eq(tu_enqueue_id(cons, 7, 99), -EPERM, "a reader of a protected queue produced");
+	cr_assert_eq(take(cons, &flags, true), 0);
+	while ((rc = hbus_queue_consume(cons, &m)) == -EAGAIN)
+		hb_backoff(&spins);
+	cr_assert_eq(rc, 0);
+	cr_assert(tu_payload_ok(&m, &p) && p.seq == 1);
+	cr_assert_eq(hbus_queue_nack(cons, &m, 1), 0, "nack(requeue) through hbusd");
+	cr_assert_eq(take(cons, &flags, true), 1, "the requeued message first, at its place");
+	cr_assert(flags & HBUS_MSG_REDELIVERED);
+	cr_assert_eq(take(cons, &flags, true), 2);
+	cr_assert(!(flags & HBUS_MSG_REDELIVERED));
+	cr_assert_eq(hbus_consume_close(c, cons), 0);
+	wait_settled(fd, 2);
+	/* A child takes 10 (acks 4) and is killed: 6 come back flagged. */
+	x = spawn_consumer("pq", 10, 4, &in);
+	for (uint32_t i = 3; i < 13; i++)
+		cr_assert_eq(read_report(in), i);
+	kill_kid(x);
+	hb_wait_log(&env, "its exclusive consumer", 1);
+	cr_assert_eq(hbus_consume_open_ex(c, "pq", HBUS_ACK_MANUAL, 0, HBUS_CONSUME_EXCLUSIVE, &cons),
+		     0);
+	for (uint32_t i = 7; i < 32; i++) {
+		cr_assert_eq(take(cons, &flags, true), i);
+		cr_assert_eq(!!(flags & HBUS_MSG_REDELIVERED), i < 13, "message %u", i);
+	}
+	cr_assert_eq(hbus_queue_consume(cons, &(struct hbus_msg){ 0 }), -EAGAIN);
+	cr_assert_eq(qstat(fd, "pq", "acked"), 32);
+	cr_assert_eq(qstat(fd, "pq", "requeued"), 7);
+	hbus_close(c);
+	close(fd);
+}

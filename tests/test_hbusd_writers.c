@@ -35,26 +35,6 @@ static void teardown(void)
 
 TestSuite(control_writers, .init = setup, .fini = teardown, .timeout = 120);
 
-/* Wait until hbusd's log has `needle` (count occurrences at least). */
-static void wait_log(const char *needle, unsigned count)
-{
-	unsigned spins = 0;
-
-	for (;;) {
-		const char *p = hb_log_text(&env);
-		unsigned n = 0;
-
-		while ((p = strstr(p, needle)) != NULL) {
-			n++;
-			p++;
-		}
-		if (n >= count)
-			return;
-		cr_assert_lt(spins, 2000, "hbusd never logged '%s':\n%s", needle, hb_log_text(&env));
-		hb_backoff(&spins);
-	}
-}
-
 static void stats(int fd, const char *queue, uint32_t owner, struct hbus_queue_stats *s)
 {
 	hbus_queue *q = hb_open_queue(fd, queue, "read", owner, HBUS_ACK_AUTO);
@@ -103,7 +83,7 @@ Test(control_writers, a_live_process_keeps_its_write_and_its_claims)
 	cr_assert_eq(hbus_queue_reserve(w, &r), 0); /* position 2, WRITING */
 	/* The writer's session closes; the process (this one) runs on. */
 	close(wfd);
-	wait_log("left its session but still runs", 1);
+	hb_wait_log(&env, "left its session but still runs", 1);
 	/* Nothing was taken from it... */
 	stats(cfd, "wq", cowner, &s);
 	cr_assert_eq(s.requeued, 0, "a live consumer's claims were taken from it");
@@ -175,14 +155,14 @@ Test(control_writers, a_writer_that_left_then_died_is_skipped_when_it_exits)
 	close(rep[1]);
 	cr_assert_eq(read(rep[0], &b, 1), 1, "the child failed before its half write");
 	close(rep[0]);
-	wait_log("left its session but still runs", 1);
+	hb_wait_log(&env, "left its session but still runs", 1);
 	cr_assert_eq(tu_enqueue_id(w, 1, 7), 0);
 	cr_assert_eq(hbus_queue_consume(c, &(struct hbus_msg){ 0 }), -EAGAIN,
 		     "blocked behind the child's open write while it runs");
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 	n_kids = 0;
-	wait_log("has exited: recovering its slots", 1);
+	hb_wait_log(&env, "has exited: recovering its slots", 1);
 	cr_assert_eq(consume_seq(c, NULL), 7, "the skip does not stall the queue");
 	stats(fd, "dq", owner, &s);
 	cr_assert_eq(s.aborted, 1);

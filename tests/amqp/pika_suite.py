@@ -274,6 +274,11 @@ def case_ttl_dead_letter():
     check(got, sent)
     for g in got:
         assert g[2].headers.get('x-first-death-reason') == 'expired', g[2].headers
+        # RabbitMQ's x-death array, rebuilt by the gateway
+        d = g[2].headers.get('x-death')
+        assert isinstance(d, list) and len(d) == 1, g[2].headers
+        assert d[0]['reason'] == 'expired' and d[0]['queue'] == 'short' and d[0]['count'] == 1, d
+        assert d[0]['routing-keys'] == ['short'], d
     # reject without requeue dead-letters too
     ch.queue_declare('rej', arguments={'x-dead-letter-exchange': 'dlx'})
     s2 = publish_n(ch, '', 'rej', 3, start=50)
