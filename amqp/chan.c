@@ -190,24 +190,27 @@ static void call_done(struct conn *c, struct ctl_req *r)
 	if (r->nowait)
 		goto out;
 	switch (r->method) {
-	case AMQP_EXCHANGE_DECLARE_METHOD: {
-		amqp_exchange_declare_ok_t m = { 0 };
-		chan_put(ch, AMQP_EXCHANGE_DECLARE_OK_METHOD, &m);
-		break;
-	}
-	case AMQP_EXCHANGE_DELETE_METHOD: {
-		amqp_exchange_delete_ok_t m = { 0 };
-		chan_put(ch, AMQP_EXCHANGE_DELETE_OK_METHOD, &m);
-		break;
-	}
-	case AMQP_EXCHANGE_BIND_METHOD: {
-		amqp_exchange_bind_ok_t m = { 0 };
-		chan_put(ch, AMQP_EXCHANGE_BIND_OK_METHOD, &m);
-		break;
-	}
-	case AMQP_EXCHANGE_UNBIND_METHOD: {
-		amqp_exchange_unbind_ok_t m = { 0 };
-		chan_put(ch, AMQP_EXCHANGE_UNBIND_OK_METHOD, &m);
+	case AMQP_EXCHANGE_DECLARE_METHOD:
+	case AMQP_EXCHANGE_DELETE_METHOD:
+	case AMQP_EXCHANGE_BIND_METHOD:
+	case AMQP_EXCHANGE_UNBIND_METHOD:
+	case AMQP_QUEUE_BIND_METHOD:
+	case AMQP_QUEUE_UNBIND_METHOD: {
+		/* The replies without arguments (exchange.unbind-ok is not
+		 * the id after exchange.unbind's: each is named). */
+		static const struct { amqp_method_number_t req, ok; } empty_ok[] = {
+			{ AMQP_EXCHANGE_DECLARE_METHOD, AMQP_EXCHANGE_DECLARE_OK_METHOD },
+			{ AMQP_EXCHANGE_DELETE_METHOD, AMQP_EXCHANGE_DELETE_OK_METHOD },
+			{ AMQP_EXCHANGE_BIND_METHOD, AMQP_EXCHANGE_BIND_OK_METHOD },
+			{ AMQP_EXCHANGE_UNBIND_METHOD, AMQP_EXCHANGE_UNBIND_OK_METHOD },
+			{ AMQP_QUEUE_BIND_METHOD, AMQP_QUEUE_BIND_OK_METHOD },
+			{ AMQP_QUEUE_UNBIND_METHOD, AMQP_QUEUE_UNBIND_OK_METHOD },
+		};
+		amqp_exchange_declare_ok_t m = { 0 }; /* every one is empty */
+
+		for (unsigned i = 0; i < sizeof(empty_ok) / sizeof(empty_ok[0]); i++)
+			if (empty_ok[i].req == r->method)
+				chan_put(ch, empty_ok[i].ok, &m);
 		break;
 	}
 	case AMQP_QUEUE_DECLARE_METHOD: {
@@ -216,16 +219,6 @@ static void call_done(struct conn *c, struct ctl_req *r)
 					      .message_count = (uint32_t)jint(rep, "messages"),
 					      .consumer_count = (uint32_t)jint(rep, "consumers") };
 		chan_put(ch, AMQP_QUEUE_DECLARE_OK_METHOD, &m);
-		break;
-	}
-	case AMQP_QUEUE_BIND_METHOD: {
-		amqp_queue_bind_ok_t m = { 0 };
-		chan_put(ch, AMQP_QUEUE_BIND_OK_METHOD, &m);
-		break;
-	}
-	case AMQP_QUEUE_UNBIND_METHOD: {
-		amqp_queue_unbind_ok_t m = { 0 };
-		chan_put(ch, AMQP_QUEUE_UNBIND_OK_METHOD, &m);
 		break;
 	}
 	case AMQP_QUEUE_PURGE_METHOD: {
@@ -248,7 +241,6 @@ out:
 	}
 }
 
-/* A short string of a method as a C string: false when it holds a NUL. */
 static int exchange_declare(struct chan *ch, const amqp_exchange_declare_t *m)
 {
 	char name[256], type[64];

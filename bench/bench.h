@@ -76,6 +76,9 @@ static inline void bench_cpu_relax(void)
 int bench_pin_cpu(int cpu);
 /* Parse "A,B" into two cpu numbers: 0 or -EINVAL. */
 int bench_parse_cpus(const char *s, int *a, int *b);
+/* The median of v[0..n-1] (n >= 1; the mean of the middle two when n is
+ * even); v is left as it was. */
+double bench_median(const double *v, unsigned n);
 /* Parse a non-negative integer with an optional k/M/G suffix (x1000):
  * 0 or -EINVAL. */
 int bench_parse_u64(const char *s, uint64_t *out);

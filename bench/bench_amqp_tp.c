@@ -144,21 +144,6 @@ static int atp_parse(int argc, char **argv, struct atp_opts *o)
 
 /* -------------------------------------------------------------- output */
 
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double median(const double *v, unsigned n)
-{
-	double tmp[n];
-
-	memcpy(tmp, v, sizeof(tmp));
-	qsort(tmp, n, sizeof(tmp[0]), cmp_dbl);
-	return n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
-}
-
 static const char *const mode_name[2] = { "off", "on" };
 
 /* runs[round][mode][broker] */
@@ -191,7 +176,7 @@ static void print_table(const struct atp_opts *o, const struct atp_run *runs, co
 				continue;
 			for (unsigned r = 0; r < o->rounds; r++)
 				v[r] = RUN(r, m, k).rate;
-			med[k] = median(v, o->rounds);
+			med[k] = bench_median(v, o->rounds);
 		}
 		snprintf(label, sizeof(label), m ? "confirms on (window %u)" : "confirms off", o->window);
 		printf("%-26s", label);
@@ -265,7 +250,7 @@ static void print_json(const struct atp_opts *o, const struct atp_run *runs, con
 				continue;
 			for (unsigned r = 0; r < o->rounds; r++)
 				v[r] = RUN(r, m, k).rate;
-			med[k] = median(v, o->rounds);
+			med[k] = bench_median(v, o->rounds);
 			snprintf(key, sizeof(key), "%s_msgs_per_s", amqp_broker_name(k));
 			bench_json_dbl(&j, key, med[k]);
 		}

@@ -53,18 +53,14 @@ struct cmp_set {
 	int shm, floor, floor2; /* indexes into res; floors -1 when left out */
 };
 
-static int cmp_u64(const void *a, const void *b)
+/* The median of the per-round values of one percentile, in us. */
+static double round_median_us(const uint64_t *ns, unsigned n)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
+	double v[n];
 
-static uint64_t median(const uint64_t *v, unsigned n)
-{
-	uint64_t tmp[n];
-	memcpy(tmp, v, sizeof(tmp));
-	qsort(tmp, n, sizeof(tmp[0]), cmp_u64);
-	return n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
+	for (unsigned i = 0; i < n; i++)
+		v[i] = (double)ns[i];
+	return bench_median(v, n) / 1000.0;
 }
 
 static double ratio(uint64_t a, uint64_t b)
@@ -171,7 +167,7 @@ static void cmp_print_table(const struct pp_cli *cli, const struct cmp_set *set)
 		       ratio(hist_percentile(h, 99.9), hb999));
 		for (unsigned p = 0; p < CMP_NRP; p++)
 			printf(" %*.3f", p == 2 ? 9 : 8,
-			       (double)median(set->res[k].round[p], cli->rounds) / 1000.0);
+			       round_median_us(set->res[k].round[p], cli->rounds));
 		putchar('\n');
 		/* Peers only: not the floors, not hbus nor its variants (shm-*). */
 		if ((int)k != set->floor && (int)k != set->floor2 &&

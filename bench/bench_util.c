@@ -127,6 +127,22 @@ int bench_parse_u64(const char *s, uint64_t *out)
 	return 0;
 }
 
+static int cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+double bench_median(const double *v, unsigned n)
+{
+	double tmp[n];
+
+	memcpy(tmp, v, sizeof(tmp));
+	qsort(tmp, n, sizeof(tmp[0]), cmp_dbl);
+	return n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
+}
+
 int bench_parse_cpus(const char *s, int *a, int *b)
 {
 	char *end;
