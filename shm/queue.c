@@ -43,6 +43,7 @@ static int record_take(struct hbus_queue *q)
 			q->rec = &q->recs[i];
 			q->holder = i + 1;
 			atomic_store_explicit(&q->rec->jr_op, jr_word(JR_NONE, 0, 0), RELAXED);
+			atomic_store_explicit(&q->rec->xhold, 0, RELAXED);
 			CRASHPOINT(OPEN_RECORD);
 			return 0;
 		}
@@ -262,6 +263,17 @@ int hbus_queue_scan(const hbus_queue *q, struct hbus_queue_census *c)
 		c->claimed += st == SLOT_CLAIMED || st == SLOT_CLAIMED_AUTO;
 		c->writing += st == SLOT_WRITING;
 		c->removing += st == SLOT_REMOVING;
+	}
+	/* READY slots an only consumer holds through its record's xhold. */
+	for (uint32_t i = 0; i < q->nrec; i++) {
+		uint64_t x = atomic_load_explicit(&q->recs[i].xhold, RELAXED);
+
+		if (x && xhold_idx(x) <= q->mask && c->ready &&
+		    atomic_load_explicit(slot_state(q, xhold_idx(x)), ACQUIRE) ==
+			    slot_word(xhold_lap(x), 0, SLOT_READY)) {
+			c->ready--;
+			c->claimed++;
+		}
 	}
 	return 0;
 }

@@ -26,6 +26,8 @@
 	/* consumer: claim; ack (manual) or release (auto) */                                \
 	X(CLAIM_JOURNAL) X(CLAIM_CAS) X(CLAIM_CURSOR) X(CLAIM_COUNT)                         \
 	X(ACK_JOURNAL) X(ACK_CAS) X(ACK_COUNT)                                               \
+	/* the only consumer's held slot (xhold): let go, or turned into a claim */          \
+	X(XHOLD_CLEAR) X(XHOLD_PIN)                                                          \
 	/* a READY message removed unread: TTL expiry, drop-head, purge */                   \
 	X(REMOVE_CLAIM) X(REMOVE_COPY) X(REMOVE_JOURNAL) X(REMOVE_FREE) X(REMOVE_COUNT)      \
 	X(REMOVE_HOOK)                                                                       \
@@ -38,6 +40,7 @@
 	X(REC_SKIP_JOURNAL) X(REC_SKIP_CAS) X(REC_SKIP_COUNT)                                \
 	X(REC_RELEASE_JOURNAL) X(REC_RELEASE_CAS) X(REC_RELEASE_COUNT)                       \
 	X(REC_REMOVE_JOURNAL) X(REC_REMOVE_CAS) X(REC_REMOVE_COUNT)                          \
+	X(REC_XHOLD_PIN) X(REC_XHOLD_CLEAR)                                                  \
 	X(REC_SLEEPER) X(REC_FREE)                                                           \
 	/* a cursor read by a helper that is about to move it on */                          \
 	X(CURSOR_SEEN)                                                                       \

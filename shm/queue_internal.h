@@ -48,6 +48,9 @@ struct hbus_queue {
 	uint64_t next_head;     /* consumer: the position after its last claim */
 	uint64_t rewinds_seen;  /* consumer: hdr->head_gen when next_head was set */
 	uint64_t head_pub;      /* consumer: where it last found nothing (and published) */
+	uint64_t xhold;         /* the only consumer: position + 1 of the READY slot its
+				   record's xhold names (held without a claim store), or 0 */
+	uint32_t empty_polls;   /* hbus_queue_consume: empty polls in a row */
 	/* The only consumer (HBUS_CONSUME_EXCLUSIVE, not drop-head), the only
 	 * producer (HBUS_PRODUCE_EXCLUSIVE).  Atomic (read relaxed: a plain
 	 * load) because another thread may clear them: the client library,
@@ -69,6 +72,16 @@ struct hbus_queue {
 	struct hbus_map map, data_map;
 	int fd, data_fd;
 };
+
+/* A spin-wait hint: PAUSE on x86, YIELD on arm64. */
+static inline void hbus_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield" ::: "memory");
+#endif
+}
 
 static inline int q_sc(const struct hbus_queue *q)
 {
@@ -140,6 +153,20 @@ static inline uint64_t jr_word(unsigned kind, uint64_t idx, uint64_t lap)
 {
 	return (uint64_t)kind << 56 | (idx & 0xffffffu) << 32 | (lap & SLOT_LAP_MASK);
 }
+/*
+ * The only consumer's held slot, in its record (xhold): the state it is
+ * held in (CLAIMED or CLAIMED_AUTO, never 0, so a word names a slot iff it
+ * is not 0), the index and the lap.  The slot stays READY(lap) while the
+ * word names it: docs/QUEUE.md, "Exclusive handles".
+ */
+static inline uint64_t xhold_word(const struct hbus_queue *q, uint64_t pos, unsigned st)
+{
+	return (uint64_t)st << 60 | (pos & q->mask & 0xffffffu) << 32 | pos_lap(q, pos);
+}
+static inline unsigned xhold_state(uint64_t x) { return (unsigned)(x >> 60); }
+static inline uint64_t xhold_idx(uint64_t x) { return x >> 32 & 0xffffffu; }
+static inline uint64_t xhold_lap(uint64_t x) { return x & SLOT_LAP_MASK; }
+
 static inline unsigned jr_kind(uint64_t op) { return (unsigned)(op >> 56); }
 static inline uint64_t jr_idx(uint64_t op) { return op >> 32 & 0xffffffu; }
 static inline uint64_t jr_lap(uint64_t op) { return op & SLOT_LAP_MASK; }
@@ -492,6 +519,11 @@ static inline void wake_if_waiting(struct hbus_queue *q)
  * WRITING(lap, us).  0 and *pos, -ENOBUFS when full (*blocked then holds
  * the word of the slot in the way), -EUCLEAN on a corrupt ring. */
 int queue_claim_tail(struct hbus_queue *q, uint64_t *pos, uint64_t *blocked);
+
+/* The only consumer's slot held through xhold becomes CLAIMED*(L, us), and
+ * xhold is cleared: 0, or -ESTALE when someone else claimed it meanwhile
+ * (queue_consume.c). */
+int queue_xhold_pin(struct hbus_queue *q);
 
 /* Remove the READY message at pos (word w) unread: expiry, drop-head or
  * purge; dead-lettered with `why` when the handle has a hook.  0, or

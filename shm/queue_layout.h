@@ -61,7 +61,8 @@
 
 #include "shm_file.h"
 
-#define HBUS_QUEUE_LAYOUT_VERSION 3u /* 3: records (counters + journal), holder = record */
+#define HBUS_QUEUE_LAYOUT_VERSION 4u /* 3: records (counters + journal), holder = record;
+                                        4: the only consumer's held slot (xhold) */
 #define HBUS_SLOT_HDR_LEN 32u
 
 enum slot_state {
@@ -155,6 +156,8 @@ enum jr_kind {
 	JR_XCOMMIT,    /* the only producer's run of jr_aux slots FREE(L) -> READY(L) in order:
 			  enqueued = jr_target + the published prefix */
 	JR_SCOMMIT,    /* the only producer's one slot FREE(L) -> READY(L): enqueued */
+	JR_XCLAIM,     /* the only consumer takes READY(L) by naming it in xhold (the slot stays
+			  READY): delivered; done when xhold names it */
 	JR_KINDS,
 	JR_FOREIGN = 0x80, /* the pre-state's holder is jr_aux2, not the record's own */
 };
@@ -170,7 +173,11 @@ struct hbus_qrec {
 	_Atomic uint64_t jr_target;
 	_Atomic uint64_t jr_aux;
 	_Atomic uint64_t jr_aux2;
-	uint64_t reserved1[3];
+	/* The only consumer's held slot: a READY(L) message it took without
+	 * writing the slot (xhold_word: index, lap, the state it is held in),
+	 * 0 for none.  Recovery turns it into the claim it stands for. */
+	_Atomic uint64_t xhold;
+	uint64_t reserved1[2];
 	/* Lines 1-2: this handle's counters (enum qc), cumulative over every
 	 * handle that held the record: queue totals are the sums. */
 	_Atomic uint64_t c[16];

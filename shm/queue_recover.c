@@ -36,18 +36,24 @@ static int jr_done(const struct hbus_queue *q, const struct hbus_qrec *r, uint64
 		   unsigned kind, uint32_t h)
 {
 	uint64_t w = atomic_load_explicit(slot_state(q, jr_idx(op)), ACQUIRE);
+	uint64_t x = atomic_load_explicit(&r->xhold, ACQUIRE);
 	unsigned st = word_state(w);
 	int same = word_lap(w) == jr_lap(op) && word_holder(w) == h;
+	/* The op's slot is the one our xhold names, and it is still READY:
+	 * held without a claim store, so nothing has happened to it yet. */
+	int xheld = x && xhold_idx(x) == jr_idx(op) && xhold_lap(x) == jr_lap(op) &&
+		    w == slot_word(jr_lap(op), 0, SLOT_READY);
 
-	(void)r;
 	switch (kind) {
 	case JR_CLAIM:
 		return same && (st == SLOT_CLAIMED || st == SLOT_CLAIMED_AUTO);
+	case JR_XCLAIM: /* done once xhold names it (cleared only after a FREE store) */
+		return x && xhold_idx(x) == jr_idx(op) && xhold_lap(x) == jr_lap(op);
 	case JR_ACK:
 	case JR_REJECT:
-		return !(same && st == SLOT_CLAIMED);
+		return !(same && st == SLOT_CLAIMED) && !xheld;
 	case JR_RELEASE:
-		return !(same && st == SLOT_CLAIMED_AUTO);
+		return !(same && st == SLOT_CLAIMED_AUTO) && !xheld;
 	case JR_REQUEUE:
 		return !(same && (st == SLOT_CLAIMED || st == SLOT_CLAIMED_AUTO));
 	case JR_COMMIT:
@@ -72,6 +78,7 @@ static const unsigned jr_counter[JR_KINDS] = {
 	[JR_COMMIT] = QC_ENQUEUED, [JR_ABORT] = QC_ABORTED, [JR_SKIP_INNER] = QC_ABORTED,
 	[JR_REJECT] = QC_REJECTED, [JR_EXPIRE] = QC_EXPIRED, [JR_DROP] = QC_DROPPED_HEAD,
 	[JR_PURGE] = QC_PURGED, [JR_REQUEUE] = QC_REQUEUED, [JR_SCOMMIT] = QC_ENQUEUED,
+	[JR_XCLAIM] = QC_DELIVERED,
 };
 
 void queue_settle(struct hbus_queue *q, struct hbus_qrec *r)
@@ -111,6 +118,34 @@ void queue_settle(struct hbus_queue *q, struct hbus_qrec *r)
 	}
 	atomic_store_explicit(&r->jr_op, jr_word(JR_NONE, 0, 0), RELEASE);
 	CRASHPOINT(REC_SETTLE);
+}
+
+/*
+ * A dead only consumer's xhold (a READY message it held without a claim
+ * store): make it the claim it stands for, CLAIMED*(L, dead), so the scan
+ * below requeues or releases it like any claim of the dead; then clear it.
+ * The word is input: it acts only on a slot READY at the lap it names (a
+ * hostile one can do no more than its writer could do to any slot word).
+ * Killed in between: the slot is no longer READY, so the next recovery
+ * only clears the word.
+ */
+static void recover_xhold(struct hbus_queue *q, struct hbus_qrec *r, uint32_t holder)
+{
+	uint64_t x = atomic_load_explicit(&r->xhold, ACQUIRE);
+	unsigned st = xhold_state(x);
+
+	if (!x)
+		return;
+	if (xhold_idx(x) <= q->mask && (st == SLOT_CLAIMED || st == SLOT_CLAIMED_AUTO)) {
+		uint64_t w = slot_word(xhold_lap(x), 0, SLOT_READY);
+
+		atomic_compare_exchange_strong_explicit(slot_state(q, xhold_idx(x)), &w,
+							slot_word(xhold_lap(x), holder, st), memory_order_acq_rel,
+							ACQUIRE);
+		CRASHPOINT(REC_XHOLD_PIN);
+	}
+	atomic_store_explicit(&r->xhold, 0, RELEASE);
+	CRASHPOINT(REC_XHOLD_CLEAR);
 }
 
 /* A dead producer's unpublished write at pos (word w): the run's other
@@ -198,6 +233,7 @@ int hbus_queue_recover_owner(hbus_queue *q, uint32_t owner, struct hbus_recovery
 			continue;
 		dead[i / 64] |= UINT64_C(1) << (i % 64);
 		queue_settle(q, &q->recs[i]);
+		recover_xhold(q, &q->recs[i], i + 1);
 		any = 1;
 	}
 	for (uint64_t k = 0; any && k <= q->mask; k++)
@@ -229,6 +265,8 @@ int hbus_queue_release_held(hbus_queue *q, struct hbus_recovery *out)
 	if (!q)
 		return -EINVAL;
 	memset(&r, 0, sizeof(r));
+	if (q->xhold) /* held through xhold: make it a claim, given back below */
+		queue_xhold_pin(q);
 	for (uint64_t i = 0; i <= q->mask; i++) {
 		uint64_t w = atomic_load_explicit(slot_state(q, i), ACQUIRE);
 		uint64_t pos = pos_near(q, atomic_load_explicit(&q->hdr->head, RELAXED), i,

@@ -82,14 +82,19 @@ static hbus_queue *open_as(int fd, uint32_t owner, uint32_t ack_mode, uint32_t f
 }
 
 /* The same in the parent, where a failure is an assertion. */
-static hbus_queue *popen_as(int fd, uint32_t owner, uint32_t ack_mode)
+static hbus_queue *popen_flags(int fd, uint32_t owner, uint32_t ack_mode, uint32_t flags)
 {
-	struct hbus_queue_opts o = { .owner = owner, .ack_mode = ack_mode };
+	struct hbus_queue_opts o = { .owner = owner, .ack_mode = ack_mode, .flags = flags };
 	hbus_queue *q = NULL;
 	int rc = hbus_queue_open_fds(fd, case_dfd, &o, &q);
 
 	cr_assert_eq(rc, 0, "open: %s", hbus_strerror(rc));
 	return q;
+}
+
+static hbus_queue *popen_as(int fd, uint32_t owner, uint32_t ack_mode)
+{
+	return popen_flags(fd, owner, ack_mode, 0);
 }
 
 /* ------------------------------------------------------ the child's work */
@@ -179,7 +184,15 @@ static void work_mixed(int fd, struct ledger *l, const struct knobs *k, unsigned
 		if (r < 4) {
 			id = produce(p, l, k, &seed, id);
 		} else if (r < 7 && nheld < HELD_MAX - 8) {
-			int n = hbus_queue_consume_burst(c, got, 1 + (unsigned)rand_r(&seed) % 8);
+			unsigned want = 1 + (unsigned)rand_r(&seed) % 8;
+			int n;
+
+			/* One at a time as well: the only consumer's single
+			 * claims take its record's xhold, not the slot. */
+			if (want <= (k->xc ? 4u : 1u))
+				n = hbus_queue_consume(c, &got[0]) == 0;
+			else
+				n = hbus_queue_consume_burst(c, got, want);
 
 			if (n == 0 && k->wait)
 				hbus_queue_wait(c, 0);
@@ -235,16 +248,19 @@ static void work_recover(int fd, struct ledger *l, const struct knobs *k, unsign
 
 /* The dead owner's handles, open in the parent (unused: it is "dead"),
  * closed once the case is checked. */
-static hbus_queue *dead_handles[3];
+static hbus_queue *dead_handles[4];
 
 /* A dead owner holding a bit of everything: manual claims, an auto claim,
- * a half-written reservation, an unpublished run, and a removal it did not
- * finish.  What it was handed is in the ledger as delivered. */
+ * a message held through an only consumer's xhold (its second single
+ * claim: the first, behind the others' claims, walks), a half-written
+ * reservation, an unpublished run, and a removal it did not finish.  What
+ * it was handed is in the ledger as delivered. */
 static void setup_dead(int fd, struct ledger *l, int fill)
 {
 	hbus_queue *p = popen_as(fd, DEAD, HBUS_ACK_AUTO);
 	hbus_queue *c = popen_as(fd, DEAD, HBUS_ACK_MANUAL);
 	hbus_queue *a = popen_as(fd, DEAD, HBUS_ACK_AUTO);
+	hbus_queue *x = popen_flags(fd, DEAD, HBUS_ACK_MANUAL, HBUS_CONSUME_EXCLUSIVE);
 	struct knobs k = { .burst_max = 1, .len_max = 64 };
 	unsigned seed = 7, cap = (unsigned)p->mask + 1;
 	struct hbus_reservation r;
@@ -262,10 +278,16 @@ static void setup_dead(int fd, struct ledger *l, int fill)
 	deliver(l, &m[1]);
 	cr_assert_eq(hbus_queue_consume(a, &m[2]), 0);
 	deliver(l, &m[2]);
+	dead_handles[3] = x;
+	for (unsigned i = 0; i < 2; i++) {
+		cr_assert_eq(hbus_queue_consume(x, &m[3]), 0);
+		deliver(l, &m[3]);
+	}
+	cr_assert_eq(x->xhold, m[3].pos + 1, "the second claim is held through xhold");
 	if (fill)
 		return; /* full: the claims must be requeued in place */
 	/* The next READY message was being dropped by it. */
-	t = a->next_head;
+	t = x->next_head;
 	lap = pos_lap(p, t);
 	cr_assert_eq(atomic_load(slot_state(p, t)), slot_word(lap, 0, SLOT_READY));
 	atomic_store(slot_state(p, t), slot_word_run(lap, p->holder, SLOT_REMOVING, REMOVE_DROPPED + 1));
@@ -488,7 +510,7 @@ static void check_case(int fd, struct ledger *l, const struct scenario *sc, cons
 	}
 	free(b.id);
 	hbus_queue_close(q);
-	for (unsigned i = 0; i < 3; i++) {
+	for (unsigned i = 0; i < 4; i++) {
 		if (dead_handles[i])
 			hbus_queue_close(dead_handles[i]);
 		dead_handles[i] = NULL;

@@ -1,0 +1,162 @@
+/*
+ * test_queue_xhold.c - the only consumer's claim without a store into the
+ * slot: its record's xhold names the READY message it holds (docs/QUEUE.md,
+ * "Exclusive handles").  Each test checks the slot words, the census and
+ * the counters, and the ids and checksums of what comes out.  Kills at
+ * every step are in tests/test_queue_crash.c (XHOLD_*, REC_XHOLD_*).
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <string.h>
+
+#include "queue_internal.h"
+#include "testutil.h"
+
+TestSuite(queue_xhold, .timeout = 60);
+
+static hbus_queue *open_x(int fd, uint32_t owner, uint32_t ack_mode, uint32_t flags)
+{
+	struct hbus_queue_opts o = { .owner = owner, .ack_mode = ack_mode, .prefetch = 16,
+				     .flags = flags };
+	hbus_queue *q = NULL;
+
+	cr_assert_eq(hbus_queue_open_fd(fd, &o, &q), 0);
+	return q;
+}
+
+static uint32_t seq_of(const struct hbus_msg *m)
+{
+	struct tu_payload p;
+
+	cr_assert(tu_payload_ok(m, &p), "checksum mismatch");
+	return p.seq;
+}
+
+static void census(hbus_queue *q, uint32_t ready, uint32_t claimed)
+{
+	struct hbus_queue_census c;
+
+	cr_assert_eq(hbus_queue_scan(q, &c), 0);
+	cr_assert_eq(c.ready, ready, "ready %u, want %u", c.ready, ready);
+	cr_assert_eq(c.claimed, claimed, "claimed %u, want %u", c.claimed, claimed);
+}
+
+Test(queue_xhold, a_single_claim_leaves_the_slot_ready_and_the_ack_frees_it)
+{
+	int fd = tu_queue_fd(8, 64, HBUS_OVERFLOW_REJECT, 0);
+	hbus_queue *p = open_x(fd, 1, HBUS_ACK_AUTO, HBUS_PRODUCE_EXCLUSIVE);
+	hbus_queue *c = open_x(fd, 2, HBUS_ACK_MANUAL, HBUS_CONSUME_EXCLUSIVE);
+	struct hbus_queue_stats s;
+	struct hbus_msg m;
+
+	for (uint32_t i = 0; i < 20; i++) {
+		cr_assert_eq(tu_enqueue_id(p, 1, i), 0);
+		cr_assert_eq(hbus_queue_consume(c, &m), 0);
+		cr_assert_eq(seq_of(&m), i);
+		cr_assert_eq(atomic_load(slot_state(c, m.pos)), slot_word(pos_lap(c, m.pos), 0, SLOT_READY),
+			     "no store into the slot");
+		cr_assert_eq(atomic_load(&c->rec->xhold), xhold_word(c, m.pos, SLOT_CLAIMED));
+		census(c, 0, 1);
+		cr_assert_eq(hbus_queue_consume(c, &m) , -EAGAIN, "held, not handed out twice");
+		cr_assert_eq(hbus_queue_ack(c, &m), 0);
+		cr_assert_eq(atomic_load(&c->rec->xhold), 0);
+		cr_assert_eq(word_state(atomic_load(slot_state(c, m.pos))), SLOT_FREE);
+		cr_assert_eq(hbus_queue_ack(c, &m), -ESTALE, "acked once");
+	}
+	cr_assert_eq(hbus_queue_stats(c, &s), 0);
+	cr_assert(s.enqueued == 20 && s.delivered == 20 && s.acked == 20,
+		  "enqueued %lu delivered %lu acked %lu", s.enqueued, s.delivered, s.acked);
+	hbus_queue_close(p);
+	hbus_queue_close(c);
+	close(fd);
+}
+
+Test(queue_xhold, a_nacked_held_message_comes_back_flagged_once)
+{
+	int fd = tu_queue_fd(8, 64, HBUS_OVERFLOW_REJECT, 0);
+	hbus_queue *p = open_x(fd, 1, HBUS_ACK_AUTO, 0);
+	hbus_queue *c = open_x(fd, 2, HBUS_ACK_MANUAL, HBUS_CONSUME_EXCLUSIVE);
+	struct hbus_queue_stats s;
+	struct hbus_msg m, again;
+
+	cr_assert_eq(tu_enqueue_id(p, 1, 7), 0);
+	cr_assert_eq(hbus_queue_consume(c, &m), 0);
+	cr_assert_eq(c->xhold, m.pos + 1);
+	cr_assert_eq(hbus_queue_nack(c, &m, 1), 0);
+	cr_assert_eq(c->xhold, 0, "pinned, then requeued as a claim");
+	census(c, 1, 0);
+	cr_assert_eq(hbus_queue_consume(c, &again), 0);
+	cr_assert_eq(seq_of(&again), 7);
+	cr_assert(again.flags & HBUS_MSG_REDELIVERED, "the redelivery is flagged");
+	cr_assert_eq(hbus_queue_ack(c, &again), 0);
+	cr_assert_eq(hbus_queue_consume(c, &again), -EAGAIN);
+	cr_assert_eq(hbus_queue_stats(c, &s), 0);
+	cr_assert(s.delivered == 2 && s.requeued == 1 && s.acked == 1);
+	hbus_queue_close(p);
+	hbus_queue_close(c);
+	close(fd);
+}
+
+/* An explicit claim below the held one is requeued: the head goes back
+ * behind the held message, and the walk must step over it, not hand it
+ * out a second time. */
+Test(queue_xhold, a_requeue_behind_the_held_message_does_not_deliver_it_twice)
+{
+	int fd = tu_queue_fd(8, 64, HBUS_OVERFLOW_REJECT, 0);
+	hbus_queue *p = open_x(fd, 1, HBUS_ACK_AUTO, 0);
+	hbus_queue *c = open_x(fd, 2, HBUS_ACK_MANUAL, HBUS_CONSUME_EXCLUSIVE);
+	struct hbus_msg m[4], got;
+
+	for (uint32_t i = 0; i < 3; i++)
+		cr_assert_eq(tu_enqueue_id(p, 1, i), 0);
+	cr_assert_eq(hbus_queue_consume(c, &m[0]), 0);  /* held through xhold */
+	cr_assert_eq(hbus_queue_consume(c, &m[1]), 0);  /* a claim store: xhold is taken */
+	cr_assert_eq(hbus_queue_ack(c, &m[0]), 0);       /* xhold free again */
+	cr_assert_eq(hbus_queue_consume(c, &m[2]), 0);  /* held through xhold, above m[1] */
+	cr_assert_eq(c->xhold, m[2].pos + 1);
+	cr_assert_eq(hbus_queue_nack(c, &m[1], 1), 0);   /* the head back to m[1] */
+	cr_assert_eq(hbus_queue_consume(c, &got), 0);
+	cr_assert_eq(seq_of(&got), 1);
+	cr_assert(got.flags & HBUS_MSG_REDELIVERED);
+	cr_assert_eq(hbus_queue_consume(c, &m[3]), -EAGAIN, "seq 2 is held, not handed out again");
+	cr_assert_eq(hbus_queue_ack(c, &got), 0);
+	cr_assert_eq(hbus_queue_ack(c, &m[2]), 0);
+	census(c, 0, 0);
+	hbus_queue_close(p);
+	hbus_queue_close(c);
+	close(fd);
+}
+
+/* What a SIGKILL leaves, written directly (tests/test_queue_crash.c kills
+ * at every point): a dead only consumer holding one message through xhold
+ * (manual ack: redelivered, flagged) and one killed between its ack's
+ * journal and its FREE store (not acked: redelivered too). */
+Test(queue_xhold, recovery_turns_a_dead_xhold_into_a_redelivery)
+{
+	int fd = tu_queue_fd(8, 64, HBUS_OVERFLOW_REJECT, 0);
+	hbus_queue *p = open_x(fd, 1, HBUS_ACK_AUTO, 0);
+	hbus_queue *dead = open_x(fd, 5, HBUS_ACK_MANUAL, HBUS_CONSUME_EXCLUSIVE);
+	hbus_queue *h = open_x(fd, 9, HBUS_ACK_AUTO, 0);
+	struct hbus_recovery r;
+	struct hbus_queue_stats s;
+	struct hbus_msg m, got;
+
+	cr_assert_eq(tu_enqueue_id(p, 1, 3), 0);
+	cr_assert_eq(hbus_queue_consume(dead, &m), 0);
+	/* Its ack journaled, then killed before the FREE store. */
+	journal(dead, JR_ACK, m.pos, QC_ACKED, 1);
+	cr_assert_eq(hbus_queue_recover_owner(h, 5, &r), 0);
+	cr_assert_eq(r.requeued, 1);
+	cr_assert_eq(atomic_load(&dead->rec->xhold), 0);
+	cr_assert_eq(hbus_queue_consume(h, &got), 0);
+	cr_assert_eq(seq_of(&got), 3);
+	cr_assert(got.flags & HBUS_MSG_REDELIVERED);
+	cr_assert_eq(hbus_queue_ack(h, &got), 0);
+	cr_assert_eq(hbus_queue_stats(h, &s), 0);
+	cr_assert(s.delivered == 2 && s.acked == 0 && s.requeued == 1 && s.released == 1,
+		  "delivered %lu acked %lu requeued %lu released %lu", s.delivered, s.acked,
+		  s.requeued, s.released);
+	hbus_queue_close(p);
+	hbus_queue_close(h);
+	close(fd);
+}
