@@ -156,6 +156,48 @@ Test(queue_xhold, recovery_turns_a_dead_xhold_into_a_redelivery)
 	cr_assert(s.delivered == 2 && s.acked == 0 && s.requeued == 1 && s.released == 1,
 		  "delivered %lu acked %lu requeued %lu released %lu", s.delivered, s.acked,
 		  s.requeued, s.released);
+	hbus_queue_close(dead); /* its record went back in the recovery */
+	hbus_queue_close(p);
+	hbus_queue_close(h);
+	close(fd);
+}
+
+/* A forged xhold (the record is the client's to write): recovery acts on
+ * nothing but a slot READY at the lap it names, and never crashes. */
+Test(queue_xhold, a_forged_xhold_moves_nothing_but_a_ready_slot)
+{
+	int fd = tu_queue_fd(8, 64, HBUS_OVERFLOW_REJECT, 0);
+	hbus_queue *p = open_x(fd, 1, HBUS_ACK_AUTO, 0);
+	hbus_queue *forger = open_x(fd, 6, HBUS_ACK_MANUAL, 0), *old[4];
+	hbus_queue *h = open_x(fd, 9, HBUS_ACK_AUTO, 0);
+	const uint64_t forged[] = {
+		UINT64_C(0x7) << 60 | 3,                          /* a state no claim has */
+		(uint64_t)SLOT_CLAIMED << 60 | UINT64_C(0xffffff) << 32, /* past the ring */
+		(uint64_t)SLOT_CLAIMED << 60 | UINT64_C(5) << 32, /* a FREE slot */
+		(uint64_t)SLOT_CLAIMED << 60 | 9,                 /* slot 0 at another lap */
+	};
+	struct hbus_recovery r;
+	struct hbus_queue_census c;
+	struct hbus_msg m;
+
+	cr_assert_eq(tu_enqueue_id(p, 1, 11), 0); /* READY at slot 0, lap 0 */
+	for (unsigned i = 0; i < sizeof(forged) / sizeof(forged[0]); i++) {
+		atomic_store(&forger->rec->xhold, forged[i]);
+		cr_assert_eq(hbus_queue_recover_owner(h, 6, &r), 0);
+		cr_assert_eq(r.requeued + r.released, 0, "forged word %u moved a slot", i);
+		cr_assert_eq(atomic_load(&forger->rec->xhold), 0, "cleared");
+		cr_assert_eq(hbus_queue_scan(h, &c), 0);
+		cr_assert_eq(c.ready, 1);
+		old[i] = forger;
+		forger = open_x(fd, 6, HBUS_ACK_MANUAL, 0); /* the record was freed */
+	}
+	for (unsigned i = 0; i < 4; i++)
+		hbus_queue_close(old[i]);
+	hbus_queue_close(forger);
+	cr_assert_eq(hbus_queue_consume(h, &m), 0);
+	cr_assert_eq(seq_of(&m), 11);
+	cr_assert(!(m.flags & HBUS_MSG_REDELIVERED), "never delivered, never flagged");
+	cr_assert_eq(hbus_queue_ack(h, &m), 0);
 	hbus_queue_close(p);
 	hbus_queue_close(h);
 	close(fd);
