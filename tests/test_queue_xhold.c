@@ -32,13 +32,13 @@ static uint32_t seq_of(const struct hbus_msg *m)
 	return p.seq;
 }
 
-static void census(hbus_queue *q, uint32_t ready, uint32_t claimed)
+static void census(hbus_queue *q, uint64_t ready, uint64_t claimed)
 {
 	struct hbus_queue_census c;
 
 	cr_assert_eq(hbus_queue_scan(q, &c), 0);
-	cr_assert_eq(c.ready, ready, "ready %u, want %u", c.ready, ready);
-	cr_assert_eq(c.claimed, claimed, "claimed %u, want %u", c.claimed, claimed);
+	cr_assert_eq(c.ready, ready, "ready %lu, want %lu", c.ready, ready);
+	cr_assert_eq(c.claimed, claimed, "claimed %lu, want %lu", c.claimed, claimed);
 }
 
 Test(queue_xhold, a_single_claim_leaves_the_slot_ready_and_the_ack_frees_it)
