@@ -225,9 +225,11 @@ static int cmp_select(const struct pp_cli *cli, const char *mode, struct cmp_set
 		const char *name = pp_all_names[i];
 		if (!cmp_listed(list, name))
 			continue;
-		/* hbus's variants (exclusive handles, protected queues) run when
-		 * named: the default rows stay the ones the docs' tables have. */
-		if (!list && (!strcmp(name, "shm-x") || !strcmp(name, "shm-p")))
+		/* hbus's variants (exclusive handles, protected queues) and the
+		 * slot-ring floor run when named: the default rows stay the ones
+		 * the docs' tables have. */
+		if (!list && (!strcmp(name, "shm-x") || !strcmp(name, "shm-p") ||
+			      !strcmp(name, "slotring")))
 			continue;
 		set->res[set->n].ops = pp_find(name);
 		if (!set->res[set->n].ops) {

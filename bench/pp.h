@@ -56,6 +56,7 @@ struct pp_ops {
 
 extern const struct pp_ops pp_cacheline_ops;
 extern const struct pp_ops pp_cacheline2_ops;
+extern const struct pp_ops pp_slotring_ops;  /* the floor of a slot per message */
 extern const struct pp_ops pp_shm_ops;
 extern const struct pp_ops pp_shm_x_ops; /* every handle exclusive */
 extern const struct pp_ops pp_shm_p_ops; /* protected queues */

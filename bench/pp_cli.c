@@ -14,7 +14,7 @@ void pp_cli_usage(FILE *f, const char *mode, unsigned extra)
 {
 	fprintf(f, "usage: hbus-bench %s", mode);
 	if (extra & PP_CLI_TRANSPORT)
-		fprintf(f, " --transport cacheline|cacheline2|shm|shm-x|shm-p|uds|udp|zmq|aeron|amqp|rabbitmq");
+		fprintf(f, " --transport cacheline|cacheline2|slotring|shm|shm-x|shm-p|uds|udp|zmq|aeron|amqp|rabbitmq");
 	fprintf(f, " [--size B] [--count N] [--cpus A,B] [--warmup N]\n"
 		   "       [--rate MSGS_PER_S] [--shm-dir DIR] [--json]");
 	if (extra & PP_CLI_TRANSPORT)

@@ -43,14 +43,14 @@ struct pp_run_state {
 };
 
 const char *const pp_all_names[] = {
-	"cacheline", "cacheline2", "shm", "shm-x", "shm-p", "uds", "udp", "zmq", "aeron", "amqp",
+	"cacheline", "cacheline2", "slotring", "shm", "shm-x", "shm-p", "uds", "udp", "zmq", "aeron", "amqp",
 	"rabbitmq", NULL,
 };
 
 const struct pp_ops *pp_find(const char *name)
 {
 	static const struct pp_ops *const all[] = {
-		&pp_cacheline_ops, &pp_cacheline2_ops, &pp_shm_ops, &pp_shm_x_ops, &pp_shm_p_ops,
+		&pp_cacheline_ops, &pp_cacheline2_ops, &pp_slotring_ops, &pp_shm_ops, &pp_shm_x_ops, &pp_shm_p_ops,
 		&pp_uds_ops, &pp_udp_ops,
 #ifdef HBUS_BENCH_ZMQ
 		&pp_zmq_ops,

@@ -88,12 +88,14 @@ EOF
 shm_before=$(ls /dev/shm | grep -c '^hbus-bench-')
 
 # Ping-pong over both transports, JSON and human output, three sizes.
-for t in cacheline cacheline2 shm; do
+for t in cacheline cacheline2 slotring shm; do
 	run "pp-$t" "$BENCH" pingpong --transport $t --size 32 --count 2000 --warmup 200 \
 		--cpus $CPUS --json && check_json "pp-$t" "pingpong:$t"
 done
 run pp-shm-288 "$BENCH" pingpong --transport shm --size 288 --count 1000 --cpus $CPUS --json &&
 	check_json pp-shm-288 pingpong:shm
+run pp-slotring-1344 "$BENCH" pingpong --transport slotring --size 1344 --count 1000 --cpus $CPUS \
+	--json && check_json pp-slotring-1344 pingpong:slotring
 run pp-shm-1344 "$BENCH" pingpong --transport shm --size 1344 --count 1000 --cpus $CPUS &&
 	{ grep -q '^shm ' "$TMP/pp-shm-1344.out" || fail "pp-shm-1344: no shm row in the table"; }
 run pp-rate "$BENCH" pingpong --transport shm --count 2000 --rate 100000 --cpus $CPUS --json &&

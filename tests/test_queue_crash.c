@@ -171,6 +171,17 @@ static void work_mixed(int fd, struct ledger *l, const struct knobs *k, unsigned
 		hbus_queue_set_dead_letter(p, count_hook, NULL);
 		hbus_queue_set_dead_letter(c, count_hook, NULL);
 	}
+	if (k->xc && !k->auto_ack) {
+		/* Every run, not only when the dice say so: the only
+		 * consumer's message held through xhold, nacked (pinned first). */
+		struct hbus_msg x;
+
+		id = produce(p, l, k, &seed, id);
+		if (hbus_queue_consume(c, &x) == 0) {
+			deliver(l, &x);
+			ledger_add(l, EV_REQUEUE, id_of(&x), hbus_queue_nack(c, &x, 1), 0, 0);
+		}
+	}
 	for (unsigned step = 0; step < STEPS; step++) {
 		unsigned r = (unsigned)rand_r(&seed) % 10;
 
