@@ -348,20 +348,22 @@ static int claim_own(struct hbus_queue *q, struct hbus_msg *m)
 }
 
 /*
- * A consumer polling in a loop: after POLL_SPIN empty polls in a row, each
- * further one waits a moment (PAUSE).  While the slot is being written, a
- * poll that misses pulls its line back from the producer's core and makes
- * it pay for the line again.  With the only consumer's claim off the slot
- * line (xhold), this host's 32-byte round trips fell from 0.55 to 0.40 us
- * in the state where its two cpus are far apart (docs/BENCHMARKS.md,
- * "Session 5").  The first POLL_SPIN empty polls stay tight: a reply due
- * within ~100 ns is not delayed by a pause (~20 ns here).
+ * The only consumer polling in a loop: after POLL_SPIN empty polls in a
+ * row, each further one waits a moment (PAUSE).  While the slot is being
+ * written, a poll that misses pulls its line back from the producer's core
+ * and makes it pay for the line again.  With the claim off the slot line
+ * (xhold), this host's 32-byte round trips fell 16% on average where its
+ * two cpus are far apart (0.56 to 0.48 us; 0.40 in a third of the runs),
+ * and 4% slower where they are near (docs/BENCHMARKS.md, "Session 5").
+ * The first POLL_SPIN empty polls stay tight: a reply due within ~100 ns is
+ * not delayed by a pause (~20 ns here).  Shared consumers do not pause:
+ * their claim CAS writes the line anyway, and measured they only lost.
  */
 #define POLL_SPIN 16u
 
 static inline void empty_poll(struct hbus_queue *q)
 {
-	if (++q->empty_polls > POLL_SPIN)
+	if (q_sc(q) && ++q->empty_polls > POLL_SPIN)
 		hbus_cpu_relax();
 }
 
