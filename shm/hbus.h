@@ -228,9 +228,9 @@ int hbus_queue_commit(hbus_queue *q, const struct hbus_reservation *r,
 int hbus_queue_abort(hbus_queue *q, const struct hbus_reservation *r);
 
 /* Consumer.  consume: 0, -EAGAIN (empty), -EBUSY (prefetch limit reached);
- * after 16 empty polls in a row each further one pauses (a spin-wait hint,
- * ~20 ns) so a busy-polling loop does not pull the slot line away from the
- * producer writing it (docs/QUEUE.md).
+ * on an exclusive handle, after 16 empty polls in a row each further one
+ * pauses (a spin-wait hint, ~20 ns) so a busy-polling loop does not pull
+ * the slot line away from the producer writing it (docs/QUEUE.md).
  * consume_burst: number claimed (0 when empty or at the prefetch limit).
  * wait: spins briefly, then sleeps on the queue's futex until a message may
  * be ready: 0, or -ETIMEDOUT; timeout_ms < 0 waits forever. */
