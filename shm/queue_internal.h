@@ -48,9 +48,6 @@ struct hbus_queue {
 	uint64_t next_head;     /* consumer: the position after its last claim */
 	uint64_t rewinds_seen;  /* consumer: hdr->head_gen when next_head was set */
 	uint64_t head_pub;      /* consumer: where it last found nothing (and published) */
-	uint64_t xhold;         /* the only consumer: position + 1 of the READY slot its
-				   record's xhold names (held without a claim store), or 0 */
-	uint32_t empty_polls;   /* hbus_queue_consume: empty polls in a row */
 	/* The only consumer (HBUS_CONSUME_EXCLUSIVE, not drop-head), the only
 	 * producer (HBUS_PRODUCE_EXCLUSIVE).  Atomic (read relaxed: a plain
 	 * load) because another thread may clear them: the client library,
@@ -71,6 +68,9 @@ struct hbus_queue {
 	void *requeue_ctx;
 	struct hbus_map map, data_map;
 	int fd, data_fd;
+	uint64_t xhold;         /* the only consumer: position + 1 of the READY slot its
+				   record's xhold names (held without a claim store), or 0 */
+	uint32_t empty_polls;   /* hbus_queue_consume: empty polls in a row */
 };
 
 /* A spin-wait hint: PAUSE on x86, YIELD on arm64. */

@@ -202,3 +202,33 @@ Test(queue_xhold, a_forged_xhold_moves_nothing_but_a_ready_slot)
 	hbus_queue_close(h);
 	close(fd);
 }
+
+/* hbusd stopped granting the queue alone (queue_drop_exclusive) and a
+ * shared consumer took the held message: the ack says -ESTALE, frees
+ * nothing of the other's, and the handle stops naming the slot. */
+Test(queue_xhold, a_lost_grant_leaves_the_message_to_the_consumer_that_took_it)
+{
+	int fd = tu_queue_fd(8, 64, HBUS_OVERFLOW_REJECT, 0);
+	hbus_queue *p = open_x(fd, 1, HBUS_ACK_AUTO, 0);
+	hbus_queue *x = open_x(fd, 2, HBUS_ACK_MANUAL, HBUS_CONSUME_EXCLUSIVE);
+	hbus_queue *other = open_x(fd, 3, HBUS_ACK_MANUAL, 0);
+	struct hbus_msg m, taken;
+
+	cr_assert_eq(tu_enqueue_id(p, 1, 21), 0);
+	cr_assert_eq(hbus_queue_consume(x, &m), 0);
+	cr_assert_eq(x->xhold, m.pos + 1);
+	atomic_store(&x->sc, 0); /* what queue_drop_exclusive does */
+	cr_assert_eq(hbus_queue_consume(other, &taken), 0);
+	cr_assert_eq(seq_of(&taken), 21);
+	cr_assert_eq(hbus_queue_ack(x, &m), -ESTALE);
+	cr_assert_eq(x->xhold, 0);
+	cr_assert_eq(atomic_load(&x->rec->xhold), 0);
+	cr_assert_eq(atomic_load(slot_state(other, taken.pos)),
+		     slot_word(pos_lap(other, taken.pos), other->holder, SLOT_CLAIMED),
+		     "the other consumer's claim is untouched");
+	cr_assert_eq(hbus_queue_ack(other, &taken), 0);
+	hbus_queue_close(p);
+	hbus_queue_close(x);
+	hbus_queue_close(other);
+	close(fd);
+}
