@@ -365,7 +365,7 @@ static int claim_own(struct hbus_queue *q, struct hbus_msg *m)
  * and makes it pay for the line again.  With the claim off the slot line
  * (xhold), this host's 32-byte round trips fell 16% on average where its
  * two cpus are far apart (0.56 to 0.48 us; 0.40 in a third of the runs),
- * and 4% slower where they are near (docs/BENCHMARKS.md, "Session 5").
+ * and stayed within 3% where they are near (docs/BENCHMARKS.md, "Session 5").
  * The first POLL_SPIN empty polls stay tight: a reply due within ~100 ns is
  * not delayed by a pause (~20 ns here).  Shared consumers do not pause:
  * their claim CAS writes the line anyway, and measured they only lost.
