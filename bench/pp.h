@@ -73,6 +73,11 @@ extern const struct pp_ops pp_amqp_ops;     /* rabbitmq-c through hbus-amqp */
 extern const struct pp_ops pp_rabbitmq_ops; /* rabbitmq-c through a private RabbitMQ */
 #endif
 
+/* For transports with nothing to do in open, close or cleanup. */
+int pp_open_nothing(void *ctx, int side);
+void pp_close_nothing(void *ctx, int side);
+void pp_cleanup_nothing(void *ctx);
+
 /* The transport called name, or NULL. */
 const struct pp_ops *pp_find(const char *name);
 /* For a transport this build left out (zmq, aeron), why and how to get it;

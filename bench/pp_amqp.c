@@ -103,20 +103,15 @@ static void app_close(void *ctx, int side)
 	c->side[side].c = NULL;
 }
 
-static void app_cleanup(void *ctx)
-{
-	(void)ctx; /* the brokers stop at exit */
-}
-
 const struct pp_ops pp_amqp_ops = {
 	.name = "amqp", .threads = false, .ctx_size = sizeof(struct amqp_pp_ctx),
 	.prepare = gw_prepare, .open = app_open, .send = app_send, .try_recv = app_try_recv,
-	.close = app_close, .cleanup = app_cleanup,
+	.close = app_close, .cleanup = pp_cleanup_nothing, /* the brokers stop at exit */
 };
 
 const struct pp_ops pp_rabbitmq_ops = {
 	.name = "rabbitmq", .threads = false, .ctx_size = sizeof(struct amqp_pp_ctx),
 	.prepare = rmq_prepare, .open = app_open, .send = app_send, .try_recv = app_try_recv,
-	.close = app_close, .cleanup = app_cleanup,
+	.close = app_close, .cleanup = pp_cleanup_nothing, /* the brokers stop at exit */
 };
 #endif

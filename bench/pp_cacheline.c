@@ -88,13 +88,6 @@ static int cl2_prepare(void *ctx, const struct pp_opts *o)
 	return cl_prepare_common(ctx, true);
 }
 
-static int cl_open(void *ctx, int side)
-{
-	(void)ctx;
-	(void)side;
-	return 0;
-}
-
 static int cl_send(void *ctx, int side, const void *buf, size_t len)
 {
 	struct cl_ctx *c = ctx;
@@ -137,27 +130,16 @@ static int cl_try_recv(void *ctx, int side, void *buf, size_t len)
 	return 1;
 }
 
-static void cl_close(void *ctx, int side)
-{
-	(void)ctx;
-	(void)side;
-}
-
-static void cl_cleanup(void *ctx)
-{
-	(void)ctx;
-}
-
 const struct pp_ops pp_cacheline_ops = {
 	.name = "cacheline",
 	.threads = true,
 	.ctx_size = sizeof(struct cl_ctx),
 	.prepare = cl_prepare,
-	.open = cl_open,
+	.open = pp_open_nothing,
 	.send = cl_send,
 	.try_recv = cl_try_recv,
-	.close = cl_close,
-	.cleanup = cl_cleanup,
+	.close = pp_close_nothing,
+	.cleanup = pp_cleanup_nothing,
 };
 
 const struct pp_ops pp_cacheline2_ops = {
@@ -165,9 +147,9 @@ const struct pp_ops pp_cacheline2_ops = {
 	.threads = true,
 	.ctx_size = sizeof(struct cl_ctx),
 	.prepare = cl2_prepare,
-	.open = cl_open,
+	.open = pp_open_nothing,
 	.send = cl_send,
 	.try_recv = cl_try_recv,
-	.close = cl_close,
-	.cleanup = cl_cleanup,
+	.close = pp_close_nothing,
+	.cleanup = pp_cleanup_nothing,
 };

@@ -47,6 +47,24 @@ const char *const pp_all_names[] = {
 	"rabbitmq", NULL,
 };
 
+int pp_open_nothing(void *ctx, int side)
+{
+	(void)ctx;
+	(void)side;
+	return 0;
+}
+
+void pp_close_nothing(void *ctx, int side)
+{
+	(void)ctx;
+	(void)side;
+}
+
+void pp_cleanup_nothing(void *ctx)
+{
+	(void)ctx;
+}
+
 const struct pp_ops *pp_find(const char *name)
 {
 	static const struct pp_ops *const all[] = {

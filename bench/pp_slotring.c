@@ -53,13 +53,6 @@ static int sr_prepare(void *ctx, const struct pp_opts *o)
 	return 0;
 }
 
-static int sr_open(void *ctx, int side)
-{
-	(void)ctx;
-	(void)side;
-	return 0;
-}
-
 static int sr_send(void *ctx, int side, const void *buf, size_t len)
 {
 	struct sr_ctx *c = ctx;
@@ -91,25 +84,14 @@ static int sr_try_recv(void *ctx, int side, void *buf, size_t len)
 	return 1;
 }
 
-static void sr_close(void *ctx, int side)
-{
-	(void)ctx;
-	(void)side;
-}
-
-static void sr_cleanup(void *ctx)
-{
-	(void)ctx;
-}
-
 const struct pp_ops pp_slotring_ops = {
 	.name = "slotring",
 	.threads = true,
 	.ctx_size = sizeof(struct sr_ctx),
 	.prepare = sr_prepare,
-	.open = sr_open,
+	.open = pp_open_nothing,
 	.send = sr_send,
 	.try_recv = sr_try_recv,
-	.close = sr_close,
-	.cleanup = sr_cleanup,
+	.close = pp_close_nothing,
+	.cleanup = pp_cleanup_nothing,
 };

@@ -56,13 +56,6 @@ static int udp_prepare(void *ctx, const struct pp_opts *o)
 	return rc;
 }
 
-static int sock_open(void *ctx, int side)
-{
-	(void)ctx;
-	(void)side;
-	return 0;
-}
-
 static int sock_send(void *ctx, int side, const void *buf, size_t len)
 {
 	struct sock_ctx *c = ctx;
@@ -87,12 +80,6 @@ static int sock_try_recv(void *ctx, int side, void *buf, size_t len)
 	return (size_t)n == len ? 1 : -EBADMSG;
 }
 
-static void sock_close(void *ctx, int side)
-{
-	(void)ctx;
-	(void)side; /* both ends are closed once, by the parent, in cleanup */
-}
-
 static void sock_cleanup(void *ctx)
 {
 	struct sock_ctx *c = ctx;
@@ -105,10 +92,10 @@ const struct pp_ops pp_uds_ops = {
 	.name = "uds",
 	.ctx_size = sizeof(struct sock_ctx),
 	.prepare = uds_prepare,
-	.open = sock_open,
+	.open = pp_open_nothing,
 	.send = sock_send,
 	.try_recv = sock_try_recv,
-	.close = sock_close,
+	.close = pp_close_nothing, /* both ends: once, by the parent, in cleanup */
 	.cleanup = sock_cleanup,
 };
 
@@ -116,9 +103,9 @@ const struct pp_ops pp_udp_ops = {
 	.name = "udp",
 	.ctx_size = sizeof(struct sock_ctx),
 	.prepare = udp_prepare,
-	.open = sock_open,
+	.open = pp_open_nothing,
 	.send = sock_send,
 	.try_recv = sock_try_recv,
-	.close = sock_close,
+	.close = pp_close_nothing, /* both ends: once, by the parent, in cleanup */
 	.cleanup = sock_cleanup,
 };

@@ -139,9 +139,7 @@ static void recover_xhold(struct hbus_queue *q, struct hbus_qrec *r, uint32_t ho
 	if (xhold_idx(x) <= q->mask && (st == SLOT_CLAIMED || st == SLOT_CLAIMED_AUTO)) {
 		uint64_t w = slot_word(xhold_lap(x), 0, SLOT_READY);
 
-		atomic_compare_exchange_strong_explicit(slot_state(q, xhold_idx(x)), &w,
-							slot_word(xhold_lap(x), holder, st), memory_order_acq_rel,
-							ACQUIRE);
+		slot_cas(q, xhold_idx(x), &w, slot_word(xhold_lap(x), holder, st), ACQUIRE);
 		CRASHPOINT(REC_XHOLD_PIN);
 	}
 	atomic_store_explicit(&r->xhold, 0, RELEASE);
