@@ -330,3 +330,83 @@ Test(attack_shm, forged_slot_words_cannot_stall_hbusd)
 	at_assert_service(&env);
 	at_assert_service(&env);
 }
+
+/* As the user: open pub.q to read, write its record's xhold (docs/QUEUE.md,
+ * "Exclusive handles") with the word in *arg, and leave: hbusd recovers the
+ * record when the session ends. */
+static void attack_xhold(const struct hb_env *e, void *arg, int out)
+{
+	static const char hello[] = "{\"op\":\"hello\"}";
+	struct hbus_queue_opts o = { .ack_mode = HBUS_ACK_MANUAL };
+	int fds[2], qfd = -1, fd = hb_connect(e);
+	hbus_queue *q;
+	json_t *r;
+
+	if (fd < 0 || hb_send_raw(fd, hello, sizeof(hello) - 1))
+		_exit(30);
+	r = hb_recv_fds(fd, fds, 2);
+	o.owner = (uint32_t)hb_int(r, "owner");
+	json_decref(r);
+	r = hb_call(fd, &qfd, "{s:s, s:s, s:s}", "op", "open_queue", "name", "pub.q", "for",
+		    "read");
+	if (!hb_ok(r) || qfd < 0 || hbus_queue_open_fd(qfd, &o, &q))
+		_exit(31);
+	json_decref(r);
+	atomic_store(&q->rec->xhold, *(const uint64_t *)arg);
+	at_say(out, "forged");
+	close(fd);
+	at_say(out, "left");
+}
+
+/* Forged xhold words (a slot past the ring, a state no claim has, a READY
+ * message the user never took) recovered by hbusd: it stays up and serves,
+ * and every message root published reaches root once, intact; the one the
+ * word named comes back flagged (what the user could do to its slot word
+ * directly), the others do not. */
+Test(attack_shm, forged_xhold_words_move_nothing_but_a_ready_message)
+{
+	const uint64_t forged[] = {
+		(uint64_t)SLOT_CLAIMED << 60 | UINT64_C(0xffffff) << 32,
+		UINT64_C(0x7) << 60 | UINT64_C(1) << 32,
+		(uint64_t)SLOT_CLAIMED << 60 | UINT64_C(1) << 32, /* slot 1, lap 0: "m1" */
+	};
+	struct hbus_client_opts co = { .bus = env.bus, .run_dir = env.run };
+	hbus_client *c = NULL;
+	hbus_queue *q = NULL;
+	struct hbus_msg m;
+	unsigned seen = 0;
+	char out[256], body[3] = "m0";
+	int fd;
+
+	at_start(&env, &user, NULL);
+	fd = hb_session(&env, NULL);
+	OK(hb_call(fd, NULL, "{s:s, s:s, s:i, s:i}", "op", "declare_queue", "name", "pub.q",
+		   "capacity", 16, "slot_size", 64));
+	close(fd);
+	cr_assert_eq(hbus_connect(&co, &c), 0);
+	for (char i = '0'; i < '3'; i++) {
+		body[1] = i;
+		cr_assert_eq(hbus_publish(c, "", "pub.q", NULL, 0, body, 2), 1);
+	}
+	for (size_t i = 0; i < sizeof(forged) / sizeof(forged[0]); i++) {
+		cr_assert_eq(at_run_as(&user, &env, attack_xhold, (void *)&forged[i], out,
+				       sizeof(out)), 0, "%s", out);
+		cr_assert(strstr(out, "forged") && strstr(out, "left"), "%s", out);
+		at_assert_service(&env);
+	}
+	cr_assert_eq(hbus_consume_open(c, "pub.q", HBUS_ACK_MANUAL, 0, &q), 0);
+	while (hbus_queue_consume_wait(q, &m, 2000) == 0) {
+		unsigned k;
+
+		cr_assert_eq(m.body_len, 2);
+		cr_assert_eq(((const char *)m.body)[0], 'm');
+		k = (unsigned)(((const char *)m.body)[1] - '0');
+		cr_assert(k < 3 && !(seen & (1u << k)), "m%u: unknown or twice", k);
+		seen |= 1u << k;
+		cr_assert_eq(!!(m.flags & HBUS_MSG_REDELIVERED), k == 1, "m%u's redelivered flag", k);
+		cr_assert_eq(hbus_queue_ack(q, &m), 0);
+	}
+	cr_assert_eq(seen, 7u, "root got %#x of its three messages", seen);
+	hbus_consume_close(c, q);
+	hbus_close(c);
+}
