@@ -239,8 +239,10 @@ int hbus_queue_consume_burst(hbus_queue *q, struct hbus_msg *m, unsigned n);
 int hbus_queue_wait(hbus_queue *q, int timeout_ms);
 int hbus_queue_consume_wait(hbus_queue *q, struct hbus_msg *m, int timeout_ms);
 
-/* ack: manual mode acks, auto mode returns the slot.  -ESTALE when the tag is
- * not held by this handle's owner (already acked, or recovered). */
+/* ack: manual mode acks, auto mode returns the slot (an exclusive handle's
+ * single message: at its next call on the handle, after whatever it sends
+ * in between; docs/QUEUE.md, "Returned at the next call").  -ESTALE when
+ * the tag is not held by this handle's owner (already acked, or recovered). */
 int hbus_queue_ack(hbus_queue *q, const struct hbus_msg *m);
 int hbus_queue_ack_burst(hbus_queue *q, const struct hbus_msg *m, unsigned n);
 /* nack: requeue = back to its own position, flagged HBUS_MSG_REDELIVERED (it

@@ -111,6 +111,7 @@ int hbus_queue_close(hbus_queue *q)
 {
 	if (!q)
 		return -EINVAL;
+	queue_xret_flush(q);
 	if (!q->held) {
 		/* A CAS: a record recovery already freed (its process looked
 		 * dead) may be someone else's now.  The next taker clears the

@@ -2,12 +2,11 @@
  * queue_consume.c - the consumer side of the ring: claim READY(lap) ->
  * CLAIMED(lap, us) by CAS, help the head past it, hand out a zero-copy
  * view, and CAS CLAIMED -> FREE(lap + 1) on ack; nack, removal of a READY
- * message unread (TTL expiry, drop-head, purge), and the futex-based
- * blocking wait.  Every counted transition is journaled in the handle's
+ * message unread (TTL expiry, drop-head, purge).  The blocking wait is in
+ * queue_wait.c.  Every counted transition is journaled in the handle's
  * record first (queue_internal.h, "journal").
  */
 #include "queue_internal.h"
-#include "futex.h"
 
 #include <errno.h>
 #include <string.h>
@@ -94,6 +93,31 @@ static int free_own(struct hbus_queue *q, uint64_t pos, unsigned kind, unsigned 
 	free_held(q, pos, kind, ctr, cp);
 	xhold_clear(q);
 	return 0;
+}
+
+/*
+ * Returned at the next call.  In auto-ack mode the claim is the delivery
+ * and hbus_queue_ack only gives the slot back.  The only consumer, holding
+ * the slot through xhold, gives it back at its next call on the handle
+ * instead: the FREE store writes a line the producer's core has, and on x86
+ * every later store of this thread waits behind it, so the reply that a
+ * request/response loop sends right after the ack went out one cross-core
+ * write later (32-byte round trips near cpus: 0.111 -> 0.102 us,
+ * docs/BENCHMARKS.md, "Session 6").  Recovery is unchanged: a kill before
+ * the return leaves xhold naming a READY slot held CLAIMED_AUTO, which it
+ * releases, counted in released as the return would have.
+ */
+void queue_xret_return(struct hbus_queue *q)
+{
+	uint64_t pos = q->xret - 1;
+
+	q->xret = 0;
+	if (holds(q, pos, SLOT_CLAIMED_AUTO))
+		free_own(q, pos, JR_RELEASE, QC_RELEASED, CRASHPOINT_ID(ACK_JOURNAL));
+	else if (q->xhold == pos + 1) /* taken by another after a lost grant */
+		xhold_clear(q);
+	if (q->held)
+		q->held--;
 }
 
 /* The view of a message for the dead-letter hook, from the copy taken
@@ -281,6 +305,7 @@ int hbus_queue_consume_burst(hbus_queue *q, struct hbus_msg *m, unsigned n)
 
 	if (!q || (!m && n))
 		return -EINVAL;
+	queue_xret_flush(q);
 	if (q->ack_mode == HBUS_ACK_MANUAL) {
 		unsigned room = q->unacked < q->prefetch ? q->prefetch - q->unacked : 0;
 		if (n > room)
@@ -301,6 +326,7 @@ int hbus_queue_purge(hbus_queue *q, uint64_t max, uint64_t *purged)
 
 	if (!q || !purged)
 		return -EINVAL;
+	queue_xret_flush(q);
 	while (n < max && (rc = claim_head(q, &pos, &now, 1)) == 0)
 		n++;
 	*purged = n;
@@ -384,6 +410,7 @@ int hbus_queue_consume(hbus_queue *q, struct hbus_msg *m)
 
 	if (!q || !m)
 		return -EINVAL;
+	queue_xret_flush(q);
 	if (q->ack_mode != HBUS_ACK_MANUAL || q->unacked < q->prefetch) {
 		rc = claim_own(q, m);
 		if (rc > 0) {
@@ -405,85 +432,6 @@ int hbus_queue_consume(hbus_queue *q, struct hbus_msg *m)
 	return rc < 0 ? rc : -EAGAIN;
 }
 
-/* Could this consumer make progress right now?  At its own cursor: the
- * shared head lags (a spurious wake-up after a requeue at most). */
-static int head_ready(const struct hbus_queue *q)
-{
-	uint64_t h = pos_max(q->next_head, atomic_load_explicit(&q->hdr->head, RELAXED));
-	uint64_t w = atomic_load_explicit(slot_state(q, h), ACQUIRE);
-	int64_t d = lap_diff(word_lap(w), pos_lap(q, h));
-
-	if (d < 0)
-		return 0;
-	return d > 0 || (word_state(w) != SLOT_FREE && word_state(w) != SLOT_WRITING);
-}
-
-int hbus_queue_wait(hbus_queue *q, int timeout_ms)
-{
-	struct hbus_queue_hdr *h;
-	_Atomic uint64_t *word;
-	uint64_t deadline = 0, bit;
-	int i, rc = 0;
-
-	if (!q)
-		return -EINVAL;
-	h = q->hdr;
-	/* Spin first: a message due within a few microseconds is cheaper to
-	 * catch awake than through a futex round trip. */
-	for (i = 0; i < 2048; i++) {
-		if (head_ready(q))
-			return 0;
-		hbus_cpu_relax();
-	}
-	if (timeout_ms >= 0)
-		deadline = hbus_now_ns() + (uint64_t)timeout_ms * 1000000u;
-	/* Our record's bit: seq_cst, so either a producer's later sleepers
-	 * load sees it, or our head_ready below sees its READY. */
-	word = &h->sleepers[(q->holder - 1) / 64];
-	bit = UINT64_C(1) << ((q->holder - 1) % 64);
-	atomic_fetch_or_explicit(word, bit, SEQ_CST);
-	CRASHPOINT(WAIT_SLEEPER);
-	for (;;) {
-		uint32_t seq = atomic_load_explicit(&h->futex_seq, SEQ_CST);
-		int64_t left = -1;
-
-		if (head_ready(q))
-			break;
-		if (timeout_ms >= 0) {
-			uint64_t now = hbus_now_ns();
-			if (now >= deadline) {
-				rc = -ETIMEDOUT;
-				break;
-			}
-			left = (int64_t)(deadline - now);
-		}
-		hbus_futex_wait(&h->futex_seq, seq, left);
-	}
-	atomic_fetch_and_explicit(word, ~bit, SEQ_CST);
-	return rc;
-}
-
-int hbus_queue_consume_wait(hbus_queue *q, struct hbus_msg *m, int timeout_ms)
-{
-	uint64_t deadline = timeout_ms >= 0 ? hbus_now_ns() + (uint64_t)timeout_ms * 1000000u : 0;
-	int rc;
-
-	for (;;) {
-		rc = hbus_queue_consume(q, m);
-		if (rc != -EAGAIN)
-			return rc;
-		if (timeout_ms >= 0) {
-			uint64_t now = hbus_now_ns();
-			if (now >= deadline)
-				return -ETIMEDOUT;
-			timeout_ms = (int)((deadline - now + 999999) / 1000000);
-		}
-		rc = hbus_queue_wait(q, timeout_ms);
-		if (rc)
-			return rc;
-	}
-}
-
 int hbus_queue_ack_burst(hbus_queue *q, const struct hbus_msg *m, unsigned n)
 {
 	unsigned i, done = 0, held;
@@ -492,6 +440,7 @@ int hbus_queue_ack_burst(hbus_queue *q, const struct hbus_msg *m, unsigned n)
 
 	if (!q || (!m && n))
 		return -EINVAL;
+	queue_xret_flush(q);
 	held = held_state(q);
 	manual = held == SLOT_CLAIMED;
 	xh = q->xhold; /* in a register: the stores below may alias q */
@@ -529,11 +478,16 @@ int hbus_queue_ack(hbus_queue *q, const struct hbus_msg *m)
 
 	if (!q || !m)
 		return -EINVAL;
+	queue_xret_flush(q);
 	held = held_state(q);
 	if (!holds(q, m->pos, held)) {
 		if (q->xhold == m->pos + 1) /* taken by another after a lost grant */
 			xhold_clear(q);
 		return -ESTALE;
+	}
+	if (held == SLOT_CLAIMED_AUTO && q->xhold == m->pos + 1 && q_sc(q)) {
+		q->xret = m->pos + 1; /* given back at the next call (queue_xret_return) */
+		return 0;
 	}
 	if (held == SLOT_CLAIMED) {
 		rc = free_own(q, m->pos, JR_ACK, QC_ACKED, CRASHPOINT_ID(ACK_JOURNAL));
@@ -570,6 +524,7 @@ int hbus_queue_nack(hbus_queue *q, const struct hbus_msg *m, int requeue)
 
 	if (!q || !m)
 		return -EINVAL;
+	queue_xret_flush(q);
 	held = held_state(q);
 	if (!holds(q, m->pos, held))
 		return -ESTALE;

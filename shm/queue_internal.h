@@ -70,6 +70,8 @@ struct hbus_queue {
 	int fd, data_fd;
 	uint64_t xhold;         /* the only consumer: position + 1 of the READY slot its
 				   record's xhold names (held without a claim store), or 0 */
+	uint64_t xret;          /* ...and in auto-ack mode, acked but not yet returned:
+				   xhold, or 0 (queue_xret_flush) */
 	uint32_t empty_polls;   /* hbus_queue_consume: empty polls in a row */
 };
 
@@ -524,6 +526,17 @@ int queue_claim_tail(struct hbus_queue *q, uint64_t *pos, uint64_t *blocked);
  * xhold is cleared: 0, or -ESTALE when someone else claimed it meanwhile
  * (queue_consume.c). */
 int queue_xhold_pin(struct hbus_queue *q);
+
+/* Return the slot the only consumer acked in auto-ack mode and kept
+ * (queue_consume.c, "Returned at the next call").  Every entry point that
+ * may touch its slots calls queue_xret_flush first. */
+void queue_xret_return(struct hbus_queue *q);
+
+static inline void queue_xret_flush(struct hbus_queue *q)
+{
+	if (q->xret) /* set on every message of a request/response loop */
+		queue_xret_return(q);
+}
 
 /* Remove the READY message at pos (word w) unread: expiry, drop-head or
  * purge; dead-lettered with `why` when the handle has a hook.  0, or

@@ -412,6 +412,7 @@ int hbus_queue_enqueue_burst(hbus_queue *q, const struct hbus_out *m, unsigned n
 
 	if (!q || (!m && n))
 		return -EINVAL;
+	queue_xret_flush(q); /* a handle that consumes too: its own slot may be the one */
 	sp = q_sp(q); /* once per burst (queue_drop_exclusive) */
 	if (q->read_only)
 		return -EPERM; /* a consumer of a protected queue */
@@ -478,6 +479,7 @@ int hbus_queue_reserve(hbus_queue *q, struct hbus_reservation *r)
 		return -EINVAL;
 	if (q->read_only)
 		return -EPERM;
+	queue_xret_flush(q);
 	rc = queue_claim_tail(q, &pos, NULL);
 	if (rc)
 		return refused(q, rc);

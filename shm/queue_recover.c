@@ -263,6 +263,7 @@ int hbus_queue_release_held(hbus_queue *q, struct hbus_recovery *out)
 	if (!q)
 		return -EINVAL;
 	memset(&r, 0, sizeof(r));
+	queue_xret_flush(q);
 	if (q->xhold) /* held through xhold: make it a claim, given back below */
 		queue_xhold_pin(q);
 	for (uint64_t i = 0; i <= q->mask; i++) {

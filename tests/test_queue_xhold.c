@@ -7,7 +7,10 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "queue_internal.h"
 #include "testutil.h"
@@ -230,5 +233,146 @@ Test(queue_xhold, a_lost_grant_leaves_the_message_to_the_consumer_that_took_it)
 	hbus_queue_close(p);
 	hbus_queue_close(x);
 	hbus_queue_close(other);
+	close(fd);
+}
+
+static void stats_of(hbus_queue *q, uint64_t delivered, uint64_t released)
+{
+	struct hbus_queue_stats s;
+
+	cr_assert_eq(hbus_queue_stats(q, &s), 0);
+	cr_assert(s.delivered == delivered && s.released == released && s.acked == 0,
+		  "delivered %lu released %lu acked %lu, want %lu %lu 0", s.delivered, s.released,
+		  s.acked, delivered, released);
+}
+
+/* Auto ack: the claim is the delivery, the ack gives the slot back, and
+ * the only consumer gives it back at its next call (docs/QUEUE.md,
+ * "Returned at the next call").  Until then the slot is READY and named
+ * in xhold, and the census counts it held; every call returns it first. */
+Test(queue_xhold, an_auto_ack_returns_the_slot_at_the_next_call)
+{
+	int fd = tu_queue_fd(8, 64, HBUS_OVERFLOW_REJECT, 0);
+	hbus_queue *p = open_x(fd, 1, HBUS_ACK_AUTO, HBUS_PRODUCE_EXCLUSIVE);
+	hbus_queue *c = open_x(fd, 2, HBUS_ACK_AUTO, HBUS_CONSUME_EXCLUSIVE);
+	struct hbus_msg m, next;
+
+	cr_assert_eq(tu_enqueue_id(p, 1, 1), 0);
+	cr_assert_eq(hbus_queue_consume(c, &m), 0);
+	cr_assert_eq(seq_of(&m), 1);
+	cr_assert_eq(hbus_queue_ack(c, &m), 0);
+	cr_assert_eq(atomic_load(slot_state(c, m.pos)), slot_word(pos_lap(c, m.pos), 0, SLOT_READY),
+		     "kept until the next call");
+	cr_assert_eq(atomic_load(&c->rec->xhold), xhold_word(c, m.pos, SLOT_CLAIMED_AUTO));
+	census(c, 0, 1);
+	stats_of(c, 1, 0);
+	cr_assert_eq(hbus_queue_consume(c, &next), -EAGAIN, "returned, and not handed out again");
+	cr_assert_eq(word_state(atomic_load(slot_state(c, m.pos))), SLOT_FREE);
+	cr_assert_eq(atomic_load(&c->rec->xhold), 0);
+	census(c, 0, 0);
+	stats_of(c, 1, 1);
+
+	/* A second ack, or a nack, of a message acked already: -ESTALE
+	 * (the call returns the slot first, then finds it not ours). */
+	cr_assert_eq(tu_enqueue_id(p, 1, 2), 0);
+	cr_assert_eq(hbus_queue_consume(c, &m), 0);
+	cr_assert_eq(hbus_queue_ack(c, &m), 0);
+	cr_assert_eq(hbus_queue_ack(c, &m), -ESTALE);
+	stats_of(c, 2, 2);
+	cr_assert_eq(tu_enqueue_id(p, 1, 3), 0);
+	cr_assert_eq(hbus_queue_consume(c, &m), 0);
+	cr_assert_eq(hbus_queue_ack(c, &m), 0);
+	cr_assert_eq(hbus_queue_nack(c, &m, 1), -ESTALE, "not requeued after its ack");
+	census(c, 0, 0);
+	stats_of(c, 3, 3);
+
+	/* Closing returns it too, and the record goes back. */
+	cr_assert_eq(tu_enqueue_id(p, 1, 4), 0);
+	cr_assert_eq(hbus_queue_consume(c, &m), 0);
+	cr_assert_eq(hbus_queue_ack(c, &m), 0);
+	cr_assert_eq(hbus_queue_close(c), 0);
+	census(p, 0, 0);
+	stats_of(p, 4, 4);
+	hbus_queue_close(p);
+	close(fd);
+}
+
+/* The slot kept is a slot the producer cannot have yet: a full ring gets
+ * room at the consumer's next call, and a handle that produces into the
+ * queue it consumes returns its own slot before it looks for room. */
+Test(queue_xhold, a_full_ring_gets_the_kept_slot_at_the_next_call)
+{
+	int fd = tu_queue_fd(8, 64, HBUS_OVERFLOW_REJECT, 0);
+	hbus_queue *p = open_x(fd, 1, HBUS_ACK_AUTO, HBUS_PRODUCE_EXCLUSIVE);
+	hbus_queue *c = open_x(fd, 2, HBUS_ACK_AUTO, HBUS_CONSUME_EXCLUSIVE);
+	struct hbus_msg m;
+	uint32_t want = 0;
+
+	for (uint32_t i = 0; i < 8; i++)
+		cr_assert_eq(tu_enqueue_id(p, 1, i), 0);
+	cr_assert_eq(hbus_queue_consume(c, &m), 0);
+	cr_assert_eq(seq_of(&m), want++);
+	cr_assert_eq(hbus_queue_ack(c, &m), 0);
+	cr_assert_eq(tu_enqueue_id(p, 1, 8), -ENOBUFS, "the slot is not back yet");
+	cr_assert_eq(hbus_queue_consume(c, &m), 0);
+	cr_assert_eq(seq_of(&m), want++);
+	cr_assert_eq(tu_enqueue_id(p, 1, 8), 0, "back at the consumer's next call");
+	cr_assert_eq(hbus_queue_ack(c, &m), 0);
+	/* The consumer's own handle produces: its kept slot is its room. */
+	cr_assert_eq(tu_enqueue_id(p, 1, 9), -ENOBUFS);
+	cr_assert_eq(tu_enqueue_id(c, 2, 9), 0);
+	while (hbus_queue_consume(c, &m) == 0) {
+		cr_assert_eq(seq_of(&m), want++);
+		cr_assert_eq(hbus_queue_ack(c, &m), 0);
+	}
+	cr_assert_eq(want, 10, "every message once, in order");
+	hbus_queue_close(c);
+	census(p, 0, 0);
+	stats_of(p, 10, 10);
+	hbus_queue_close(p);
+	close(fd);
+}
+
+/* Killed between its ack and its next call: what is left is a READY slot
+ * named in xhold in CLAIMED_AUTO, which recovery releases (counted in
+ * released, as the return would have), and nothing is delivered twice. */
+Test(queue_xhold, a_consumer_killed_before_returning_its_slot_delivers_nothing_twice)
+{
+	int fd = tu_queue_fd(8, 64, HBUS_OVERFLOW_REJECT, 0);
+	hbus_queue *p = open_x(fd, 1, HBUS_ACK_AUTO, HBUS_PRODUCE_EXCLUSIVE);
+	hbus_queue *h = open_x(fd, 9, HBUS_ACK_AUTO, 0);
+	struct hbus_recovery r;
+	struct hbus_msg m;
+	int st;
+	pid_t pid;
+
+	cr_assert_eq(tu_enqueue_id(p, 1, 5), 0);
+	cr_assert_eq(tu_enqueue_id(p, 1, 6), 0);
+	pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		hbus_queue *c = open_x(fd, 2, HBUS_ACK_AUTO, HBUS_CONSUME_EXCLUSIVE);
+
+		if (hbus_queue_consume(c, &m) != 0 || seq_of(&m) != 5 || hbus_queue_ack(c, &m) != 0)
+			_exit(1);
+		raise(SIGKILL);
+		_exit(2);
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "the child acked, then was killed");
+	census(h, 1, 1);
+	cr_assert_eq(hbus_queue_recover_owner(h, 2, &r), 0);
+	cr_assert(r.released == 1 && r.requeued == 0, "released %u requeued %u", r.released,
+		  r.requeued);
+	census(h, 1, 0);
+	stats_of(h, 1, 1);
+	cr_assert_eq(hbus_queue_consume(h, &m), 0);
+	cr_assert_eq(seq_of(&m), 6, "5 is not delivered again");
+	cr_assert(!(m.flags & HBUS_MSG_REDELIVERED));
+	cr_assert_eq(hbus_queue_ack(h, &m), 0);
+	cr_assert_eq(hbus_queue_consume(h, &m), -EAGAIN);
+	stats_of(h, 2, 2);
+	hbus_queue_close(p);
+	hbus_queue_close(h);
 	close(fd);
 }
