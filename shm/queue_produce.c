@@ -373,6 +373,20 @@ static inline unsigned count_valid(const struct hbus_queue *q, const struct hbus
 	return j;
 }
 
+/* queue_claim_tail for a message or a reservation.  Full, and this handle
+ * consumes the queue too and keeps a slot it acked (queue_xret_return):
+ * that slot may be the room, so it goes back first. */
+static int claim_tail_room(struct hbus_queue *q, uint64_t *pos)
+{
+	int rc = queue_claim_tail(q, pos, NULL);
+
+	if (rc == -ENOBUFS && q->xret) {
+		queue_xret_flush(q);
+		rc = queue_claim_tail(q, pos, NULL);
+	}
+	return rc;
+}
+
 /* A claim refused: a full ring is counted here (a corrupt one was counted
  * by the walk). */
 static int refused(struct hbus_queue *q, int rc)
@@ -395,7 +409,7 @@ static int enqueue_one(struct hbus_queue *q, const struct hbus_out *m)
 		count_plain(q, QC_DROPPED_OVERSIZE, 1);
 		return -EMSGSIZE;
 	}
-	rc = queue_claim_tail(q, &pos, NULL);
+	rc = claim_tail_room(q, &pos);
 	if (rc)
 		return refused(q, rc);
 	write_slot(slot_at(q, pos), m);
@@ -412,7 +426,6 @@ int hbus_queue_enqueue_burst(hbus_queue *q, const struct hbus_out *m, unsigned n
 
 	if (!q || (!m && n))
 		return -EINVAL;
-	queue_xret_flush(q); /* a handle that consumes too: its own slot may be the one */
 	sp = q_sp(q); /* once per burst (queue_drop_exclusive) */
 	if (q->read_only)
 		return -EPERM; /* a consumer of a protected queue */
@@ -479,8 +492,7 @@ int hbus_queue_reserve(hbus_queue *q, struct hbus_reservation *r)
 		return -EINVAL;
 	if (q->read_only)
 		return -EPERM;
-	queue_xret_flush(q);
-	rc = queue_claim_tail(q, &pos, NULL);
+	rc = claim_tail_room(q, &pos);
 	if (rc)
 		return refused(q, rc);
 	r->data = slot_at(q, pos)->data;

@@ -305,6 +305,7 @@ Test(queue_xhold, a_full_ring_gets_the_kept_slot_at_the_next_call)
 	int fd = tu_queue_fd(8, 64, HBUS_OVERFLOW_REJECT, 0);
 	hbus_queue *p = open_x(fd, 1, HBUS_ACK_AUTO, HBUS_PRODUCE_EXCLUSIVE);
 	hbus_queue *c = open_x(fd, 2, HBUS_ACK_AUTO, HBUS_CONSUME_EXCLUSIVE);
+	struct hbus_queue_stats s;
 	struct hbus_msg m;
 	uint32_t want = 0;
 
@@ -329,6 +330,10 @@ Test(queue_xhold, a_full_ring_gets_the_kept_slot_at_the_next_call)
 	hbus_queue_close(c);
 	census(p, 0, 0);
 	stats_of(p, 10, 10);
+	cr_assert_eq(hbus_queue_stats(p, &s), 0);
+	cr_assert(s.enqueued == 10 && s.dropped_overflow == 2,
+		  "enqueued %lu dropped_overflow %lu: the two refusals only", s.enqueued,
+		  s.dropped_overflow);
 	hbus_queue_close(p);
 	close(fd);
 }
