@@ -410,7 +410,8 @@ int hbus_queue_consume(hbus_queue *q, struct hbus_msg *m)
 
 	if (!q || !m)
 		return -EINVAL;
-	queue_xret_flush(q);
+	if (q->xret) /* the common case of a request/response loop: not laid out as unlikely */
+		queue_xret_return(q);
 	if (q->ack_mode != HBUS_ACK_MANUAL || q->unacked < q->prefetch) {
 		rc = claim_own(q, m);
 		if (rc > 0) {

@@ -530,11 +530,11 @@ int queue_xhold_pin(struct hbus_queue *q);
 /* Return the slot the only consumer acked in auto-ack mode and kept
  * (queue_consume.c, "Returned at the next call").  Every entry point that
  * may touch its slots calls queue_xret_flush first. */
-__attribute__((cold)) void queue_xret_return(struct hbus_queue *q);
+void queue_xret_return(struct hbus_queue *q);
 
-/* Cold, though a request/response loop takes it once a message: laid out
- * as unlikely it costs the loop a jump, where laid out inline it cost
- * bursts of 32 3-4% (docs/BENCHMARKS.md, "Session 6"). */
+/* Laid out as unlikely: inline it cost bursts of 32 3-4% (docs/BENCHMARKS.md,
+ * "Session 6").  hbus_queue_consume, where a request/response loop finds
+ * a slot to return at every call, tests it itself. */
 static inline void queue_xret_flush(struct hbus_queue *q)
 {
 	if (__builtin_expect(q->xret != 0, 0))
