@@ -297,6 +297,64 @@ static int claim_head(struct hbus_queue *q, uint64_t *pos, uint64_t *now, int pu
 	return -EUCLEAN;
 }
 
+/*
+ * The only consumer's burst: the READY run at its own cursor, claimed with
+ * one journal entry (first slot, length, delivered before it) and one count,
+ * the slots claimed in order by plain stores.  Recovery counts the claimed
+ * prefix (slots no longer READY at their lap: no one else moves them while
+ * we live).  claim_head costs a head read, a journal, a count and a cursor
+ * look per message; this, per message, a load and a store (bursts of 32:
+ * docs/BENCHMARKS.md, "Session 6").  Returns the run's length and *pos, or
+ * 0 for the general walk: a requeue lowered the head, a TTL, a latency
+ * queue (its claims ask for the message's lines first), nothing READY at
+ * the cursor, or the slot xhold names there.
+ */
+static unsigned claim_run_sc(struct hbus_queue *q, unsigned n, uint64_t *pos)
+{
+	uint64_t h = q->next_head, xheld = q->xhold, base;
+	unsigned held = held_state(q), k;
+
+	if (q->ttl_ns || q->demote ||
+	    atomic_load_explicit(&q->hdr->head_gen, RELAXED) != q->rewinds_seen)
+		return 0;
+	if (n > q->mask + 1)
+		n = (unsigned)q->mask + 1;
+	for (k = 0; k < n; k++)
+		if (xheld == h + k + 1 || atomic_load_explicit(slot_state(q, h + k), ACQUIRE) !=
+						  slot_word(pos_lap(q, h + k), 0, SLOT_READY))
+			break;
+	if (!k)
+		return 0;
+	base = journal_ex(q, JR_XCLAIMRUN, h, QC_DELIVERED, 0, k, 0);
+	CRASHPOINT(XCRUN_JOURNAL);
+	for (unsigned j = 0; j < k; j++) {
+		atomic_store_explicit(slot_state(q, h + j),
+				      slot_word(pos_lap(q, h + j), q->holder, held), RELAXED);
+		CRASHPOINT(XCRUN_SLOT);
+	}
+	q->next_head = h + k;
+	cursor_publish_head(q, h + k, CURSOR_PUBLISH_BUSY);
+	CRASHPOINT(XCRUN_CURSOR);
+	count_done(q, QC_DELIVERED, base + k);
+	CRASHPOINT(XCRUN_COUNT);
+	*pos = h;
+	return k;
+}
+
+/* Up to n messages by runs (claim_run_sc) into m.  Not inlined: in the
+ * shared consumers' burst it cost their loop 3% (code placement). */
+static __attribute__((noinline)) unsigned consume_runs_sc(struct hbus_queue *q,
+							   struct hbus_msg *m, unsigned n)
+{
+	unsigned got = 0, k;
+	uint64_t pos;
+
+	while (got < n && (k = claim_run_sc(q, n - got, &pos)) != 0)
+		for (unsigned j = 0; j < k; j++)
+			queue_fill_msg(q, slot_at(q, pos + j), pos + j, &m[got++]);
+	return got;
+}
+
 int hbus_queue_consume_burst(hbus_queue *q, struct hbus_msg *m, unsigned n)
 {
 	unsigned got = 0;
@@ -311,6 +369,8 @@ int hbus_queue_consume_burst(hbus_queue *q, struct hbus_msg *m, unsigned n)
 		if (n > room)
 			n = room;
 	}
+	if (q_sc(q)) /* the runs at its cursor; then the walk sees what stopped them */
+		got = consume_runs_sc(q, m, n);
 	while (got < n && (rc = claim_head(q, &pos, &now, 0)) == 0)
 		queue_fill_msg(q, slot_at(q, pos), pos, &m[got++]);
 	q->held += got;

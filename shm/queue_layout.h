@@ -61,8 +61,9 @@
 
 #include "shm_file.h"
 
-#define HBUS_QUEUE_LAYOUT_VERSION 4u /* 3: records (counters + journal), holder = record;
-                                        4: the only consumer's held slot (xhold) */
+#define HBUS_QUEUE_LAYOUT_VERSION 5u /* 3: records (counters + journal), holder = record;
+                                        4: the only consumer's held slot (xhold);
+                                        5: the only consumer's claim runs (JR_XCLAIMRUN) */
 #define HBUS_SLOT_HDR_LEN 32u
 
 enum slot_state {
@@ -158,6 +159,8 @@ enum jr_kind {
 	JR_SCOMMIT,    /* the only producer's one slot FREE(L) -> READY(L): enqueued */
 	JR_XCLAIM,     /* the only consumer takes READY(L) by naming it in xhold (the slot stays
 			  READY): delivered; done when xhold names it */
+	JR_XCLAIMRUN,  /* the only consumer's run of jr_aux slots READY(L) -> CLAIMED*(L, me) in
+			  order: delivered = jr_target + the claimed prefix */
 	JR_KINDS,
 	JR_FOREIGN = 0x80, /* the pre-state's holder is jr_aux2, not the record's own */
 };

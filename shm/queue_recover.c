@@ -81,6 +81,24 @@ static const unsigned jr_counter[JR_KINDS] = {
 	[JR_XCLAIM] = QC_DELIVERED,
 };
 
+/* A run journaled by its first slot and length (jr_aux), its slots moved
+ * in order out of state pre (holder 0) at their lap: the counter is its
+ * value before the run (jr_target) plus the prefix no longer in pre.  ref,
+ * a cursor near the run, places the first slot's position. */
+static void settle_run(struct hbus_queue *q, struct hbus_qrec *r, uint64_t op,
+		       const _Atomic uint64_t *ref, unsigned pre, unsigned ctr)
+{
+	uint64_t pos = pos_near(q, atomic_load_explicit(ref, RELAXED), jr_idx(op), jr_lap(op));
+	uint64_t k = atomic_load_explicit(&r->jr_aux, RELAXED), j;
+
+	for (j = 0; j < k && j <= q->mask; j++)
+		if (atomic_load_explicit(slot_state(q, pos + j), ACQUIRE) ==
+		    slot_word(pos_lap(q, pos + j), 0, pre))
+			break;
+	atomic_store_explicit(&r->c[ctr], atomic_load_explicit(&r->jr_target, RELAXED) + j,
+			      RELAXED);
+}
+
 void queue_settle(struct hbus_queue *q, struct hbus_qrec *r)
 {
 	uint64_t op = atomic_load_explicit(&r->jr_op, ACQUIRE);
@@ -95,16 +113,11 @@ void queue_settle(struct hbus_queue *q, struct hbus_qrec *r)
 		/* The only producer's run, published in order: its published
 		 * prefix (slots no longer FREE at their lap; consumed ones have
 		 * moved on) is what was enqueued. */
-		uint64_t pos = pos_near(q, atomic_load_explicit(&q->hdr->tail, RELAXED), jr_idx(op),
-					jr_lap(op));
-		uint64_t k = atomic_load_explicit(&r->jr_aux, RELAXED), j;
-
-		for (j = 0; j < k && j <= q->mask; j++)
-			if (atomic_load_explicit(slot_state(q, pos + j), ACQUIRE) ==
-			    slot_word(pos_lap(q, pos + j), 0, SLOT_FREE))
-				break;
-		atomic_store_explicit(&r->c[QC_ENQUEUED],
-				      atomic_load_explicit(&r->jr_target, RELAXED) + j, RELAXED);
+		settle_run(q, r, op, &q->hdr->tail, SLOT_FREE, QC_ENQUEUED);
+	} else if (kind == JR_XCLAIMRUN) {
+		/* The only consumer's run, claimed in order: its claimed prefix
+		 * (slots no longer READY at their lap) is what was delivered. */
+		settle_run(q, r, op, &q->hdr->head, SLOT_READY, QC_DELIVERED);
 	} else {
 		h = jr_kind(op) & JR_FOREIGN ? (uint32_t)atomic_load_explicit(&r->jr_aux2, RELAXED)
 					     : own;
