@@ -26,6 +26,8 @@
 	/* consumer: claim; ack (manual) or release (auto) */                                \
 	X(CLAIM_JOURNAL) X(CLAIM_CAS) X(CLAIM_CURSOR) X(CLAIM_COUNT)                         \
 	X(ACK_JOURNAL) X(ACK_CAS) X(ACK_COUNT)                                               \
+	/* a burst's acks (releases) of consecutive claims: one journal and one count */    \
+	X(ARUN_JOURNAL) X(ARUN_FREE) X(ARUN_COUNT)                                           \
 	/* the only consumer: a run claimed in order, one journal and one count */          \
 	X(XCRUN_JOURNAL) X(XCRUN_SLOT) X(XCRUN_CURSOR) X(XCRUN_COUNT)                        \
 	/* the only consumer's held slot (xhold): let go, or turned into a claim */          \

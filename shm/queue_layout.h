@@ -63,7 +63,8 @@
 
 #define HBUS_QUEUE_LAYOUT_VERSION 5u /* 3: records (counters + journal), holder = record;
                                         4: the only consumer's held slot (xhold);
-                                        5: the only consumer's claim runs (JR_XCLAIMRUN) */
+                                        5: claim and ack runs (JR_XCLAIMRUN, JR_ACKRUN,
+                                           JR_RELRUN) */
 #define HBUS_SLOT_HDR_LEN 32u
 
 enum slot_state {
@@ -161,6 +162,9 @@ enum jr_kind {
 			  READY): delivered; done when xhold names it */
 	JR_XCLAIMRUN,  /* the only consumer's run of jr_aux slots READY(L) -> CLAIMED*(L, me) in
 			  order: delivered = jr_target + the claimed prefix */
+	JR_ACKRUN,     /* a run of jr_aux slots CLAIMED(L, me) -> FREE(L+1) in order: acked =
+			  jr_target + the freed prefix */
+	JR_RELRUN,     /* the same from CLAIMED_AUTO(L, me): released */
 	JR_KINDS,
 	JR_FOREIGN = 0x80, /* the pre-state's holder is jr_aux2, not the record's own */
 };

@@ -86,14 +86,14 @@ static const unsigned jr_counter[JR_KINDS] = {
  * value before the run (jr_target) plus the prefix no longer in pre.  ref,
  * a cursor near the run, places the first slot's position. */
 static void settle_run(struct hbus_queue *q, struct hbus_qrec *r, uint64_t op,
-		       const _Atomic uint64_t *ref, unsigned pre, unsigned ctr)
+		       const _Atomic uint64_t *ref, uint32_t holder, unsigned pre, unsigned ctr)
 {
 	uint64_t pos = pos_near(q, atomic_load_explicit(ref, RELAXED), jr_idx(op), jr_lap(op));
 	uint64_t k = atomic_load_explicit(&r->jr_aux, RELAXED), j;
 
 	for (j = 0; j < k && j <= q->mask; j++)
 		if (atomic_load_explicit(slot_state(q, pos + j), ACQUIRE) ==
-		    slot_word(pos_lap(q, pos + j), 0, pre))
+		    slot_word(pos_lap(q, pos + j), holder, pre))
 			break;
 	atomic_store_explicit(&r->c[ctr], atomic_load_explicit(&r->jr_target, RELAXED) + j,
 			      RELAXED);
@@ -113,11 +113,17 @@ void queue_settle(struct hbus_queue *q, struct hbus_qrec *r)
 		/* The only producer's run, published in order: its published
 		 * prefix (slots no longer FREE at their lap; consumed ones have
 		 * moved on) is what was enqueued. */
-		settle_run(q, r, op, &q->hdr->tail, SLOT_FREE, QC_ENQUEUED);
+		settle_run(q, r, op, &q->hdr->tail, 0, SLOT_FREE, QC_ENQUEUED);
 	} else if (kind == JR_XCLAIMRUN) {
 		/* The only consumer's run, claimed in order: its claimed prefix
 		 * (slots no longer READY at their lap) is what was delivered. */
-		settle_run(q, r, op, &q->hdr->head, SLOT_READY, QC_DELIVERED);
+		settle_run(q, r, op, &q->hdr->head, 0, SLOT_READY, QC_DELIVERED);
+	} else if (kind == JR_ACKRUN || kind == JR_RELRUN) {
+		/* Consecutive claims freed in order: the prefix no longer ours
+		 * at its lap is what was acked (released). */
+		settle_run(q, r, op, &q->hdr->head, own,
+			   kind == JR_ACKRUN ? SLOT_CLAIMED : SLOT_CLAIMED_AUTO,
+			   kind == JR_ACKRUN ? QC_ACKED : QC_RELEASED);
 	} else {
 		h = jr_kind(op) & JR_FOREIGN ? (uint32_t)atomic_load_explicit(&r->jr_aux2, RELAXED)
 					     : own;

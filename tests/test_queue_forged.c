@@ -196,3 +196,51 @@ Test(queue_forged, an_untouched_queue_is_not_disturbed)
 	close(fa);
 	close(fb);
 }
+
+/* A dead record's journal is input too (docs/SECURITY.md): every kind, the
+ * run kinds with any length, any slot and lap.  Recovery returns, walks
+ * no further than the ring (a run's length is bounded by the capacity),
+ * moves no slot, and a READY message another producer published comes
+ * out once and intact. */
+Test(queue_forged, a_forged_journal_of_any_kind_moves_no_slot)
+{
+	int fd = tu_queue_fd(16, 64, HBUS_OVERFLOW_REJECT, 0);
+	hbus_queue *p = tu_open(fd, 1, HBUS_ACK_AUTO, 0);
+	hbus_queue *h = tu_open(fd, 9, HBUS_ACK_AUTO, 0);
+	const uint64_t lens[] = { 0, 1, 2, 17, UINT64_C(1) << 40, UINT64_MAX };
+	struct tu_payload pay, got;
+	struct hbus_out o = { .body = &pay, .body_len = sizeof(pay) };
+	struct hbus_queue_census cen;
+	struct hbus_recovery r;
+	struct hbus_msg m;
+	unsigned seed = 777;
+
+	tu_payload_make(&pay, 4, 42);
+	cr_assert_eq(hbus_queue_enqueue(p, &o), 0); /* READY at slot 0, lap 0 */
+	for (unsigned kind = 0; kind < 256; kind++) {
+		for (unsigned i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+			hbus_queue *f = tu_open(fd, 6, HBUS_ACK_MANUAL, 0);
+			uint64_t idx = (uint64_t)rand_r(&seed) % 40, lap = (uint64_t)rand_r(&seed) % 3;
+
+			atomic_store(&f->rec->jr_aux, lens[i]);
+			atomic_store(&f->rec->jr_aux2, (uint64_t)rand_r(&seed));
+			atomic_store(&f->rec->jr_target, (uint64_t)rand_r(&seed));
+			atomic_store(&f->rec->jr_op, (uint64_t)kind << 56 | idx << 32 | lap);
+			cr_assert_eq(hbus_queue_recover_owner(h, 6, &r), 0, "kind %u", kind);
+			cr_assert_eq(r.requeued + r.released + r.skipped + r.removed, 0,
+				     "kind %u length %lu moved a slot", kind, lens[i]);
+			cr_assert_eq(hbus_queue_scan(h, &cen), 0);
+			cr_assert(cen.ready == 1 && cen.claimed == 0, "kind %u: ready %lu claimed %lu",
+				  kind, cen.ready, cen.claimed);
+			hbus_queue_close(f);
+		}
+	}
+	cr_assert_eq(hbus_queue_consume(h, &m), 0);
+	cr_assert(tu_payload_ok(&m, &got) && got.seq == 42 && got.producer == 4);
+	cr_assert(!(m.flags & HBUS_MSG_REDELIVERED));
+	cr_assert_eq(hbus_queue_ack(h, &m), 0);
+	cr_assert_eq(hbus_queue_consume(h, &m), -EAGAIN);
+	hbus_queue_close(p);
+	hbus_queue_close(h);
+	close(fd);
+}
