@@ -85,6 +85,12 @@ static inline void hbus_cpu_relax(void)
 #endif
 }
 
+/* The state a claim of this handle puts a slot in. */
+static inline unsigned held_state(const struct hbus_queue *q)
+{
+	return q->ack_mode == HBUS_ACK_MANUAL ? SLOT_CLAIMED : SLOT_CLAIMED_AUTO;
+}
+
 static inline int q_sc(const struct hbus_queue *q)
 {
 	return atomic_load_explicit(&q->sc, memory_order_relaxed);
