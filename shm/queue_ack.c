@@ -194,20 +194,29 @@ int hbus_queue_ack_burst(hbus_queue *q, const struct hbus_msg *m, unsigned n)
 	return rc;
 }
 
-int hbus_queue_ack(hbus_queue *q, const struct hbus_msg *m)
+/* Is m held by this handle?  0 and *held (the state of its claims), or
+ * -EINVAL, or -ESTALE (acked already, recovered, or taken by another
+ * consumer after a lost grant: then the handle stops naming it in xhold). */
+static int held_msg(struct hbus_queue *q, const struct hbus_msg *m, unsigned *held)
 {
-	unsigned held;
-	int rc;
-
 	if (!q || !m)
 		return -EINVAL;
 	queue_xret_flush(q);
-	held = held_state(q);
-	if (!holds(q, m->pos, held)) {
-		if (q->xhold == m->pos + 1) /* taken by another after a lost grant */
-			xhold_clear(q);
-		return -ESTALE;
-	}
+	*held = held_state(q);
+	if (holds(q, m->pos, *held))
+		return 0;
+	if (q->xhold == m->pos + 1)
+		xhold_clear(q);
+	return -ESTALE;
+}
+
+int hbus_queue_ack(hbus_queue *q, const struct hbus_msg *m)
+{
+	unsigned held;
+	int rc = held_msg(q, m, &held);
+
+	if (rc)
+		return rc;
 	if (held == SLOT_CLAIMED_AUTO && q->xhold == m->pos + 1 && q_sc(q)) {
 		q->xret = m->pos + 1; /* given back at the next call (queue_xret_return) */
 		return 0;
@@ -243,14 +252,10 @@ static int reject(struct hbus_queue *q, uint64_t pos)
 int hbus_queue_nack(hbus_queue *q, const struct hbus_msg *m, int requeue)
 {
 	unsigned held;
-	int rc;
+	int rc = held_msg(q, m, &held);
 
-	if (!q || !m)
-		return -EINVAL;
-	queue_xret_flush(q);
-	held = held_state(q);
-	if (!holds(q, m->pos, held))
-		return -ESTALE;
+	if (rc)
+		return rc;
 	if (q->xhold == m->pos + 1 && (rc = queue_xhold_pin(q)) != 0)
 		return rc;
 	rc = requeue ? queue_requeue(q, m->pos, slot_word(pos_lap(q, m->pos), q->holder, held))

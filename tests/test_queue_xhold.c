@@ -230,6 +230,19 @@ Test(queue_xhold, a_lost_grant_leaves_the_message_to_the_consumer_that_took_it)
 		     slot_word(pos_lap(other, taken.pos), other->holder, SLOT_CLAIMED),
 		     "the other consumer's claim is untouched");
 	cr_assert_eq(hbus_queue_ack(other, &taken), 0);
+	/* A nack after the loss: the same (not requeued, not named). */
+	atomic_store(&x->sc, 1);
+	cr_assert_eq(tu_enqueue_id(p, 1, 22), 0);
+	cr_assert_eq(hbus_queue_consume(x, &m), 0);
+	cr_assert_eq(x->xhold, m.pos + 1);
+	atomic_store(&x->sc, 0);
+	cr_assert_eq(hbus_queue_consume(other, &taken), 0);
+	cr_assert_eq(seq_of(&taken), 22);
+	cr_assert_eq(hbus_queue_nack(x, &m, 1), -ESTALE);
+	cr_assert_eq(x->xhold, 0);
+	cr_assert_eq(atomic_load(&x->rec->xhold), 0);
+	cr_assert_eq(hbus_queue_ack(other, &taken), 0);
+	census(p, 0, 0);
 	hbus_queue_close(p);
 	hbus_queue_close(x);
 	hbus_queue_close(other);
