@@ -334,9 +334,15 @@ Test(attack_shm, forged_slot_words_cannot_stall_hbusd)
 /* As the user: open pub.q to read, write its record's xhold (docs/QUEUE.md,
  * "Exclusive handles") with the word in *arg, and leave: hbusd recovers the
  * record when the session ends. */
-static void attack_xhold(const struct hb_env *e, void *arg, int out)
+/* What the user writes into its own record before it leaves. */
+struct forged_rec {
+	uint64_t xhold, jr_op, jr_aux, jr_target;
+};
+
+static void attack_record(const struct hb_env *e, void *arg, int out)
 {
 	static const char hello[] = "{\"op\":\"hello\"}";
+	const struct forged_rec *f = arg;
 	struct hbus_queue_opts o = { .ack_mode = HBUS_ACK_MANUAL };
 	int fds[2], qfd = -1, fd = hb_connect(e);
 	hbus_queue *q;
@@ -352,24 +358,21 @@ static void attack_xhold(const struct hb_env *e, void *arg, int out)
 	if (!hb_ok(r) || qfd < 0 || hbus_queue_open_fd(qfd, &o, &q))
 		_exit(31);
 	json_decref(r);
-	atomic_store(&q->rec->xhold, *(const uint64_t *)arg);
+	atomic_store(&q->rec->xhold, f->xhold);
+	atomic_store(&q->rec->jr_aux, f->jr_aux);
+	atomic_store(&q->rec->jr_target, f->jr_target);
+	atomic_store(&q->rec->jr_op, f->jr_op);
 	at_say(out, "forged");
 	close(fd);
 	at_say(out, "left");
 }
 
-/* Forged xhold words (a slot past the ring, a state no claim has, a READY
- * message the user never took) recovered by hbusd: it stays up and serves,
- * and every message root published reaches root once, intact; the one the
- * word named comes back flagged (what the user could do to its slot word
- * directly), the others do not. */
-Test(attack_shm, forged_xhold_words_move_nothing_but_a_ready_message)
+/* Root publishes m0 m1 m2 into pub.q; the user, granted to read it,
+ * forges its record once per entry of f and leaves, and hbusd recovers
+ * it.  hbusd stays up and serves, and root gets each message once,
+ * intact, flagged redelivered exactly for the bits of `flagged`. */
+static void forge_records_then_consume(const struct forged_rec *f, size_t n, unsigned flagged)
 {
-	const uint64_t forged[] = {
-		(uint64_t)SLOT_CLAIMED << 60 | UINT64_C(0xffffff) << 32,
-		UINT64_C(0x7) << 60 | UINT64_C(1) << 32,
-		(uint64_t)SLOT_CLAIMED << 60 | UINT64_C(1) << 32, /* slot 1, lap 0: "m1" */
-	};
 	struct hbus_client_opts co = { .bus = env.bus, .run_dir = env.run };
 	hbus_client *c = NULL;
 	hbus_queue *q = NULL;
@@ -388,9 +391,9 @@ Test(attack_shm, forged_xhold_words_move_nothing_but_a_ready_message)
 		body[1] = i;
 		cr_assert_eq(hbus_publish(c, "", "pub.q", NULL, 0, body, 2), 1);
 	}
-	for (size_t i = 0; i < sizeof(forged) / sizeof(forged[0]); i++) {
-		cr_assert_eq(at_run_as(&user, &env, attack_xhold, (void *)&forged[i], out,
-				       sizeof(out)), 0, "%s", out);
+	for (size_t i = 0; i < n; i++) {
+		cr_assert_eq(at_run_as(&user, &env, attack_record, (void *)&f[i], out, sizeof(out)),
+			     0, "%s", out);
 		cr_assert(strstr(out, "forged") && strstr(out, "left"), "%s", out);
 		at_assert_service(&env);
 	}
@@ -403,10 +406,45 @@ Test(attack_shm, forged_xhold_words_move_nothing_but_a_ready_message)
 		k = (unsigned)(((const char *)m.body)[1] - '0');
 		cr_assert(k < 3 && !(seen & (1u << k)), "m%u: unknown or twice", k);
 		seen |= 1u << k;
-		cr_assert_eq(!!(m.flags & HBUS_MSG_REDELIVERED), k == 1, "m%u's redelivered flag", k);
+		cr_assert_eq(!!(m.flags & HBUS_MSG_REDELIVERED), !!(flagged & (1u << k)),
+			     "m%u's redelivered flag", k);
 		cr_assert_eq(hbus_queue_ack(q, &m), 0);
 	}
 	cr_assert_eq(seen, 7u, "root got %#x of its three messages", seen);
 	hbus_consume_close(c, q);
 	hbus_close(c);
+}
+
+/* Forged xhold words (a slot past the ring, a state no claim has, a READY
+ * message the user never took): the one the word named comes back flagged
+ * (what the user could do to its slot word directly), the others do not. */
+Test(attack_shm, forged_xhold_words_move_nothing_but_a_ready_message)
+{
+	const struct forged_rec f[] = {
+		{ .xhold = (uint64_t)SLOT_CLAIMED << 60 | UINT64_C(0xffffff) << 32 },
+		{ .xhold = UINT64_C(0x7) << 60 | UINT64_C(1) << 32 },
+		{ .xhold = (uint64_t)SLOT_CLAIMED << 60 | UINT64_C(1) << 32 }, /* slot 1: "m1" */
+	};
+
+	forge_records_then_consume(f, sizeof(f) / sizeof(f[0]), 1u << 1);
+}
+
+/* Forged journals of the run kinds (layout 5), any length, over the READY
+ * messages: recovery walks at most the ring, sets only the user's own
+ * counters, and moves no message. */
+Test(attack_shm, forged_run_journals_move_no_message)
+{
+	static const unsigned kinds[] = { JR_XCOMMIT, JR_XCLAIMRUN, JR_ACKRUN, JR_RELRUN };
+	static const uint64_t lens[] = { 3, UINT64_C(1) << 40, UINT64_MAX };
+	struct forged_rec f[12];
+	size_t n = 0;
+
+	for (size_t k = 0; k < 4; k++)
+		for (size_t l = 0; l < 3; l++)
+			f[n++] = (struct forged_rec){
+				.jr_op = (uint64_t)kinds[k] << 56 | (uint64_t)l << 32,
+				.jr_aux = lens[l],
+				.jr_target = UINT64_MAX - l,
+			};
+	forge_records_then_consume(f, n, 0);
 }
