@@ -277,16 +277,17 @@ Test(attack_shm, queue_names_come_from_hbusd_never_from_a_header)
  * cursors, one of them CLAIMED under our own owner id (so recovery must
  * republish it when we leave), then purge (read grant suffices) and
  * disconnect. */
-static void attack_ring_walks(const struct hb_env *e, void *arg, int out)
+/* As the attacking user: a session, and pub.q opened for reading (a
+ * manual-ack handle under the session's owner id, in *owner unless NULL).
+ * Exits 30/31 when hbusd refuses either. */
+static hbus_queue *open_pub_for_read(const struct hb_env *e, int *fd_out, uint32_t *owner)
 {
 	static const char hello[] = "{\"op\":\"hello\"}";
 	struct hbus_queue_opts o = { .ack_mode = HBUS_ACK_MANUAL };
 	int fds[2], qfd = -1, fd = hb_connect(e);
-	uint64_t t0, lap = 1ull << 30;
 	hbus_queue *q;
 	json_t *r;
 
-	(void)arg;
 	if (fd < 0 || hb_send_raw(fd, hello, sizeof(hello) - 1))
 		_exit(30);
 	r = hb_recv_fds(fd, fds, 2);
@@ -297,9 +298,24 @@ static void attack_ring_walks(const struct hb_env *e, void *arg, int out)
 	if (!hb_ok(r) || qfd < 0 || hbus_queue_open_fd(qfd, &o, &q))
 		_exit(31);
 	json_decref(r);
+	*fd_out = fd;
+	if (owner)
+		*owner = o.owner;
+	return q;
+}
+
+static void attack_ring_walks(const struct hb_env *e, void *arg, int out)
+{
+	uint64_t t0, lap = 1ull << 30;
+	uint32_t owner;
+	int fd;
+	hbus_queue *q = open_pub_for_read(e, &fd, &owner);
+	json_t *r;
+
+	(void)arg;
 	for (uint64_t i = 0; i <= q->mask; i++)
 		atomic_store(&slot_at(q, i)->state, slot_word(lap + i, 0, SLOT_FREE));
-	atomic_store(&slot_at(q, 3)->state, slot_word(lap + 7, o.owner, SLOT_CLAIMED));
+	atomic_store(&slot_at(q, 3)->state, slot_word(lap + 7, owner, SLOT_CLAIMED));
 	at_say(out, "forged");
 	t0 = at_now_ms();
 	r = hb_call(fd, NULL, "{s:s, s:s}", "op", "purge_queue", "name", "pub.q");
@@ -331,33 +347,20 @@ Test(attack_shm, forged_slot_words_cannot_stall_hbusd)
 	at_assert_service(&env);
 }
 
-/* As the user: open pub.q to read, write its record's xhold (docs/QUEUE.md,
- * "Exclusive handles") with the word in *arg, and leave: hbusd recovers the
- * record when the session ends. */
 /* What the user writes into its own record before it leaves. */
 struct forged_rec {
 	uint64_t xhold, jr_op, jr_aux, jr_target;
 };
 
+/* As the user: open pub.q to read, write its record's words (xhold, the
+ * journal: docs/QUEUE.md) from *arg, and leave: hbusd recovers the record
+ * when the session ends. */
 static void attack_record(const struct hb_env *e, void *arg, int out)
 {
-	static const char hello[] = "{\"op\":\"hello\"}";
 	const struct forged_rec *f = arg;
-	struct hbus_queue_opts o = { .ack_mode = HBUS_ACK_MANUAL };
-	int fds[2], qfd = -1, fd = hb_connect(e);
-	hbus_queue *q;
-	json_t *r;
+	int fd;
+	hbus_queue *q = open_pub_for_read(e, &fd, NULL);
 
-	if (fd < 0 || hb_send_raw(fd, hello, sizeof(hello) - 1))
-		_exit(30);
-	r = hb_recv_fds(fd, fds, 2);
-	o.owner = (uint32_t)hb_int(r, "owner");
-	json_decref(r);
-	r = hb_call(fd, &qfd, "{s:s, s:s, s:s}", "op", "open_queue", "name", "pub.q", "for",
-		    "read");
-	if (!hb_ok(r) || qfd < 0 || hbus_queue_open_fd(qfd, &o, &q))
-		_exit(31);
-	json_decref(r);
 	atomic_store(&q->rec->xhold, f->xhold);
 	atomic_store(&q->rec->jr_aux, f->jr_aux);
 	atomic_store(&q->rec->jr_target, f->jr_target);
